@@ -1,0 +1,3 @@
+"""Image inpainting with partial convolutions."""
+
+__version__ = "0.1.0"
