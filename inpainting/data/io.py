@@ -1,0 +1,241 @@
+"""Image files: decoding to 8-bit RGB, listing folders, reading file lists, seeded splits.
+
+Every decoded image is a ``np.ndarray`` of shape ``(H, W, 3)``, dtype ``uint8``, RGB order, with
+the EXIF orientation applied. Conversions from the other layouts:
+
+* grayscale (``L``, ``1``) is repeated over the three channels;
+* 16-bit grayscale (``I;16*``, and ``I``, which Pillow uses for 16-bit PNG/TIFF) is rescaled
+  from ``[0, 65535]`` to ``[0, 255]`` with rounding (Pillow's own ``convert("L")`` clips instead);
+  16-bit RGB(A) files come out of Pillow already reduced to 8 bits by their high byte;
+* 32-bit float (``F``) is taken to be in ``[0, 1]`` and clipped to it;
+* an alpha channel (``RGBA``, ``LA``, ``PA``, palettes with transparency) is composited over a
+  white background (``ALPHA_BACKGROUND``), so fully transparent pixels, whose stored colour is
+  arbitrary, become a fixed, predictable colour instead of leaking hidden data;
+* palette, CMYK, YCbCr and the other Pillow modes go through ``Image.convert("RGB")``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+__all__ = [
+    "ALPHA_BACKGROUND",
+    "IMAGE_EXTENSIONS",
+    "ImageDecodeError",
+    "list_images",
+    "load_image",
+    "read_file_list",
+    "split_paths",
+]
+
+logger = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+ALPHA_BACKGROUND = (255, 255, 255)
+
+_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
+class ImageDecodeError(OSError):
+    """An image file could not be opened or decoded.
+
+    Attributes:
+        path: the file that failed.
+        reason: the underlying error message.
+    """
+
+    def __init__(self, path: str | os.PathLike, reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"cannot decode image '{self.path}': {reason}")
+
+
+def load_image(path: str | os.PathLike) -> np.ndarray:
+    """Decode an image file to 8-bit RGB with its EXIF orientation applied.
+
+    Args:
+        path: any file Pillow can read (see the module docstring for the conversions).
+
+    Returns:
+        ``(H, W, 3)`` ``uint8`` array, RGB, values in ``[0, 255]``.
+
+    Raises:
+        ImageDecodeError: the file is missing, truncated, not an image or in an unsupported
+            layout; the message names the file.
+    """
+    try:
+        with Image.open(path) as opened:
+            opened.load()
+            array = _to_rgb_uint8(_apply_exif_orientation(opened, path))
+    except Exception as error:
+        # Pillow reports broken files as OSError (incl. UnidentifiedImageError), but its format
+        # plugins can also raise ValueError, SyntaxError, EOFError, struct.error, IndexError or
+        # DecompressionBombError on malformed data: all of them mean "this file is unusable".
+        raise ImageDecodeError(path, str(error) or type(error).__name__) from error
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise ImageDecodeError(path, "image has zero size")
+    return array
+
+
+def _apply_exif_orientation(image: Image.Image, path: str | os.PathLike) -> Image.Image:
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception as error:  # noqa: BLE001 - a broken EXIF block must not lose the pixels
+        logger.debug("ignoring unreadable EXIF orientation in %s: %s", path, error)
+        return image
+
+
+def _to_rgb_uint8(image: Image.Image) -> np.ndarray:
+    mode = image.mode
+    if mode == "RGB":
+        return np.asarray(image, dtype=np.uint8).copy()
+    if mode in _SIXTEEN_BIT_MODES:
+        values = np.asarray(image).astype(np.float64)
+        gray = np.rint(np.clip(values, 0, 65535) * (255.0 / 65535.0)).astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if mode == "F":
+        values = np.nan_to_num(np.asarray(image, dtype=np.float64))
+        gray = np.rint(np.clip(values, 0.0, 1.0) * 255.0).astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if mode in ("1", "L"):
+        gray = np.asarray(image.convert("L"), dtype=np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if mode == "P" and "transparency" in image.info:
+        image, mode = image.convert("RGBA"), "RGBA"
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        return _composite_alpha(np.asarray(image.convert("RGBA"), dtype=np.uint8))
+    return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+
+
+def _composite_alpha(rgba: np.ndarray) -> np.ndarray:
+    """``(H, W, 4)`` uint8 RGBA -> ``(H, W, 3)`` uint8 RGB over ``ALPHA_BACKGROUND``."""
+    alpha = rgba[:, :, 3:4].astype(np.float32) / 255.0
+    background = np.asarray(ALPHA_BACKGROUND, dtype=np.float32)
+    rgb = rgba[:, :, :3].astype(np.float32) * alpha + background * (1.0 - alpha)
+    return np.rint(rgb).astype(np.uint8)
+
+
+def _is_image_name(name: str) -> bool:
+    # Hidden files (e.g. macOS "._x.jpg" AppleDouble files) are never images.
+    return not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def list_images(root: str | os.PathLike) -> list[Path]:
+    """List image files under a folder, recursively, in sorted order.
+
+    Symbolic links to folders are followed (each real folder once). Hidden files are skipped.
+
+    Args:
+        root: folder to search.
+
+    Returns:
+        Sorted paths whose extension is one of ``IMAGE_EXTENSIONS`` (case-insensitive).
+
+    Raises:
+        ValueError: ``root`` is missing, not a folder, or holds no image file.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        what = "is not a folder" if root.exists() else "does not exist"
+        raise ValueError(
+            f"image folder '{root}' {what}; point the config at a folder of images "
+            f"({', '.join(IMAGE_EXTENSIONS)})"
+        )
+    found: list[Path] = []
+    visited: set[str] = set()
+    for folder, subfolders, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in visited:  # a symlink cycle or a second link to the same folder
+            subfolders.clear()
+            continue
+        visited.add(real)
+        found.extend(Path(folder) / name for name in files if _is_image_name(name))
+    if not found:
+        raise ValueError(
+            f"no images found under '{root}' (looked recursively for "
+            f"{', '.join(IMAGE_EXTENSIONS)}); put images there or point the config elsewhere"
+        )
+    return sorted(found)
+
+
+def read_file_list(list_file: str | os.PathLike, root: str | os.PathLike) -> list[Path]:
+    """Read a Places2-style file list: one image path per line, relative to ``root``.
+
+    Blank lines and lines starting with ``#`` are ignored. Anything after the first whitespace
+    (e.g. the class label of ``places365_train_standard.txt``) is ignored, so paths cannot
+    contain spaces. A leading ``/`` is stripped, as Places2 lists write ``/a/abbey/0001.jpg``.
+    Only the first listed file is checked for existence (to catch a wrong ``root`` at start-up
+    without touching millions of files); later missing files are skipped as undecodable.
+
+    Args:
+        list_file: the text file.
+        root: folder the listed paths are relative to.
+
+    Returns:
+        The listed paths joined to ``root``, in file order.
+
+    Raises:
+        ValueError: the list file or ``root`` is missing, the list is empty, or its first
+            entry does not exist under ``root``.
+    """
+    list_file, root = Path(list_file), Path(root)
+    if not list_file.is_file():
+        raise ValueError(f"file list '{list_file}' does not exist; check the path in the config")
+    if not root.is_dir():
+        raise ValueError(
+            f"image root '{root}' for file list '{list_file}' does not exist; set it to the "
+            "folder the listed paths are relative to"
+        )
+    paths = []
+    with open(list_file, encoding="utf-8") as handle:
+        for line in handle:
+            line = line.strip()
+            if line and not line.startswith("#"):
+                paths.append(root / line.split()[0].lstrip("/"))
+    if not paths:
+        raise ValueError(f"file list '{list_file}' lists no images; add one path per line")
+    if not paths[0].exists():
+        raise ValueError(
+            f"'{paths[0]}', the first entry of '{list_file}', does not exist; is '{root}' the "
+            "folder the listed paths are relative to?"
+        )
+    return paths
+
+
+def split_paths(
+    paths: Sequence[Path], val_fraction: float, seed: int
+) -> tuple[list[Path], list[Path]]:
+    """Split paths into train and validation sets, reproducibly.
+
+    The result depends only on the set of paths, ``val_fraction`` and ``seed`` (not on the
+    input order). Each part keeps sorted order.
+
+    Args:
+        paths: the images of one folder or list.
+        val_fraction: share of images for validation, in ``(0, 1)``; at least one image goes
+            to each side.
+        seed: seed of the shuffle.
+
+    Returns:
+        ``(train, val)``.
+
+    Raises:
+        ValueError: ``val_fraction`` outside ``(0, 1)`` or fewer than two paths.
+    """
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    ordered = sorted(Path(p) for p in paths)
+    if len(ordered) < 2:
+        raise ValueError(f"cannot split {len(ordered)} image(s) into train and val; need >= 2")
+    val_count = min(max(1, round(len(ordered) * val_fraction)), len(ordered) - 1)
+    order = np.random.default_rng(seed).permutation(len(ordered))
+    val_indices = set(order[:val_count].tolist())
+    train = [p for i, p in enumerate(ordered) if i not in val_indices]
+    val = [p for i, p in enumerate(ordered) if i in val_indices]
+    return train, val
