@@ -1,0 +1,58 @@
+"""Data pipeline: image files -> ``{"image": (3, S, S) in [0, 1], "mask": (1, S, S), ...}``.
+
+Mask convention: 1 = known pixel, 0 = hole. See ``InpaintingDataset`` for the sample keys.
+"""
+
+from inpainting.data.dataset import (
+    MAX_CONSECUTIVE_BAD_FILES,
+    InpaintingDataset,
+    MaskSource,
+    sample_rngs,
+)
+from inpainting.data.demo import prepare_demo_data
+from inpainting.data.fixed_masks import FixedMaskSet
+from inpainting.data.io import (
+    ALPHA_BACKGROUND,
+    IMAGE_EXTENSIONS,
+    ImageDecodeError,
+    list_images,
+    load_image,
+    read_file_list,
+    split_paths,
+)
+from inpainting.data.transforms import (
+    EVAL_MODES,
+    EvalTransform,
+    TrainTransform,
+    center_crop,
+    horizontal_flip,
+    random_crop,
+    random_resized_crop,
+    resize,
+    upscale_to_min_side,
+)
+
+__all__ = [
+    "ALPHA_BACKGROUND",
+    "EVAL_MODES",
+    "IMAGE_EXTENSIONS",
+    "MAX_CONSECUTIVE_BAD_FILES",
+    "EvalTransform",
+    "FixedMaskSet",
+    "ImageDecodeError",
+    "InpaintingDataset",
+    "MaskSource",
+    "TrainTransform",
+    "center_crop",
+    "horizontal_flip",
+    "list_images",
+    "load_image",
+    "prepare_demo_data",
+    "random_crop",
+    "random_resized_crop",
+    "read_file_list",
+    "resize",
+    "sample_rngs",
+    "split_paths",
+    "upscale_to_min_side",
+]

@@ -1,0 +1,182 @@
+"""The inpainting dataset: image files + a mask source -> ``{"image", "mask", ...}`` samples.
+
+Reproducibility: every random choice of sample ``index`` (crop, flip, mask) comes from
+generators derived from ``(seed, epoch, index)`` for training and ``(seed, index)`` for
+evaluation, so a sample is the same whatever the number of DataLoader workers, their start
+method or the order they are visited in. ``set_epoch`` must be called before the DataLoader
+iterator is created (non-persistent workers copy the dataset at that moment).
+
+Undecodable files never crash a run (unless ``strict``): the sample falls back to the next
+decodable file in order, logs a warning naming the bad file and reports how many files it
+skipped in ``sample["bad_files"]``, which the default collate turns into a ``(B,)`` tensor that
+the trainer can sum over an epoch (counters on the dataset object would stay in the workers).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from inpainting.data.fixed_masks import FixedMaskSet
+from inpainting.data.io import ImageDecodeError, load_image
+from inpainting.data.transforms import EvalTransform, TrainTransform
+
+__all__ = ["MAX_CONSECUTIVE_BAD_FILES", "InpaintingDataset", "MaskSource", "sample_rngs"]
+
+logger = logging.getLogger(__name__)
+
+MaskSource = Callable[[np.random.Generator], np.ndarray]
+"""Any callable ``(rng) -> uint8 (S, S)`` mask, 1 = known, 0 = hole (e.g. ``MaskGenerator``)."""
+
+# A sample gives up (and raises) after this many undecodable files in a row: at that point
+# the dataset itself is broken (wrong format, unmounted disk), not a few files in it.
+MAX_CONSECUTIVE_BAD_FILES = 32
+
+
+def sample_rngs(
+    seed: int, epoch: int | None, index: int
+) -> tuple[np.random.Generator, np.random.Generator]:
+    """Independent image and mask generators for one sample.
+
+    Two streams, so that changing the augmentation (e.g. turning a flip off) leaves the masks
+    unchanged.
+
+    Args:
+        seed: base seed (>= 0).
+        epoch: epoch number, or ``None`` for evaluation (epoch-independent).
+        index: dataset index.
+
+    Returns:
+        ``(image_rng, mask_rng)``.
+    """
+    keys = [seed, index] if epoch is None else [seed, epoch, index]
+    image_seed, mask_seed = np.random.SeedSequence(keys).spawn(2)
+    return np.random.default_rng(image_seed), np.random.default_rng(mask_seed)
+
+
+class InpaintingDataset(torch.utils.data.Dataset):
+    """Images from a list of files, each paired with a mask, at a fixed square size ``S``.
+
+    Args:
+        paths: image files (see ``list_images`` / ``read_file_list`` / ``split_paths``).
+        image_size: side ``S`` of the square samples.
+        train: random (seeded) crop and flip if true, else the deterministic ``eval_mode``.
+        mask_source: a callable ``(rng) -> uint8 (S, S)`` mask (``masks.MaskGenerator``,
+            ``masks.FolderMaskSource``), or a ``FixedMaskSet`` of size ``S``, whose mask
+            ``index % len(set)`` goes with sample ``index`` and whose bin is reported as
+            ``sample["bin"]``.
+        seed: base seed (>= 0) of all per-sample randomness.
+        eval_mode: ``"center_crop"`` or ``"resize"`` (used when ``train`` is false).
+        random_resized_crop: training only: random resized crop instead of a random crop.
+        rrc_scale: area-fraction range of the random resized crop.
+        hflip: training only: random horizontal flip.
+        strict: raise ``ImageDecodeError`` on an undecodable file instead of skipping it.
+
+    Samples are dicts:
+        ``image``: FloatTensor ``(3, S, S)`` in ``[0, 1]``, RGB.
+        ``mask``: FloatTensor ``(1, S, S)``, 1 = known, 0 = hole.
+        ``index``: int, the dataset index.
+        ``path``: str, the file actually used (differs from ``paths[index]`` after a skip).
+        ``bad_files``: int, undecodable files skipped to produce this sample.
+        ``bin``: int, only with a ``FixedMaskSet``: the hole-ratio bin of the mask.
+
+    Raises:
+        ValueError: empty ``paths``, negative ``seed``, bad sizes or modes, or a
+            ``FixedMaskSet`` of another size.
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[str | os.PathLike],
+        image_size: int,
+        train: bool,
+        mask_source: MaskSource | FixedMaskSet,
+        seed: int,
+        eval_mode: str = "center_crop",
+        random_resized_crop: bool = False,
+        rrc_scale: tuple[float, float] = (0.5, 1.0),
+        hflip: bool = True,
+        strict: bool = False,
+    ) -> None:
+        if len(paths) == 0:
+            raise ValueError("InpaintingDataset needs at least one image path")
+        if seed < 0:
+            raise ValueError(f"seed must be >= 0, got {seed}")
+        if isinstance(mask_source, FixedMaskSet) and mask_source.size != image_size:
+            raise ValueError(
+                f"fixed masks are {mask_source.size}x{mask_source.size} but image_size is "
+                f"{image_size}; build the FixedMaskSet at the image size"
+            )
+        self.paths = [Path(p) for p in paths]
+        self.image_size = image_size
+        self.train = train
+        self.mask_source = mask_source
+        self.seed = seed
+        self.strict = strict
+        self.epoch = 0
+        if train:
+            self.transform: TrainTransform | EvalTransform = TrainTransform(
+                image_size, random_resized_crop=random_resized_crop, rrc_scale=rrc_scale,
+                hflip=hflip,
+            )
+        else:
+            self.transform = EvalTransform(image_size, mode=eval_mode)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose randomness training samples use (no effect on eval)."""
+        self.epoch = int(epoch)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        index = int(index)
+        image_rng, mask_rng = sample_rngs(self.seed, self.epoch if self.train else None, index)
+        image, path, bad_files = self._load_decodable(index)
+        image = self.transform(image, image_rng)
+        sample: dict[str, Any] = {
+            # (S, S, 3) uint8 -> (3, S, S) float in [0, 1]
+            "image": torch.from_numpy(image).permute(2, 0, 1).float().div_(255.0).contiguous(),
+            "index": index,
+            "path": str(path),
+            "bad_files": bad_files,
+        }
+        if isinstance(self.mask_source, FixedMaskSet):
+            position = index % len(self.mask_source)
+            mask = self.mask_source[position]
+            sample["bin"] = self.mask_source.bin_index(position)
+        else:
+            mask = self.mask_source(mask_rng)
+        sample["mask"] = self._mask_tensor(mask)
+        return sample
+
+    def _load_decodable(self, index: int) -> tuple[np.ndarray, Path, int]:
+        """Decode ``paths[index]``, or the next decodable file after it (wrapping around)."""
+        attempts = min(len(self.paths), MAX_CONSECUTIVE_BAD_FILES + 1)
+        for skipped in range(attempts):
+            path = self.paths[(index + skipped) % len(self.paths)]
+            try:
+                return load_image(path), path, skipped
+            except ImageDecodeError as error:
+                if self.strict:
+                    raise
+                logger.warning("skipping undecodable image (%s)", error)
+        raise RuntimeError(
+            f"{attempts} image files in a row from '{self.paths[index]}' on could not be "
+            "decoded; check the dataset (format, permissions, mounted disk)"
+        )
+
+    def _mask_tensor(self, mask: np.ndarray) -> torch.Tensor:
+        size = self.image_size
+        if mask.shape != (size, size):
+            raise ValueError(f"mask source returned shape {mask.shape}, expected ({size}, {size})")
+        if mask.max(initial=0) > 1:
+            raise ValueError("mask source returned values > 1; masks must be 1 = known, 0 = hole")
+        # (S, S) uint8 -> (1, S, S) float
+        return torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32)).unsqueeze(0)
