@@ -5,6 +5,7 @@ single-channel PNGs with 255 = known. See ``python -m masks --help`` for the dat
 """
 
 from masks.augment import Augmentation
+from masks.folder import FolderMaskSource
 from masks.generator import PAPER_BINS, MaskGenerator, derive_rng, parse_bins
 from masks.io import POLARITIES, hole_ratio, load_mask, resize_mask, save_mask
 
@@ -12,6 +13,7 @@ __all__ = [
     "PAPER_BINS",
     "POLARITIES",
     "Augmentation",
+    "FolderMaskSource",
     "MaskGenerator",
     "derive_rng",
     "hole_ratio",
