@@ -1,0 +1,341 @@
+"""Partial-convolution padding for classification networks.
+
+Liu et al., "Partial Convolution based Padding" (2018) replace zero padding by a partial
+convolution with an all-ones mask: windows that overlap the zero-padded border are rescaled by
+(window size) / (number of real pixels in the window), Eq. 2-4, so the border no longer looks like
+a dark frame to the network. The layer needs no new weights, so any network built from
+``nn.Conv2d`` can switch padding scheme and keep its trained weights.
+
+This module offers:
+
+* :func:`convert_to_partial_conv`: swaps every zero-padded ``nn.Conv2d`` of a model for a
+  :class:`~inpainting.layers.PartialConv2d` holding the very same ``Parameter`` objects.
+* ``pdresnet18`` ... ``pdresnet152`` and ``pdvgg11`` ... ``pdvgg19_bn``: torchvision's builders
+  (same ``weights=`` / ``num_classes=`` / ``progress=`` arguments) followed by the conversion.
+* :func:`load_nvidia_checkpoint`: loads the checkpoints written by NVIDIA's ``partialconv``
+  ImageNet script (``{'epoch', 'arch', 'state_dict', 'best_prec1', 'optimizer'}``, saved from
+  ``DataParallel`` models, so keys carry ``module.`` path components).
+
+Example:
+    >>> import torchvision
+    >>> model = convert_to_partial_conv(torchvision.models.resnet18())
+    >>> model = pdresnet50(weights=None, num_classes=10)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+import torchvision.models as tv_models
+from torch import Tensor, nn
+from torch.nn.modules.lazy import LazyModuleMixin
+from torch.nn.utils import parametrize
+
+from inpainting.layers.partial_conv import PartialConv2d
+
+__all__ = [
+    "PADDING_MODELS",
+    "convert_to_partial_conv",
+    "load_nvidia_checkpoint",
+    "pdresnet18",
+    "pdresnet34",
+    "pdresnet50",
+    "pdresnet101",
+    "pdresnet152",
+    "pdvgg11",
+    "pdvgg11_bn",
+    "pdvgg13",
+    "pdvgg13_bn",
+    "pdvgg16",
+    "pdvgg16_bn",
+    "pdvgg19",
+    "pdvgg19_bn",
+]
+
+logger = logging.getLogger(__name__)
+
+_MAX_LISTED_KEYS = 5  # how many offending keys an error message names
+
+
+# ------------------------------------------------------------------------------------------------
+# conversion
+def _has_padding(conv: nn.Conv2d) -> bool:
+    """True when the conv reads outside its input, i.e. it pads with something."""
+    if conv.padding == "valid":
+        return False
+    if conv.padding == "same":
+        # 'same' pads dilation * (kernel - 1) in total per dimension; a 1x1 kernel pads nothing.
+        return any(d * (k - 1) > 0 for d, k in zip(conv.dilation, conv.kernel_size))
+    return any(p > 0 for p in conv.padding)
+
+
+def _skip_reason(conv: nn.Conv2d) -> str | None:
+    """Why a padded conv cannot be converted without changing what it computes, or None."""
+    if conv.padding_mode != "zeros":
+        return (f"padding_mode={conv.padding_mode!r}; partial-convolution padding only "
+                "replaces zero padding")
+    if isinstance(conv, LazyModuleMixin) and conv.has_uninitialized_params():
+        return "its parameters are not initialised yet (run one forward pass first)"
+    if parametrize.is_parametrized(conv):
+        return "its weight is parametrized (e.g. weight/spectral norm)"
+    names = {name for name, _ in conv.named_parameters(recurse=False)}
+    if "weight" not in names or not names <= {"weight", "bias"}:
+        return f"it holds parameters {sorted(names)} instead of weight/bias"
+    if len(conv._buffers) > 0:
+        return f"it holds buffers {sorted(conv._buffers)}"
+    return None
+
+
+def _to_partial_conv(conv: nn.Conv2d, name: str) -> PartialConv2d:
+    """A PartialConv2d with ``conv``'s hyper-parameters that shares its Parameter objects."""
+    # Built on the meta device so no weights are allocated or initialised just to be replaced.
+    layer = PartialConv2d(
+        conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
+        padding=conv.padding, dilation=conv.dilation, groups=conv.groups,
+        bias=conv.bias is not None, padding_mode="zeros", device="meta", dtype=conv.weight.dtype,
+    )
+    layer.weight = conv.weight  # same Parameter: optimizers and tied weights keep working
+    if conv.bias is not None:
+        layer.bias = conv.bias
+    layer.train(conv.training)
+    if type(conv) is not nn.Conv2d and (
+        type(conv).forward is not nn.Conv2d.forward
+        or type(conv)._conv_forward is not nn.Conv2d._conv_forward
+    ):
+        logger.warning("%s: %s overrides forward(); its custom computation is replaced by "
+                       "partial convolution", name or "<root>", type(conv).__name__)
+    if conv._forward_hooks or conv._forward_pre_hooks or conv._backward_hooks:
+        logger.warning("%s: hooks registered on the conv are not carried over to the "
+                       "PartialConv2d that replaces it", name or "<root>")
+    return layer
+
+
+def _convert_module(module: nn.Module, name: str, memo: dict[int, nn.Module]) -> nn.Module:
+    """Return the replacement for ``module`` (itself when nothing changes), recursing."""
+    if id(module) in memo:  # shared sub-modules are converted once and stay shared
+        return memo[id(module)]
+    result = module
+    if isinstance(module, nn.Conv2d) and not isinstance(module, PartialConv2d):
+        if _has_padding(module):
+            reason = _skip_reason(module)
+            if reason is None:
+                result = _to_partial_conv(module, name)
+            else:
+                logger.warning("%s: kept as %s because %s", name or "<root>",
+                               type(module).__name__, reason)
+    else:
+        # _modules, not named_children(): the latter skips the second slot of a shared module
+        for child_name, child in list(module._modules.items()):
+            if child is None:
+                continue
+            full_name = f"{name}.{child_name}" if name else child_name
+            new_child = _convert_module(child, full_name, memo)
+            if new_child is not child:
+                setattr(module, child_name, new_child)
+    memo[id(module)] = result
+    return result
+
+
+def convert_to_partial_conv(model: nn.Module) -> nn.Module:
+    """Switch a model from zero padding to partial-convolution padding, keeping its weights.
+
+    Every ``nn.Conv2d`` (or subclass) that pads with zeros (``padding > 0`` in any dimension,
+    or ``'same'`` with a kernel larger than 1) is replaced, in place, by a
+    :class:`~inpainting.layers.PartialConv2d` with the same hyper-parameters, device and dtype,
+    holding the very same ``weight``/``bias`` Parameter objects. The state dict (keys and
+    values) is therefore unchanged, pretrained weights are kept, and an optimizer built before
+    the conversion still updates the converted model. Convs without padding stay as they are:
+    partial convolution without a mask and without padding is the plain convolution.
+    Existing PartialConv2d layers are left alone.
+
+    Convs that cannot be converted faithfully are kept and a warning is logged: a
+    ``padding_mode`` other than ``'zeros'`` (partial padding only replaces zero padding),
+    uninitialised lazy convs, parametrized weights and convs holding extra parameters or
+    buffers. Hooks registered on a replaced conv are not carried over (a warning says so).
+
+    Args:
+        model: any module, e.g. a torchvision classifier. Modified in place.
+
+    Returns:
+        The converted model. It is ``model`` itself unless ``model`` is a padded conv, in which
+        case the new PartialConv2d is returned; always use the return value.
+
+    Example:
+        >>> import torchvision
+        >>> net = torchvision.models.resnet18(weights="IMAGENET1K_V1")  # doctest: +SKIP
+        >>> net = convert_to_partial_conv(net)  # doctest: +SKIP
+    """
+    memo: dict[int, nn.Module] = {}
+    result = _convert_module(model, "", memo)
+    converted = sum(1 for m in result.modules() if isinstance(m, PartialConv2d))
+    logger.info("partial-convolution padding: %d PartialConv2d layers in %s", converted,
+                type(result).__name__)
+    return result
+
+
+# ------------------------------------------------------------------------------------------------
+# builders
+def _partial_padding_builder(
+    tv_builder: Callable[..., nn.Module], name: str
+) -> Callable[..., nn.Module]:
+    """Wrap a torchvision builder so that the model it returns uses partial padding."""
+
+    def builder(*, weights: Any = None, progress: bool = True, **kwargs: Any) -> nn.Module:
+        return convert_to_partial_conv(tv_builder(weights=weights, progress=progress, **kwargs))
+
+    builder.__name__ = builder.__qualname__ = name
+    builder.__doc__ = f"""torchvision ``{tv_builder.__name__}`` with partial-convolution padding.
+
+    Builds ``torchvision.models.{tv_builder.__name__}(weights=weights, progress=progress,
+    **kwargs)`` and converts it with :func:`convert_to_partial_conv`, so the arguments mean
+    exactly what they mean for torchvision: ``weights`` is ``None`` (random init), a weights
+    enum member or its name (e.g. ``"IMAGENET1K_V1"``, ``"DEFAULT"``; downloaded to the torch
+    hub cache), and ``num_classes`` (in ``kwargs``) must match the weights' classes if given.
+
+    Args:
+        weights: torchvision weights for ``{tv_builder.__name__}``, their name, or None.
+        progress: show a download progress bar.
+        **kwargs: forwarded to torchvision (``num_classes``, ...).
+
+    Returns:
+        The converted model, input (B, 3, H, W) normalised with the ImageNet mean/std.
+    """
+    return builder
+
+
+pdresnet18 = _partial_padding_builder(tv_models.resnet18, "pdresnet18")
+pdresnet34 = _partial_padding_builder(tv_models.resnet34, "pdresnet34")
+pdresnet50 = _partial_padding_builder(tv_models.resnet50, "pdresnet50")
+pdresnet101 = _partial_padding_builder(tv_models.resnet101, "pdresnet101")
+pdresnet152 = _partial_padding_builder(tv_models.resnet152, "pdresnet152")
+pdvgg11 = _partial_padding_builder(tv_models.vgg11, "pdvgg11")
+pdvgg11_bn = _partial_padding_builder(tv_models.vgg11_bn, "pdvgg11_bn")
+pdvgg13 = _partial_padding_builder(tv_models.vgg13, "pdvgg13")
+pdvgg13_bn = _partial_padding_builder(tv_models.vgg13_bn, "pdvgg13_bn")
+pdvgg16 = _partial_padding_builder(tv_models.vgg16, "pdvgg16")
+pdvgg16_bn = _partial_padding_builder(tv_models.vgg16_bn, "pdvgg16_bn")
+pdvgg19 = _partial_padding_builder(tv_models.vgg19, "pdvgg19")
+pdvgg19_bn = _partial_padding_builder(tv_models.vgg19_bn, "pdvgg19_bn")
+
+PADDING_MODELS: dict[str, Callable[..., nn.Module]] = {
+    builder.__name__: builder
+    for builder in (
+        pdresnet18, pdresnet34, pdresnet50, pdresnet101, pdresnet152,
+        pdvgg11, pdvgg11_bn, pdvgg13, pdvgg13_bn, pdvgg16, pdvgg16_bn, pdvgg19, pdvgg19_bn,
+    )
+}
+
+
+# ------------------------------------------------------------------------------------------------
+# NVIDIA checkpoints
+def _listed(keys: list[str]) -> str:
+    shown = ", ".join(repr(k) for k in keys[:_MAX_LISTED_KEYS])
+    more = len(keys) - _MAX_LISTED_KEYS
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def _read_state_dict(source: str | os.PathLike | Mapping, map_location: Any) -> dict[str, Tensor]:
+    """The tensor state dict held by ``source`` (a path or an already loaded object)."""
+    if isinstance(source, (str, os.PathLike)):
+        if not os.path.isfile(source):
+            raise FileNotFoundError(f"checkpoint {os.fspath(source)!r} does not exist")
+        try:
+            source = torch.load(source, map_location=map_location, weights_only=True)
+        except Exception as error:  # pickle, zip and weights_only errors have no common type
+            raise ValueError(
+                f"cannot read {os.fspath(source)!r} as a PyTorch checkpoint with "
+                f"weights_only=True ({type(error).__name__}: {error})"
+            ) from error
+    if isinstance(source, Mapping) and isinstance(source.get("state_dict"), Mapping):
+        details = {k: source[k] for k in ("arch", "epoch") if k in source}
+        logger.info("checkpoint wrapper found (%s)", details or "no arch/epoch")
+        source = source["state_dict"]
+    if not isinstance(source, Mapping):
+        raise ValueError(f"expected a state dict (or a dict with a 'state_dict' entry), got "
+                         f"{type(source).__name__}")
+    bad = [str(k) for k, v in source.items() if not isinstance(k, str) or not torch.is_tensor(v)]
+    if bad:
+        raise ValueError(f"not a state dict: entries {_listed(bad)} are not named tensors "
+                         "(expected a model state dict or a dict with a 'state_dict' entry)")
+    return dict(source)
+
+
+def _match_keys(state: dict[str, Tensor], expected: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Rename checkpoint keys to the model's: drop ``module`` path components of DataParallel.
+
+    NVIDIA's script wraps whole ResNets (``module.conv1.weight``) but only the ``features`` of
+    VGGs (``features.module.0.weight``) in DataParallel, so the component can sit anywhere.
+    Keys that already match the model are kept as they are.
+    """
+    renamed: dict[str, Tensor] = {}
+    for key, value in state.items():
+        new_key = key
+        if key not in expected:
+            new_key = ".".join(part for part in key.split(".") if part != "module")
+        if new_key in renamed:
+            raise ValueError(f"checkpoint keys collide after removing 'module.': {new_key!r}")
+        renamed[new_key] = value
+    return renamed
+
+
+def load_nvidia_checkpoint(
+    model: nn.Module,
+    path_or_state_dict: str | os.PathLike | Mapping[str, Any],
+    strict: bool = True,
+    map_location: str | torch.device = "cpu",
+) -> nn.Module:
+    """Load a checkpoint written by NVIDIA's partialconv ImageNet script into ``model``.
+
+    Those files are ``{'epoch', 'arch', 'state_dict', 'best_prec1', 'optimizer'}`` dicts whose
+    state dict was taken from a ``DataParallel`` model (``module.`` in the keys; for VGG only
+    the features were wrapped: ``features.module.0.weight``). Plain state dicts, with or
+    without ``module.``, load too. NVIDIA's layer keeps its mask kernel as a plain attribute,
+    so its state dicts are ordinary conv state dicts and need no extra key handling. Batch-norm
+    ``num_batches_tracked`` entries missing from old (torch < 0.4.1) files are filled with 0.
+
+    Args:
+        model: the matching architecture, e.g. ``pdresnet50()`` for a pdresnet50 checkpoint
+            (a DataParallel/DistributedDataParallel wrapper is looked through).
+        path_or_state_dict: path to the file (read with ``torch.load(weights_only=True)``), or
+            an already loaded checkpoint dict / state dict.
+        strict: require the keys to match exactly. With ``False`` missing and unexpected keys
+            are logged as a warning and skipped.
+        map_location: where to put the loaded tensors.
+
+    Returns:
+        ``model`` with the checkpoint's weights.
+
+    Raises:
+        FileNotFoundError: the path does not exist.
+        ValueError: the file is not a readable checkpoint, holds no state dict, keys do not
+            match (with ``strict``; the message names a few missing / unexpected keys), or
+            shapes differ.
+    """
+    target = model.module if isinstance(model, (nn.DataParallel,
+                                                nn.parallel.DistributedDataParallel)) else model
+    expected = target.state_dict()
+    state = _match_keys(_read_state_dict(path_or_state_dict, map_location), expected)
+    missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        message = (f"checkpoint does not match {type(target).__name__}: "
+                   f"{len(missing)} missing keys [{_listed(missing)}], "
+                   f"{len(unexpected)} unexpected keys [{_listed(unexpected)}]")
+        if strict:
+            raise ValueError(message + "; build the architecture the checkpoint was saved "
+                             "from, or pass strict=False to load the matching part")
+        logger.warning("%s; loading the matching keys only", message)
+        state = {k: v for k, v in state.items() if k in expected}
+    wrong = [f"{k}: {tuple(v.shape)} vs model {tuple(expected[k].shape)}"
+             for k, v in state.items() if v.shape != expected[k].shape]
+    if wrong:
+        raise ValueError(f"checkpoint shapes do not match the model: {_listed(wrong)} "
+                         "(different num_classes or architecture?)")
+    # A plain dict has no _metadata, so BatchNorm fills a missing num_batches_tracked with 0.
+    target.load_state_dict(state, strict=False)
+    logger.info("loaded %d tensors into %s", len(state), type(target).__name__)
+    return model
