@@ -1,0 +1,45 @@
+"""Inpainting networks, looked up by name with :func:`build_model`."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+
+from torch import nn
+
+from inpainting.models.pconv_unet import PConvUNet
+
+__all__ = ["MODELS", "PConvUNet", "build_model"]
+
+# name -> constructor; config files name the model with these keys.
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "pconv_unet": PConvUNet,
+}
+
+
+def build_model(name: str, **kwargs) -> nn.Module:
+    """Build a registered model by name.
+
+    Args:
+        name: a key of :data:`MODELS`, e.g. ``"pconv_unet"``.
+        **kwargs: the model's constructor arguments (e.g. ``depth=7, base_channels=64``).
+
+    Returns:
+        The model, in training mode.
+
+    Raises:
+        ValueError: if ``name`` is unknown (the message lists the valid names), or the keyword
+            arguments do not fit the model's constructor.
+
+    Example:
+        >>> model = build_model("pconv_unet", depth=7)
+    """
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r} (valid: {', '.join(sorted(MODELS))})")
+    constructor = MODELS[name]
+    signature = inspect.signature(constructor)
+    unknown = sorted(set(kwargs) - set(signature.parameters))
+    if unknown:
+        raise ValueError(f"unknown argument(s) {', '.join(unknown)} for model {name!r} "
+                         f"(valid: {', '.join(signature.parameters)})")
+    return constructor(**kwargs)
