@@ -1,0 +1,264 @@
+"""PartialConv2d / PartialConv3d against the paper's definition and the reference semantics."""
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from inpainting.layers import PartialConv2d, PartialConv3d
+
+
+def dense_reference(layer, x, mask=None):
+    """The definition written out densely: S, ratio = W / S, out = conv(x*M) * ratio + b [S>0]."""
+    dims = x.dim() - 2
+    conv = F.conv2d if dims == 2 else F.conv3d
+    channels = x.shape[1] if layer.multi_channel else 1
+    if mask is None:
+        mask = torch.ones((x.shape[0], channels) + x.shape[2:])
+    kernel = tuple(layer.kernel_size)
+    args = (layer.stride, layer.padding, layer.dilation)
+    if layer.multi_channel:
+        slide = layer.in_channels // layer.groups * torch.tensor(kernel).prod().item()
+        per_group = mask.unflatten(1, (layer.groups, -1)).sum(2)
+        window = conv(per_group, torch.ones((layer.groups, 1) + kernel), None, *args, layer.groups)
+        window = window.repeat_interleave(layer.out_channels // layer.groups, 1)
+    else:
+        slide = torch.tensor(kernel).prod().item()
+        window = conv(mask, torch.ones((1, 1) + kernel), None, *args)
+    raw = conv(x * mask, layer.weight, None, *args, layer.groups)
+    out = raw * torch.where(window > 0, slide / window.clamp_min(1e-8), 0.0)
+    if layer.bias is not None:
+        out = out + layer.bias.view((1, -1) + (1,) * dims) * (window > 0)
+    return out, window.clamp(0, 1)
+
+
+LAYOUTS = [  # (c_in, c_out, kernel, stride, padding, dilation, groups, bias)
+    (4, 6, 3, 1, 1, 1, 1, True),
+    (4, 6, 3, 2, 1, 1, 1, True),
+    (4, 6, 5, 2, 2, 2, 2, False),
+    (3, 8, 7, 1, 3, 1, 1, True),
+    (4, 6, 4, 2, 2, 1, 1, True),  # even kernel
+    (4, 6, 3, 1, 3, 1, 1, True),  # padding wider than the kernel: windows with S = 0
+    (4, 4, 3, 2, 1, 1, 4, True),  # depthwise
+    (4, 6, (3, 5), (1, 2), (1, 2), 1, 1, True),
+]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("multi_channel", [False, True])
+@pytest.mark.parametrize("with_mask", [False, True])
+def test_matches_dense_definition_with_gradients(layout, multi_channel, with_mask):
+    c_in, c_out, k, s, p, d, g, bias = layout
+    layer = PartialConv2d(c_in, c_out, k, s, p, d, g, bias, multi_channel=multi_channel,
+                          return_mask=True)
+    for size in [(9, 11), (16, 16)]:
+        x = torch.randn((2, c_in) + size, requires_grad=True)
+        mask = None
+        if with_mask:
+            mask = (torch.rand((2, c_in if multi_channel else 1) + size) > 0.5).float()
+        out, new_mask = layer(x, mask)
+        ref_out, ref_mask = dense_reference(layer, x, mask)
+        torch.testing.assert_close(out, ref_out, atol=1e-5, rtol=1e-5)
+        if g == 1 or not multi_channel:
+            ref_mask = ref_mask[:, :1]
+        torch.testing.assert_close(new_mask.expand_as(ref_mask), ref_mask)
+        grad = torch.randn_like(out)
+        params = [x, layer.weight] + ([layer.bias] if bias else [])
+        ours = torch.autograd.grad(out, params, grad)
+        theirs = torch.autograd.grad(ref_out, params, grad)
+        for a, b in zip(ours, theirs):
+            torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("use_mask", [False, True])
+def test_all_ones_equals_conv_inside_with_known_border_factors(use_mask):
+    conv = nn.Conv2d(2, 3, 3, padding=1, bias=False)
+    layer = PartialConv2d(2, 3, 3, padding=1, bias=False)
+    layer.load_state_dict(conv.state_dict())
+    x = torch.randn(1, 2, 8, 8)
+    mask = torch.ones(1, 1, 8, 8) if use_mask else None
+    out, plain = layer(x, mask), conv(x)
+    torch.testing.assert_close(out[..., 1:-1, 1:-1], plain[..., 1:-1, 1:-1])
+    # edges see 6 of 9 taps (factor 9/6), corners 4 of 9 (factor 9/4)
+    torch.testing.assert_close(out[..., 0, 1:-1], 1.5 * plain[..., 0, 1:-1])
+    torch.testing.assert_close(out[..., 1:-1, -1], 1.5 * plain[..., 1:-1, -1])
+    for corner in [(0, 0), (0, -1), (-1, 0), (-1, -1)]:
+        torch.testing.assert_close(out[..., corner[0], corner[1]],
+                                   2.25 * plain[..., corner[0], corner[1]])
+
+
+def test_bias_is_not_rescaled_at_the_border():
+    layer = PartialConv2d(1, 1, 3, padding=1)
+    nn.init.constant_(layer.weight, 1.0)
+    nn.init.constant_(layer.bias, 0.5)
+    out = layer(torch.ones(1, 1, 4, 4))
+    # every window renormalised to 9 taps of 1, plus the bias once
+    torch.testing.assert_close(out, torch.full((1, 1, 4, 4), 9.5))
+
+
+def test_hand_computed_5x5_with_hole():
+    layer = PartialConv2d(1, 1, 3, padding=1, bias=True, return_mask=True)
+    nn.init.constant_(layer.weight, 1.0)
+    nn.init.constant_(layer.bias, 1.0)
+    x = torch.arange(25, dtype=torch.float32).view(1, 1, 5, 5)
+    mask = torch.ones(1, 1, 5, 5)
+    mask[0, 0, 1:4, 1:4] = 0  # a 3x3 hole around the centre pixel 12
+    out, new_mask = layer(x, mask)
+    # Centre window sees only holes: S = 0 -> output 0, mask 0.
+    assert out[0, 0, 2, 2] == 0 and new_mask[0, 0, 2, 2] == 0
+    # Position (1, 1): window rows 0-2, cols 0-2; known pixels 0, 1, 2, 5, 10 -> S = 5.
+    expected = (0 + 1 + 2 + 5 + 10) * 9 / 5 + 1
+    torch.testing.assert_close(out[0, 0, 1, 1], torch.tensor(expected))
+    # Corner (0, 0): window inside the image is rows 0-1, cols 0-1; known 0, 1, 5 -> S = 3.
+    torch.testing.assert_close(out[0, 0, 0, 0], torch.tensor((0 + 1 + 5) * 9 / 3 + 1))
+    # Position (2, 1): known 5, 10, 15 (col 0) -> S = 3.
+    torch.testing.assert_close(out[0, 0, 2, 1], torch.tensor((5 + 10 + 15) * 9 / 3 + 1))
+    expected_mask = torch.ones(5, 5)
+    expected_mask[2, 2] = 0
+    torch.testing.assert_close(new_mask[0, 0], expected_mask)
+
+
+def test_fully_masked_windows_give_zero_output_and_finite_gradients():
+    layer = PartialConv2d(3, 4, 3, padding=1, return_mask=True)
+    x = torch.randn(2, 3, 8, 8, requires_grad=True)
+    mask = torch.ones(2, 1, 8, 8)
+    mask[:, :, 2:7, 2:7] = 0
+    out, new_mask = layer(x, mask)
+    assert torch.all(out[:, :, 3:6, 3:6] == 0)
+    assert torch.all(new_mask[:, :, 3:6, 3:6] == 0)
+    assert torch.all(new_mask[:, :, :2] == 1)
+    out.square().sum().backward()
+    for grad in (x.grad, layer.weight.grad, layer.bias.grad):
+        assert torch.isfinite(grad).all()
+    # no gradient reaches the hole pixels of the input
+    assert torch.all(x.grad[:, :, 2:7, 2:7] == 0)
+    assert x.grad[:, :, :2].abs().sum() > 0
+
+
+def test_all_hole_input_is_finite():
+    layer = PartialConv2d(3, 4, 3, padding=1, return_mask=True)
+    out, new_mask = layer(torch.randn(1, 3, 6, 6), torch.zeros(1, 1, 6, 6))
+    assert torch.all(out == 0) and torch.all(new_mask == 0)
+
+
+def test_multi_channel_equals_sum_over_channels_definition():
+    layer = PartialConv2d(3, 2, 3, padding=1, multi_channel=True, bias=False)
+    nn.init.constant_(layer.weight, 1.0)
+    x = torch.ones(1, 3, 5, 5)
+    mask = torch.ones(1, 3, 5, 5)
+    mask[0, 0] = 0  # channel 0 entirely unknown
+    out = layer(x, mask)
+    # interior window: 2 channels x 9 taps known of W = 27, raw sum 18 -> 18 * 27 / 18 = 27
+    torch.testing.assert_close(out[0, :, 2, 2], torch.tensor([27.0, 27.0]))
+
+
+def test_forward_concat_equals_multi_channel_forward():
+    layer = PartialConv2d(5, 4, 3, padding=1, multi_channel=True, return_mask=True)
+    a, b = torch.randn(2, 3, 8, 8), torch.randn(2, 2, 8, 8)
+    mask_a = (torch.rand(2, 1, 8, 8) > 0.4).float()
+    mask_b = (torch.rand(2, 1, 8, 8) > 0.6).float()
+    out, new_mask = layer.forward_concat([a, b], [mask_a, mask_b])
+    full_mask = torch.cat([mask_a.expand(-1, 3, -1, -1), mask_b.expand(-1, 2, -1, -1)], 1)
+    ref_out, ref_mask = layer(torch.cat([a, b], 1), full_mask)
+    torch.testing.assert_close(out, ref_out)
+    torch.testing.assert_close(new_mask, ref_mask)
+    with pytest.raises(ValueError, match="in_channels=5"):
+        layer.forward_concat([a, a], [mask_a, mask_a])
+    with pytest.raises(ValueError, match="multi_channel=True"):
+        PartialConv2d(5, 4, 3).forward_concat([a, b], [mask_a, mask_b])
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_autocast_gives_no_nan(dtype):
+    layer = PartialConv2d(8, 8, 3, padding=1, return_mask=True)
+    x = torch.randn(2, 8, 16, 16)
+    mask = torch.ones(2, 1, 16, 16)
+    mask[:, :, 3:13, 3:13] = 0  # large hole: many windows with S = 0
+    with torch.autocast("cpu", dtype=dtype):
+        out, new_mask = layer(x, mask)
+        padded = layer(x)[0]
+    assert out.dtype == dtype and new_mask.dtype == torch.float32
+    assert torch.isfinite(out).all() and torch.isfinite(padded).all()
+    ref, _ = dense_reference(layer, x, mask)
+    torch.testing.assert_close(out.float(), ref, atol=0.1, rtol=0.05)
+
+
+def test_stateless_between_calls_and_under_deepcopy():
+    layer = PartialConv2d(2, 2, 3, padding=1)
+    x = torch.randn(1, 2, 6, 6)
+    hole = torch.ones(1, 1, 6, 6)
+    hole[..., :3, :3] = 0
+    first = layer(x, torch.ones(1, 1, 6, 6))
+    layer(x, hole)  # a different mask in between must not leak into the next call
+    torch.testing.assert_close(layer(x, torch.ones(1, 1, 6, 6)), first)
+    tensors = [k for k, v in vars(layer).items() if isinstance(v, torch.Tensor)]
+    assert tensors == []  # nothing per-batch kept on the module
+    torch.testing.assert_close(copy.deepcopy(layer)(x, hole), layer(x, hole))
+
+
+def test_state_dict_is_a_conv2d_state_dict():
+    conv = nn.Conv2d(3, 5, 3, padding=1)
+    layer = PartialConv2d(3, 5, 3, padding=1)
+    layer(torch.randn(1, 3, 8, 8))  # fill the padding cache; it must not show up
+    assert layer.state_dict().keys() == conv.state_dict().keys()
+    layer.load_state_dict(conv.state_dict())
+    conv.load_state_dict(layer.state_dict())
+    torch.testing.assert_close(layer.weight, conv.weight)
+
+
+def test_padding_cache_is_per_size():
+    layer = PartialConv2d(1, 1, 3, padding=1, bias=False)
+    nn.init.constant_(layer.weight, 1.0)
+    for size in [(4, 4), (6, 5), (4, 4)]:
+        torch.testing.assert_close(layer(torch.ones((1, 1) + size)), torch.full((1, 1) + size, 9.0))
+    assert len(layer._padding_cache) == 2
+
+
+def test_return_mask_without_mask_is_all_ones():
+    layer = PartialConv2d(2, 3, 3, stride=2, padding=1, return_mask=True)
+    out, new_mask = layer(torch.randn(3, 2, 9, 9))
+    assert new_mask.shape == (3, 1, 5, 5) and torch.all(new_mask == 1)
+    assert out.shape == (3, 3, 5, 5)
+
+
+def test_groups_multi_channel_masks_per_group():
+    layer = PartialConv2d(4, 4, 3, padding=1, groups=2, multi_channel=True, return_mask=True)
+    mask = torch.ones(1, 4, 6, 6)
+    mask[:, :2] = 0  # group 0 sees nothing
+    out, new_mask = layer(torch.randn(1, 4, 6, 6), mask)
+    assert new_mask.shape == (1, 4, 6, 6)
+    assert torch.all(new_mask[:, :2] == 0) and torch.all(new_mask[:, 2:] == 1)
+    assert torch.all(out[:, :2] == 0)
+
+
+def test_bad_arguments_raise_clear_errors():
+    with pytest.raises(ValueError, match="padding_mode='reflect' is not supported"):
+        PartialConv2d(1, 1, 3, padding=1, padding_mode="reflect")
+    layer = PartialConv2d(3, 2, 3, padding=1)
+    x = torch.randn(2, 3, 8, 8)
+    with pytest.raises(ValueError, match="multi_channel=True"):
+        layer(x, torch.ones(2, 3, 8, 8))
+    with pytest.raises(ValueError, match="does not match input"):
+        layer(x, torch.ones(2, 1, 7, 8))
+    with pytest.raises(ValueError, match="4-D"):
+        layer(x, torch.ones(1, 8, 8))
+    # a batch-1 mask broadcasts over the batch
+    torch.testing.assert_close(layer(x, torch.ones(1, 1, 8, 8)), layer(x, torch.ones(2, 1, 8, 8)))
+
+
+@pytest.mark.parametrize("with_mask", [False, True])
+def test_partial_conv3d_matches_definition(with_mask):
+    layer = PartialConv3d(2, 3, 3, stride=(1, 2, 2), padding=1)
+    conv = nn.Conv3d(2, 3, 3, stride=(1, 2, 2), padding=1)
+    assert layer.state_dict().keys() == conv.state_dict().keys()
+    x = torch.randn(2, 2, 5, 8, 8, requires_grad=True)
+    mask = (torch.rand(2, 1, 5, 8, 8) > 0.5).float() if with_mask else None
+    out = layer(x, mask)
+    ref, _ = dense_reference(layer, x, mask)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    grads = torch.autograd.grad(out.sum(), [x, layer.weight, layer.bias])
+    ref_grads = torch.autograd.grad(ref.sum(), [x, layer.weight, layer.bias])
+    for a, b in zip(grads, ref_grads):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
