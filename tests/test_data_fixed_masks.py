@@ -1,0 +1,73 @@
+"""Tests for FixedMaskSet: deterministic, binned validation masks and their files."""
+
+import json
+
+import numpy as np
+import pytest
+
+from inpainting.data import FixedMaskSet
+from masks import PAPER_BINS, hole_ratio
+
+BINS = ((0.05, 0.15), (0.3, 0.4), (0.5, 0.6))
+
+
+def test_masks_cycle_over_the_bins_and_lie_in_them():
+    fixed = FixedMaskSet(7, 32, bins=BINS, seed=0)
+    assert len(fixed) == 7 and fixed.size == 32 and fixed.bins == BINS
+    for i in range(7):
+        assert fixed.bin_index(i) == i % 3
+        mask = fixed[i]
+        assert mask.dtype == np.uint8 and mask.shape == (32, 32)
+        assert set(np.unique(mask).tolist()) <= {0, 1}
+        low, high = BINS[i % 3]
+        assert low < hole_ratio(mask) <= high
+
+
+def test_default_bins_are_the_papers():
+    fixed = FixedMaskSet(6, 32)
+    assert fixed.bins == PAPER_BINS
+    assert [fixed.bin_index(i) for i in range(6)] == list(range(6))
+
+
+def test_same_seed_same_masks_other_seed_other_masks():
+    first, second = FixedMaskSet(4, 32, seed=3), FixedMaskSet(4, 32, seed=3)
+    assert np.array_equal(first.masks, second.masks)
+    assert not np.array_equal(first.masks, FixedMaskSet(4, 32, seed=4).masks)
+    # Mask i does not depend on how many masks are drawn after it.
+    assert np.array_equal(FixedMaskSet(2, 32, seed=3).masks, first.masks[:2])
+
+
+def test_border_keeps_the_frame_known():
+    fixed = FixedMaskSet(3, 32, bins=BINS, border=4)
+    frame = np.ones((32, 32), bool)
+    frame[4:-4, 4:-4] = False
+    assert all(np.all(fixed[i][frame] == 1) for i in range(3))
+
+
+def test_save_load_round_trip(tmp_path):
+    fixed = FixedMaskSet(5, 24, bins=BINS, seed=2)
+    fixed.save(tmp_path / "val_masks")
+    manifest = json.loads((tmp_path / "val_masks" / "manifest.json").read_text())
+    assert [entry["bin"] for entry in manifest["masks"]] == [0, 1, 2, 0, 1]
+    assert manifest["masks"][1]["file"] == "mask_00001.png"
+    assert manifest["masks"][1]["hole_ratio"] == pytest.approx(hole_ratio(fixed[1]))
+    loaded = FixedMaskSet.load(tmp_path / "val_masks")
+    assert np.array_equal(loaded.masks, fixed.masks)
+    assert loaded.bins == fixed.bins and loaded.size == 24
+    assert [loaded.bin_index(i) for i in range(5)] == [fixed.bin_index(i) for i in range(5)]
+
+
+def test_load_errors_name_the_problem(tmp_path):
+    with pytest.raises(ValueError, match="no manifest.json"):
+        FixedMaskSet.load(tmp_path)
+    FixedMaskSet(2, 16, bins=BINS).save(tmp_path / "set")
+    (tmp_path / "set" / "mask_00001.png").unlink()
+    with pytest.raises(ValueError, match=r"mask_00001.png' listed in .* is missing"):
+        FixedMaskSet.load(tmp_path / "set")
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="count >= 1"):
+        FixedMaskSet(0, 16)
+    with pytest.raises(ValueError, match="at least one hole-ratio bin"):
+        FixedMaskSet(2, 16, bins=())
