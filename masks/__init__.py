@@ -8,6 +8,7 @@ from masks.augment import Augmentation
 from masks.folder import FolderMaskSource
 from masks.generator import PAPER_BINS, MaskGenerator, derive_rng, parse_bins
 from masks.io import POLARITIES, hole_ratio, load_mask, resize_mask, save_mask
+from masks.video import OcclusionSettings, from_video, occlusion_mask
 
 __all__ = [
     "PAPER_BINS",
@@ -15,9 +16,12 @@ __all__ = [
     "Augmentation",
     "FolderMaskSource",
     "MaskGenerator",
+    "OcclusionSettings",
     "derive_rng",
+    "from_video",
     "hole_ratio",
     "load_mask",
+    "occlusion_mask",
     "parse_bins",
     "resize_mask",
     "save_mask",
