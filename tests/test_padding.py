@@ -78,6 +78,10 @@ def test_single_converted_conv_differs_only_by_border_renormalisation():
     assert not torch.allclose(out[..., 0, :], zero_padded[..., 0, :])
 
 
+class _SubclassConv(nn.Conv2d):
+    """A user's Conv2d subclass that computes exactly what nn.Conv2d computes."""
+
+
 def test_padding_variants_and_skipped_convs(caplog):
     model = nn.Sequential(
         nn.Conv2d(3, 4, 3, padding=0),                     # no padding: kept
@@ -86,15 +90,19 @@ def test_padding_variants_and_skipped_convs(caplog):
         nn.Conv2d(4, 4, 3, padding=(0, 1)),                # padded in one dimension: converted
         nn.Conv2d(4, 4, 3, padding=1, padding_mode="reflect"),  # not zero padding: kept + warning
         PartialConv2d(4, 4, 3, padding=1, multi_channel=True),  # already partial: untouched
+        _SubclassConv(4, 4, 3, padding=1),                 # subclass: converted
+        nn.utils.parametrizations.weight_norm(nn.Conv2d(4, 4, 3, padding=1)),  # kept + warning
     )
     already_partial = model[5]
     with caplog.at_level(logging.WARNING, logger=padding.__name__):
         convert_to_partial_conv(model)
-    assert [type(m) for m in model] == [nn.Conv2d, PartialConv2d, nn.Conv2d, PartialConv2d,
-                                        nn.Conv2d, PartialConv2d]
+    assert [type(m) for m in model][:7] == [nn.Conv2d, PartialConv2d, nn.Conv2d, PartialConv2d,
+                                            nn.Conv2d, PartialConv2d, PartialConv2d]
+    assert nn.utils.parametrize.is_parametrized(model[7])
     assert model[1].padding == "same" and model[3].padding == (0, 1)
     assert model[5] is already_partial and model[5].multi_channel
-    assert any("reflect" in r.getMessage() for r in caplog.records)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("reflect" in m for m in messages) and any("parametrized" in m for m in messages)
     assert model(torch.rand(1, 3, 12, 12)).shape == (1, 4, 8, 10)
 
 

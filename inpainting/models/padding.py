@@ -295,7 +295,8 @@ def load_nvidia_checkpoint(
     the features were wrapped: ``features.module.0.weight``). Plain state dicts, with or
     without ``module.``, load too. NVIDIA's layer keeps its mask kernel as a plain attribute,
     so its state dicts are ordinary conv state dicts and need no extra key handling. Batch-norm
-    ``num_batches_tracked`` entries missing from old (torch < 0.4.1) files are filled with 0.
+    ``num_batches_tracked`` entries missing from old (torch < 0.4.1) files are not an error:
+    the model keeps its current counters (0 for a freshly built model).
 
     Args:
         model: the matching architecture, e.g. ``pdresnet50()`` for a pdresnet50 checkpoint
@@ -335,7 +336,7 @@ def load_nvidia_checkpoint(
     if wrong:
         raise ValueError(f"checkpoint shapes do not match the model: {_listed(wrong)} "
                          "(different num_classes or architecture?)")
-    # A plain dict has no _metadata, so BatchNorm fills a missing num_batches_tracked with 0.
+    # Every key was checked above; strict=False only lets num_batches_tracked be absent.
     target.load_state_dict(state, strict=False)
     logger.info("loaded %d tensors into %s", len(state), type(target).__name__)
     return model
