@@ -68,3 +68,11 @@ def test_cli_reports_folders(tmp_path, demo_root, capsys):
     root, (train_dir, val_dir) = demo_root
     assert demo.main([str(root)]) == 0
     assert capsys.readouterr().out.split() == ["train:", str(train_dir), "val:", str(val_dir)]
+
+
+def test_cli_unwritable_root_is_one_line_and_exit_2(tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    assert demo.main([str(blocker)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "choose a writable folder" in error and "a_file" in error

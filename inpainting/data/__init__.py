@@ -3,13 +3,14 @@
 Mask convention: 1 = known pixel, 0 = hole. See ``InpaintingDataset`` for the sample keys.
 """
 
+from typing import Any
+
 from inpainting.data.dataset import (
     MAX_CONSECUTIVE_BAD_FILES,
     InpaintingDataset,
     MaskSource,
     sample_rngs,
 )
-from inpainting.data.demo import prepare_demo_data
 from inpainting.data.fixed_masks import FixedMaskSet
 from inpainting.data.io import (
     ALPHA_BACKGROUND,
@@ -56,3 +57,13 @@ __all__ = [
     "split_paths",
     "upscale_to_min_side",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use so that ``python -m inpainting.data.demo`` does not find the module
+    # already imported by this package (runpy warns about that).
+    if name == "prepare_demo_data":
+        from inpainting.data.demo import prepare_demo_data
+
+        return prepare_demo_data
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -35,7 +35,8 @@ __all__ = ["DEMO_VERSION", "TRAIN_PHOTOS", "VAL_PHOTOS", "prepare_demo_data", "s
 logger = logging.getLogger(__name__)
 
 DEMO_VERSION = 1  # bump when the recipe changes, so old caches are rebuilt
-# Files in skimage/data; colour photographs plus a few grey textures for variety.
+# Files in skimage/data; colour photographs plus a few grey textures for variety. Only the
+# left view of the stereo motorcycle pair is used: the right one is a near-duplicate.
 TRAIN_PHOTOS = (
     "astronaut.png",
     "coffee.png",
@@ -184,8 +185,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         train_dir, val_dir = prepare_demo_data(args.root, progress=sys.stderr.isatty())
-    except (ModuleNotFoundError, RuntimeError, OSError) as error:
+    except (ModuleNotFoundError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(
+            f"error: cannot write demo data under '{args.root}' ({error.strerror or error}); "
+            "choose a writable folder",
+            file=sys.stderr,
+        )
         return 2
     print(f"train: {train_dir}\nval: {val_dir}")
     return 0
