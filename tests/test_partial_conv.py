@@ -262,3 +262,17 @@ def test_partial_conv3d_matches_definition(with_mask):
     ref_grads = torch.autograd.grad(ref.sum(), [x, layer.weight, layer.bias])
     for a, b in zip(grads, ref_grads):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_float64_mask_path_equals_padding_path_exactly():
+    layer = PartialConv2d(2, 3, 7, stride=2, padding=3).double()
+    x = torch.randn(1, 2, 13, 10, dtype=torch.float64)
+    torch.testing.assert_close(layer(x, torch.ones(1, 1, 13, 10, dtype=torch.float64)), layer(x),
+                               atol=1e-12, rtol=1e-12)
+
+
+def test_padding_cache_is_bounded():
+    layer = PartialConv2d(1, 1, 3, padding=1)
+    for size in range(4, 40):
+        layer(torch.ones(1, 1, size, size))
+    assert len(layer._padding_cache) <= 16

@@ -32,6 +32,7 @@ from inpainting.layers.renorm import BorderBox, BorderRenormConv, MaskedBiasAdd,
 __all__ = ["PartialConv2d", "PartialConv3d"]
 
 _CONV_FN = {2: F.conv2d, 3: F.conv3d}
+_PADDING_CACHE_SIZE = 16  # input sizes remembered per layer for padding use
 
 
 @dataclass(frozen=True)
@@ -102,8 +103,9 @@ class _PartialConvMixin:
 
         Returns:
             out (B, C_out, *spatial_out), and with ``return_mask=True`` also the updated mask
-            (B, 1, *spatial_out) in {0, 1} (float32). With ``multi_channel=True`` and
-            ``groups > 1`` the updated mask has C_out channels (each group has its own).
+            (B, 1, *spatial_out) in {0, 1} (float32; float64 for float64 input). With
+            ``multi_channel=True`` and ``groups > 1`` the updated mask has C_out channels (each
+            group has its own).
         """
         if mask is None:
             out = self._padding_forward(x)
@@ -246,6 +248,8 @@ class _PartialConvMixin:
             boxes=boxes,
             padding=tuple(pad_left) if boxes is not None else None,
         )
+        if len(self._padding_cache) >= _PADDING_CACHE_SIZE:  # drop the oldest size
+            self._padding_cache.pop(next(iter(self._padding_cache)))
         self._padding_cache[key] = plan
         return plan
 
@@ -267,7 +271,7 @@ class _PartialConvMixin:
         return out
 
     def _check_mask(self, x: Tensor, mask: Tensor, single: bool = False) -> Tensor:
-        """Validate the mask against ``x`` and return it as float32."""
+        """Validate the mask against ``x``; return it as float32 (float64 for float64 input)."""
         name = type(self).__name__
         expected_dim = self._dims + 2
         if x.dim() != expected_dim:
@@ -285,7 +289,7 @@ class _PartialConvMixin:
         if mask.shape[0] not in (1, x.shape[0]) or mask.shape[2:] != x.shape[2:]:
             raise ValueError(f"{name}: mask shape {tuple(mask.shape)} does not match input "
                              f"shape {tuple(x.shape)} (batch must be equal or 1, sizes equal)")
-        return mask.to(torch.float32)
+        return mask.to(torch.float64 if x.dtype == torch.float64 else torch.float32)
 
 
 class PartialConv2d(_PartialConvMixin, nn.Conv2d):
