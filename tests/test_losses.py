@@ -1,0 +1,278 @@
+"""Tests for inpainting.losses: each term by hand, the VGG-16 extractor, weights, overfitting."""
+
+import logging
+import urllib.error
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from inpainting.losses import (
+    DEFAULT_WEIGHTS,
+    InpaintingLoss,
+    VGG16Features,
+    gram_matrix,
+    hole_loss,
+    imagenet_cache_file,
+    perceptual_loss,
+    style_loss,
+    total_variation_loss,
+    valid_loss,
+)
+from inpainting.models import PConvUNet
+
+# A 1 x 1 x 2 x 2 example worked out by hand; the hole is the top-right pixel.
+TARGET = torch.tensor([[[[0.2, 0.4], [0.6, 0.8]]]])
+OUTPUT = torch.tensor([[[[0.0, 1.0], [0.6, 0.5]]]])
+MASK = torch.tensor([[[[1.0, 0.0], [1.0, 1.0]]]])
+# composite = [[0.2, 1.0], [0.6, 0.8]]
+HAND = {
+    "valid": (0.2 + 0.0 + 0.3) / 4,
+    "hole": 0.6 / 4,
+    # identity features: mean|out - gt| + mean|comp - gt|
+    "perceptual": (0.2 + 0.6 + 0.0 + 0.3) / 4 + 0.6 / 4,
+    # 1-channel Gram = sum(x^2) / (1 * 2 * 2): gt 1.2 / 4, out 1.61 / 4, comp 2.04 / 4
+    "style_out": (1.61 - 1.2) / 4,
+    "style_comp": (2.04 - 1.2) / 4,
+    # the dilated hole covers all 4 pixels: |1.0-0.2| + |0.8-0.6| + |0.6-0.2| + |0.8-1.0|
+    "tv": (0.8 + 0.2 + 0.4 + 0.2) / 4,
+}
+
+
+class _IdentityFeatures(nn.Module):
+    """Stands in for VGG: a single 'layer' that is the image itself."""
+
+    def forward(self, image):
+        return [image]
+
+
+@pytest.fixture(scope="module")
+def random_vgg_loss():
+    return InpaintingLoss(vgg_weights="none")
+
+
+def _hand_loss(**kwargs) -> InpaintingLoss:
+    loss = InpaintingLoss(vgg_weights="none", **kwargs)
+    loss.vgg = _IdentityFeatures()
+    return loss
+
+
+def test_pixel_terms_by_hand():
+    assert valid_loss(OUTPUT, TARGET, MASK).item() == pytest.approx(HAND["valid"])
+    assert hole_loss(OUTPUT, TARGET, MASK).item() == pytest.approx(HAND["hole"])
+
+
+def test_pixel_terms_normalise_by_all_image_elements():
+    output, target = torch.ones(2, 3, 4, 4), torch.zeros(2, 3, 4, 4)
+    mask = torch.zeros(2, 1, 4, 4)
+    mask[..., :1, :] = 1  # a quarter of the pixels known
+    assert valid_loss(output, target, mask).item() == pytest.approx(0.25)
+    assert hole_loss(output, target, mask).item() == pytest.approx(0.75)
+
+
+def test_every_term_and_total_by_hand():
+    terms = _hand_loss()(OUTPUT, TARGET, MASK)
+    for key, value in HAND.items():
+        assert terms[key].item() == pytest.approx(value, abs=1e-6), key
+    expected_total = sum(DEFAULT_WEIGHTS[k] * HAND[k] for k in HAND)
+    assert terms["total"].item() == pytest.approx(expected_total, rel=1e-6)
+    assert DEFAULT_WEIGHTS == {"valid": 1.0, "hole": 6.0, "perceptual": 0.05, "style_out": 120.0,
+                               "style_comp": 120.0, "tv": 0.1}
+
+
+def test_custom_weights_override_defaults():
+    terms = _hand_loss(weights={"hole": 1.0, "style_out": 0.0, "style_comp": 0.0})(
+        OUTPUT, TARGET, MASK)
+    expected = HAND["valid"] + HAND["hole"] + 0.05 * HAND["perceptual"] + 0.1 * HAND["tv"]
+    assert terms["total"].item() == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("weights, message", [({"holes": 1.0}, "unknown loss weight 'holes'"),
+                                              ({"tv": -1.0}, "must be a number >= 0")])
+def test_bad_weights_raise(weights, message):
+    with pytest.raises(ValueError, match=message):
+        InpaintingLoss(weights=weights, vgg_weights="none")
+
+
+def test_gram_matrix_by_hand_and_in_float32():
+    features = torch.tensor([[[[1.0, 2.0]], [[3.0, 4.0]]]])  # (1, 2, 1, 2)
+    expected = torch.tensor([[[5.0, 11.0], [11.0, 25.0]]]) / 4
+    assert torch.allclose(gram_matrix(features), expected)
+    # float16 sums of squares overflow (300^2 * 64 > 65504); the Gram must not
+    big = torch.full((1, 2, 8, 8), 300.0, dtype=torch.float16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        gram = gram_matrix(big)
+    assert gram.dtype == torch.float32 and torch.allclose(gram, torch.full((1, 2, 2), 45000.0))
+
+
+def test_style_and_perceptual_sum_over_layers():
+    gt = [torch.zeros(1, 1, 2, 2), torch.zeros(1, 2, 1, 1)]
+    feats = [torch.full((1, 1, 2, 2), 2.0), torch.tensor([[[[1.0]], [[3.0]]]])]
+    # layer 1: Gram 4*4/4 = 4; layer 2: Gram [[1, 3], [3, 9]] / 2, mean of |.| = 16 / 2 / 4 = 2
+    assert style_loss(feats, gt).item() == pytest.approx(4.0 + 2.0)
+    # layer 1: mean 2 (twice), layer 2: mean 2 (twice)
+    assert perceptual_loss(feats, feats, gt).item() == pytest.approx(2 * 2.0 + 2 * 2.0)
+
+
+def test_tv_by_hand_counts_only_pairs_inside_the_dilated_hole():
+    comp = torch.arange(25.0).view(1, 1, 5, 5)
+    mask = torch.ones(1, 1, 5, 5)
+    mask[..., 2, 2] = 0  # P = rows 1..3 x cols 1..3: 6 horizontal (diff 1), 6 vertical (diff 5)
+    assert total_variation_loss(comp, mask).item() == pytest.approx((6 * 1 + 6 * 5) / 25)
+
+
+def test_tv_ignores_pixels_far_from_holes():
+    comp = torch.rand(2, 3, 16, 16)
+    mask = torch.ones(2, 1, 16, 16)
+    mask[..., 4, 4] = 0
+    base = total_variation_loss(comp, mask)
+    far = comp.clone()
+    far[..., 6:, :] = torch.rand_like(far[..., 6:, :])  # two or more pixels from the hole
+    far[..., :, 6:] = torch.rand_like(far[..., :, 6:])
+    assert total_variation_loss(far, mask).item() == pytest.approx(base.item())
+    near = comp.clone()
+    near[..., 5, 5] += 1.0  # inside the one-pixel dilation
+    assert total_variation_loss(near, mask).item() != pytest.approx(base.item())
+
+
+def test_vgg_runs_once_with_autograd_on_out_and_comp_and_once_without(random_vgg_loss):
+    calls = []
+    hook = random_vgg_loss.vgg.features[0].register_forward_hook(
+        lambda module, args, out: calls.append((args[0].shape[0], torch.is_grad_enabled())))
+    try:
+        output = torch.rand(2, 3, 32, 32, requires_grad=True)
+        random_vgg_loss(output, torch.rand(2, 3, 32, 32), torch.ones(2, 1, 32, 32))
+    finally:
+        hook.remove()
+    assert calls == [(4, True), (2, False)]
+
+
+def test_vgg_is_frozen_in_eval_and_passes_gradients_to_the_image(random_vgg_loss):
+    random_vgg_loss.train()
+    assert not random_vgg_loss.vgg.training and not random_vgg_loss.vgg.features.training
+    assert all(not p.requires_grad for p in random_vgg_loss.parameters())
+    output = torch.rand(2, 3, 32, 32, requires_grad=True)
+    mask = torch.ones(2, 1, 32, 32)
+    mask[..., 8:20, 8:20] = 0
+    terms = random_vgg_loss(output, torch.rand(2, 3, 32, 32), mask)
+    terms["perceptual"].backward()
+    assert output.grad is not None and torch.count_nonzero(output.grad) > 0
+    assert all(p.grad is None for p in random_vgg_loss.parameters())
+
+
+def test_vgg_normalises_inside_and_taps_pool1_to_pool3(random_vgg_loss):
+    vgg = random_vgg_loss.vgg
+    seen = []
+    hook = vgg.features[0].register_forward_hook(lambda m, args, out: seen.append(args[0]))
+    image = torch.rand(1, 3, 32, 32)
+    try:
+        taps = vgg(image)
+    finally:
+        hook.remove()
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    assert torch.allclose(seen[0], (image - mean) / std)
+    assert [t.shape for t in taps] == [(1, 64, 16, 16), (1, 128, 8, 8), (1, 256, 4, 4)]
+
+
+def test_grayscale_equals_replicated_rgb(random_vgg_loss):
+    gray_out, gray_gt = torch.rand(2, 1, 32, 32), torch.rand(2, 1, 32, 32)
+    mask = torch.ones(2, 1, 32, 32)
+    mask[..., 4:12, 10:30] = 0
+    gray = random_vgg_loss(gray_out, gray_gt, mask)
+    rgb = random_vgg_loss(gray_out.expand(-1, 3, -1, -1), gray_gt.expand(-1, 3, -1, -1), mask)
+    for key in gray:
+        assert gray[key].item() == pytest.approx(rgb[key].item(), rel=1e-5), key
+
+
+def test_bad_shapes_raise(random_vgg_loss):
+    with pytest.raises(ValueError, match="mask must have shape"):
+        random_vgg_loss(torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8), torch.ones(2, 3, 8, 8))
+    with pytest.raises(ValueError, match="equal shape"):
+        random_vgg_loss(torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 4), torch.ones(2, 1, 8, 8))
+
+
+def test_bf16_autocast_gives_finite_float32_terms(random_vgg_loss):
+    output = torch.rand(2, 3, 32, 32, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        terms = random_vgg_loss(output, torch.rand(2, 3, 32, 32), torch.ones(2, 1, 32, 32))
+    assert all(t.dtype == torch.float32 and torch.isfinite(t) for t in terms.values())
+    terms["total"].backward()
+    assert torch.isfinite(output.grad).all()
+
+
+def test_none_weights_log_a_warning(caplog):
+    with caplog.at_level(logging.WARNING, logger="inpainting.losses.vgg"):
+        VGG16Features("none")
+    assert any("RANDOMLY" in r.getMessage() for r in caplog.records)
+
+
+def test_offline_imagenet_fails_with_file_to_place_and_alternatives(monkeypatch):
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", offline)
+    with pytest.raises(RuntimeError) as info:
+        InpaintingLoss(vgg_weights="imagenet")
+    message = str(info.value)
+    assert str(imagenet_cache_file()) in message
+    assert imagenet_cache_file().name == "vgg16-397923af.pth"
+    assert "name resolution" in message and "'none'" in message and "local" in message
+
+
+def _random_features_state(prefix: str) -> dict:
+    return {prefix + k: v for k, v in VGG16Features("none").features.state_dict().items()}
+
+
+@pytest.mark.parametrize("prefix", ["features.", ""])
+def test_local_state_dict_loads(tmp_path, prefix):
+    state = _random_features_state(prefix)
+    # a full vgg16 state dict also has later feature layers and the classifier
+    state[prefix + "17.weight"] = torch.zeros(1)
+    state["classifier.0.weight"] = torch.zeros(1)
+    path = tmp_path / "vgg16.pth"
+    torch.save(state, path)
+    loaded = VGG16Features(str(path)).features.state_dict()
+    assert loaded.keys() == VGG16Features("none").features.state_dict().keys()
+    for key, value in loaded.items():
+        assert torch.equal(value, state[prefix + key]), key
+
+
+def test_local_file_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="neither 'imagenet', 'none' nor an existing"):
+        VGG16Features(str(tmp_path / "missing.pth"))
+    bad = tmp_path / "bad.pth"
+    torch.save({"features.0.weight": torch.zeros(64, 3, 3, 3)}, bad)
+    with pytest.raises(ValueError, match="not a VGG-16 state dict: missing 0.bias"):
+        VGG16Features(str(bad))
+
+
+@pytest.mark.slow
+def test_imagenet_weights_load_through_torchvision():
+    features = VGG16Features("imagenet").features
+    reference = torchvision.models.vgg16(weights="IMAGENET1K_V1").features
+    assert torch.equal(features[14].weight, reference[14].weight)
+
+
+def test_total_loss_decreases_when_overfitting_one_batch():
+    model = PConvUNet(depth=4, base_channels=8)
+    loss_fn = InpaintingLoss(vgg_weights="none")
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    ramp_y, ramp_x = torch.meshgrid(torch.linspace(0, 1, 64), torch.linspace(0, 1, 64),
+                                    indexing="ij")
+    image = torch.stack([ramp_x, ramp_y, (ramp_x + ramp_y) / 2]).repeat(2, 1, 1, 1)
+    image[1] = image[1].flip(-1)
+    mask = torch.ones(2, 1, 64, 64)
+    mask[..., 20:40, 16:36] = 0
+    history = []
+    for _ in range(30):
+        output, _ = model(image * mask, mask)
+        terms = loss_fn(output, image, mask)
+        optimizer.zero_grad()
+        terms["total"].backward()
+        optimizer.step()
+        history.append(terms["total"].item())
+    assert all(torch.isfinite(torch.tensor(history)))
+    assert history[-1] < 0.25 * history[0]
+    assert sum(history[-5:]) < sum(history[5:10])
