@@ -27,6 +27,8 @@ import numpy as np
 from masks.augment import Augmentation
 from masks.shapes import DEFAULT_SHAPE_WEIGHTS, HOLE, SHAPES
 
+# Bump whenever a seed would give a different mask, so old mask sets are not silently mixed.
+GENERATOR_VERSION = 1
 PAPER_BINS: tuple[tuple[float, float], ...] = (
     (0.01, 0.1),
     (0.1, 0.2),
@@ -199,7 +201,7 @@ class MaskGenerator:
         target = int(rng.integers(self._first, self._last + 1))
         self._grow(canvas, int(target * rng.uniform(0.4, 0.8)), rng, undo_overshoot=False)
         canvas = self._augment(canvas, rng)
-        while cv2.countNonZero(canvas) > self._last:
+        while cv2.countNonZero(canvas) > target:
             canvas = cv2.erode(canvas, _ERODE_KERNEL, borderType=cv2.BORDER_CONSTANT, borderValue=0)
         self._grow(canvas, target, rng, undo_overshoot=True)
         known = np.ones((self.height, self.width), np.uint8)

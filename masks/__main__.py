@@ -1,0 +1,242 @@
+"""Command line for mask sets: ``python -m masks generate | stats | video``.
+
+Examples::
+
+    python -m masks generate --out mask_sets/paper512 --size 512 --workers 2
+    python -m masks stats mask_sets/paper512
+    python -m masks stats nvidia_test_masks --polarity hole-white
+    python -m masks video clip.mp4 --out mask_sets/clip --size 512
+
+Bad arguments print one line on stderr and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from masks.dataset import MANIFEST, check_writable, generate_mask_set, write_manifest
+from masks.generator import parse_bins
+from masks.io import hole_ratio, save_mask
+from masks.stats import CONTACT_SHEET, collect_stats, format_table, write_contact_sheet
+from masks.video import from_video
+
+_BORDER_MODES = {"both": (True, False), "on": (True,), "off": (False,)}
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (no usage block) and exit with status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
+        raise SystemExit(2)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _bins(text: str) -> list[tuple[float, float]]:
+    try:
+        return parse_bins(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _hole_range(text: str) -> tuple[float, float]:
+    bins = _bins(text)
+    if len(bins) != 1:
+        raise argparse.ArgumentTypeError(f"expected one lo-hi range, got {text!r}")
+    return bins[0]
+
+
+def _polarity(text: str) -> str:
+    valid = {"known-white": "known_white", "hole-white": "hole_white"}
+    if text not in valid:
+        raise argparse.ArgumentTypeError(f"unknown polarity {text!r} (valid: {', '.join(valid)})")
+    return valid[text]
+
+
+def _add_generate(commands) -> None:
+    parser = commands.add_parser("generate", help="write a binned mask set with manifest.json")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--size", type=_positive_int, default=512, help="mask side (512)")
+    parser.add_argument(
+        "--count-per-bin",
+        type=_positive_int,
+        default=1000,
+        metavar="N",
+        help="masks per bin and border mode (1000, as in the paper)",
+    )
+    parser.add_argument(
+        "--bins",
+        type=_bins,
+        default="paper",
+        help="'paper' = (0.01,0.1],(0.1,0.2],...,(0.5,0.6] or e.g. 0.01-0.1,0.3-0.4",
+    )
+    parser.add_argument(
+        "--border",
+        choices=sorted(_BORDER_MODES),
+        default="both",
+        help="with the paper's border constraint, without, or both (both)",
+    )
+    parser.add_argument(
+        "--border-px",
+        type=_non_negative_int,
+        default=None,
+        metavar="PX",
+        help="border width; default round(50 * size / 512)",
+    )
+    parser.add_argument("--seed", type=_non_negative_int, default=0, help="set seed (0)")
+    parser.add_argument("--workers", type=_positive_int, default=1, help="processes (1)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.set_defaults(run=_run_generate)
+
+
+def _add_stats(commands) -> None:
+    parser = commands.add_parser("stats", help="hole-ratio table and contact sheet of a folder")
+    parser.add_argument("folder", type=Path, metavar="DIR", help="mask folder")
+    parser.add_argument(
+        "--polarity",
+        type=_polarity,
+        default=None,
+        help="known-white or hole-white (plain folders; default known-white)",
+    )
+    parser.add_argument(
+        "--bins", type=_bins, default="paper", help="bins for folders without manifest.json (paper)"
+    )
+    parser.add_argument(
+        "--sheet", type=Path, default=None, help=f"contact sheet PNG (default DIR/{CONTACT_SHEET})"
+    )
+    parser.add_argument("--per-bin", type=_positive_int, default=8, help="sheet samples (8)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.set_defaults(run=_run_stats)
+
+
+def _add_video(commands) -> None:
+    parser = commands.add_parser("video", help="occlusion masks from a video")
+    parser.add_argument("video", type=Path, metavar="VIDEO", help="video file")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument(
+        "--size",
+        type=_positive_int,
+        default=None,
+        help="resize masks to SIZE x SIZE (default: frame size, long side <= 512)",
+    )
+    parser.add_argument(
+        "--frame-step", type=_positive_int, default=1, help="compare frames t and t + STEP (1)"
+    )
+    parser.add_argument(
+        "--hole-range",
+        type=_hole_range,
+        default=(0.0, 1.0),
+        metavar="LO-HI",
+        help="keep masks whose hole ratio is in (LO, HI] (0-1)",
+    )
+    parser.add_argument("--max-masks", type=_positive_int, default=None, help="stop after N")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.set_defaults(run=_run_video)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m masks`` argument parser."""
+    parser = _Parser(prog="python -m masks", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_generate(commands)
+    _add_stats(commands)
+    _add_video(commands)
+    return parser
+
+
+def _run_generate(args: argparse.Namespace) -> int:
+    report = generate_mask_set(
+        args.out,
+        size=args.size,
+        bins=args.bins,
+        count_per_bin=args.count_per_bin,
+        borders=_BORDER_MODES[args.border],
+        border_px=args.border_px,
+        seed=args.seed,
+        workers=args.workers,
+        progress=not args.no_progress,
+    )
+    print(f"wrote {report.written} masks, kept {report.kept} already on disk; {report.manifest}")
+    return 0
+
+
+def _run_stats(args: argparse.Namespace) -> int:
+    stats = collect_stats(args.folder, args.polarity, args.bins, progress=not args.no_progress)
+    print(format_table(stats))
+    if stats.groups:
+        sheet = write_contact_sheet(stats, args.sheet or args.folder / CONTACT_SHEET, args.per_bin)
+        print(f"contact sheet: {sheet}")
+    for problem in stats.problems:
+        print(f"problem: {problem}", file=sys.stderr)
+    return 1 if stats.problems else 0
+
+
+def _run_video(args: argparse.Namespace) -> int:
+    # FFmpeg prints its own decoder complaints to stderr; our error line says what went wrong.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET, read on first use
+    size = {} if args.size is None else {"height": args.size, "width": args.size}
+    masks = from_video(
+        args.video,
+        hole_range=args.hole_range,
+        frame_step=args.frame_step,
+        max_masks=args.max_masks,
+        **size,
+    )
+    check_writable(args.out)
+    entries = {}
+    for index, mask in enumerate(tqdm(masks, unit="mask", disable=args.no_progress)):
+        file = f"{index:05d}.png"
+        save_mask(args.out / file, mask)
+        entries[file] = {"file": file, "hole_ratio": hole_ratio(mask)}
+    header = {"source": str(args.video), "polarity": "known_white", "frame_step": args.frame_step}
+    write_manifest(args.out, header, entries)
+    print(f"wrote {len(entries)} masks to {args.out}; {args.out / MANIFEST}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (2 for bad arguments)."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    prog = f"{parser.prog} {args.command}"
+    try:
+        return args.run(args)
+    except ValueError as error:  # every user-input problem surfaces as ValueError
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # e.g. the disk filled up mid-run
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,323 @@
+"""A reproducible, binned mask set on disk (``python -m masks generate``).
+
+Layout under the output folder::
+
+    manifest.json
+    border/0.01-0.1/00000.png       # holes at least border_px pixels from the edge
+    no_border/0.01-0.1/00000.png    # holes anywhere
+
+Every mask has its own seed, derived from (set seed, border flag, bin, index) only, so the
+result does not depend on the number of workers, on the order of the bins, or on how often the
+run was interrupted; ``MaskGenerator(size, size, bin, border=..., rng=seed)()`` reproduces it.
+Files are written atomically, so a killed run never leaves a partial PNG, and a rerun with the
+same arguments writes only what is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+import signal
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from masks.generator import GENERATOR_VERSION, MaskGenerator
+from masks.io import atomic_write_bytes, encode_mask, load_mask, remove_stale_temporaries
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+PAPER_BORDER, PAPER_SIZE = 50, 512
+_CHECKPOINT_SECONDS = 30.0
+
+
+def default_border(size: int) -> int:
+    """The paper's 50-pixel border at 512x512, scaled to ``size``: round(50 * size / 512)."""
+    return round(PAPER_BORDER * size / PAPER_SIZE)
+
+
+@dataclass(frozen=True)
+class MaskJob:
+    """One mask of the set: where it goes and how it is made."""
+
+    file: str  # relative POSIX path under the output folder
+    bin: tuple[float, float]
+    border: bool
+    seed: int
+
+
+@dataclass(frozen=True)
+class GenerationReport:
+    """What a :func:`generate_mask_set` run did."""
+
+    written: int
+    kept: int
+    manifest: Path
+
+
+def mask_seed(seed: int, border: bool, bin_range: tuple[float, float], index: int) -> int:
+    """The 32-bit seed of one mask, a function of its identity only."""
+    keys = [seed, int(border), round(bin_range[0] * 1e6), round(bin_range[1] * 1e6), index]
+    return int(np.random.SeedSequence(keys).generate_state(1)[0])
+
+
+def plan_jobs(
+    bins: list[tuple[float, float]], count_per_bin: int, borders: tuple[bool, ...], seed: int
+) -> list[MaskJob]:
+    """All masks of a set, border mode by border mode, bin by bin."""
+    digits = max(5, len(str(count_per_bin - 1)))
+    jobs = []
+    for border in borders:
+        for bin_range in bins:
+            folder = f"{'border' if border else 'no_border'}/{bin_range[0]:g}-{bin_range[1]:g}"
+            for index in range(count_per_bin):
+                jobs.append(
+                    MaskJob(
+                        file=f"{folder}/{index:0{digits}d}.png",
+                        bin=bin_range,
+                        border=border,
+                        seed=mask_seed(seed, border, bin_range, index),
+                    )
+                )
+    return jobs
+
+
+@lru_cache(maxsize=64)
+def _generator(size: int, bin_range: tuple[float, float], border_px: int | None) -> MaskGenerator:
+    return MaskGenerator(size, size, bin_range, border=border_px, rng=0)
+
+
+def make_mask(job: MaskJob, size: int, border_px: int) -> np.ndarray:
+    """The uint8 (size, size) mask of ``job``, 1 = known, 0 = hole."""
+    generator = _generator(size, job.bin, border_px if job.border else None)
+    return generator(np.random.default_rng(job.seed))
+
+
+def _entry(job: MaskJob, mask: np.ndarray) -> dict:
+    ratio = np.count_nonzero(mask == 0) / mask.size
+    return {
+        "file": job.file,
+        "hole_ratio": ratio,
+        "bin": list(job.bin),
+        "border": job.border,
+        "seed": job.seed,
+    }
+
+
+def _write_job(task: tuple[str, int, int, MaskJob]) -> dict:
+    """Make one mask and write it atomically; runs in worker processes too."""
+    out, size, border_px, job = task
+    mask = make_mask(job, size, border_px)
+    path = Path(out, job.file)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, encode_mask(mask))
+    return _entry(job, mask)
+
+
+def _init_worker() -> None:
+    cv2.setNumThreads(1)  # one process per core; OpenCV threads would only compete
+    # Ctrl-C is handled by the parent, which stops the pool; workers must not print tracebacks.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def check_writable(out: Path) -> None:
+    """Create ``out`` if needed and make sure files can be written there.
+
+    Raises:
+        ValueError: If the folder cannot be created or written, naming the reason.
+    """
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test.{os.getpid()}.tmp"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise ValueError(
+            f"cannot write to {str(out)!r}: {reason}; choose a writable folder"
+        ) from error
+
+
+def read_manifest(out: Path) -> dict | None:
+    """The parsed ``manifest.json`` of a mask set, or ``None`` if there is none.
+
+    Raises:
+        ValueError: If the file exists but is not a valid manifest.
+    """
+    path = out / MANIFEST
+    if not path.exists():
+        return None
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"cannot read {str(path)!r} ({error}); delete it to rebuild it") from error
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("masks"), list):
+        raise ValueError(f"{str(path)!r} has no 'masks' list; delete it to rebuild it")
+    return manifest
+
+
+def _check_same_set(manifest: dict, header: dict, out: Path) -> None:
+    version = manifest.get("generator_version", header["generator_version"])
+    if version != header["generator_version"]:
+        raise ValueError(
+            f"{str(out)!r} was made by mask generator version {version}, this is version "
+            f"{header['generator_version']}; choose a new --out"
+        )
+    for key, flag in (("size", "--size"), ("border_px", "--border-px"), ("seed", "--seed")):
+        if key in manifest and manifest[key] != header[key]:
+            raise ValueError(
+                f"{str(out)!r} holds a mask set made with {flag} {manifest[key]}, not "
+                f"{header[key]}; use the same {flag} to resume or choose a new --out"
+            )
+
+
+def _reuse_existing(
+    out: Path, jobs: list[MaskJob], old: dict, size: int, border_px: int
+) -> tuple[dict[str, dict], list[MaskJob]]:
+    """Split jobs into finished ones (their manifest entries) and pending ones.
+
+    A file with a matching manifest entry is trusted. A file without one (the run stopped
+    before the manifest was saved) is kept only if it equals the mask its seed makes.
+    """
+    known = {e.get("file"): e for e in old.get("masks", []) if isinstance(e, dict)}
+    entries: dict[str, dict] = {}
+    pending: list[MaskJob] = []
+    for job in jobs:
+        path = out / job.file
+        if not path.exists():
+            pending.append(job)
+            continue
+        entry = known.get(job.file)
+        expected = {"bin": list(job.bin), "border": job.border, "seed": job.seed}
+        if entry is not None and all(entry.get(k) == v for k, v in expected.items()):
+            entries[job.file] = entry
+            continue
+        mask = make_mask(job, size, border_px)
+        try:
+            same = np.array_equal(load_mask(path), mask)
+        except ValueError:
+            same = False
+        if same:
+            entries[job.file] = _entry(job, mask)
+        else:
+            pending.append(job)
+    planned = {job.file for job in jobs}
+    for file, entry in known.items():  # masks of earlier runs with other bins or counts
+        if isinstance(file, str) and file not in planned and (out / file).exists():
+            entries[file] = entry
+    return entries, pending
+
+
+def write_manifest(out: Path, header: dict, entries: dict[str, dict]) -> bool:
+    """Write ``manifest.json`` atomically unless it already holds exactly this content.
+
+    Returns:
+        Whether the file was written.
+    """
+    # One mask per line: readable, diff-friendly and still plain JSON.
+    lines = ["{"] + [f" {json.dumps(key)}: {json.dumps(value)}," for key, value in header.items()]
+    masks = ",\n".join(f"  {json.dumps(entries[file])}" for file in sorted(entries))
+    lines += [' "masks": [', masks, " ]", "}"] if masks else [' "masks": []', "}"]
+    data = ("\n".join(lines) + "\n").encode("utf-8")
+    path = out / MANIFEST
+    if path.exists() and path.read_bytes() == data:
+        return False
+    atomic_write_bytes(path, data)
+    return True
+
+
+def _run_jobs(
+    out: Path, pending: list[MaskJob], entries: dict, header: dict, workers: int, progress: bool
+) -> None:
+    """Write the pending masks, saving the manifest every half minute and at the end."""
+    tasks = [(str(out), header["size"], header["border_px"], job) for job in pending]
+    last_save = time.monotonic()
+    pool = None
+    try:
+        if workers > 1 and len(tasks) > 1:
+            pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker)
+            chunk = max(1, min(32, len(tasks) // (8 * workers)))
+            results = pool.imap_unordered(_write_job, tasks, chunksize=chunk)
+        else:
+            results = map(_write_job, tasks)
+        bar = tqdm(results, total=len(tasks), unit="mask", disable=not progress or not tasks)
+        for entry in bar:
+            entries[entry["file"]] = entry
+            if time.monotonic() - last_save > _CHECKPOINT_SECONDS:
+                write_manifest(out, header, entries)
+                last_save = time.monotonic()
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+        write_manifest(out, header, entries)
+
+
+def generate_mask_set(
+    out: str | os.PathLike,
+    size: int,
+    bins: list[tuple[float, float]],
+    count_per_bin: int,
+    borders: tuple[bool, ...] = (True, False),
+    border_px: int | None = None,
+    seed: int = 0,
+    workers: int = 1,
+    progress: bool = True,
+) -> GenerationReport:
+    """Write a binned mask set and its ``manifest.json``, resuming any earlier run.
+
+    Args:
+        out: Output folder (created if missing).
+        size: Masks are (size, size).
+        bins: Hole-ratio bins (lo, hi]; see :func:`masks.parse_bins`.
+        count_per_bin: Masks per bin and border mode.
+        borders: Which border modes to make: True = border constraint, False = none.
+        border_px: Border width for the constrained masks; ``None``: round(50 * size / 512).
+        seed: Seed of the whole set; each mask's own seed is derived from it.
+        workers: Processes writing masks; the result does not depend on it.
+        progress: Show a tqdm progress bar.
+
+    Returns:
+        How many masks were written and kept, and the manifest path.
+
+    Raises:
+        ValueError: For bad arguments, an unwritable folder, or a folder holding a set made
+            with another size, border width or seed.
+    """
+    for name, value in (("size", size), ("count_per_bin", count_per_bin), ("workers", workers)):
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+    if not bins or not borders:
+        raise ValueError("need at least one bin and one border mode")
+    border_px = default_border(size) if border_px is None else border_px
+    for bin_range in bins:  # fails early, with the generator's message, on impossible bins
+        for border in borders:
+            _generator(size, tuple(bin_range), border_px if border else None)
+    out = Path(out)
+    check_writable(out)
+    header = {
+        "size": size,
+        "polarity": "known_white",
+        "border_px": border_px,
+        "seed": seed,
+        "generator_version": GENERATOR_VERSION,
+    }
+    old = read_manifest(out) or {}
+    _check_same_set(old, header, out)
+    removed = remove_stale_temporaries(out)
+    if removed:
+        logger.info("removed %d temporary files of an interrupted run", removed)
+    jobs = plan_jobs([tuple(b) for b in bins], count_per_bin, tuple(borders), seed)
+    entries, pending = _reuse_existing(out, jobs, old, size, border_px)
+    kept = len(jobs) - len(pending)
+    logger.info("%d masks planned, %d already on disk, %d to write", len(jobs), kept, len(pending))
+    _run_jobs(out, pending, entries, header, workers, progress)
+    return GenerationReport(written=len(pending), kept=kept, manifest=out / MANIFEST)

@@ -1,0 +1,196 @@
+"""Hole-ratio statistics and a contact sheet of a mask folder (``python -m masks stats``).
+
+A folder with a ``manifest.json`` (from ``python -m masks generate``) is grouped by the bin and
+border mode each mask was made for, and every file is checked against its manifest entry. A
+plain folder of masks made elsewhere is grouped by the bin its measured hole ratio falls in.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from masks.dataset import read_manifest
+from masks.generator import PAPER_BINS
+from masks.io import atomic_write_bytes, hole_ratio, iter_mask_files, load_mask
+
+CONTACT_SHEET = "contact_sheet.png"
+_RAMP = " .:-=+*#%@"  # ASCII bar heights for the within-bin histogram
+_SUB_BUCKETS = 10
+
+
+@dataclass
+class Group:
+    """Masks made for (or falling in) one bin and border mode."""
+
+    bin: tuple[float, float] | None  # None: outside every bin (plain folders only)
+    border: bool | None  # None: unknown (plain folders)
+    files: list[str] = field(default_factory=list)
+    ratios: list[float] = field(default_factory=list)
+
+    @property
+    def bin_label(self) -> str:
+        return "other" if self.bin is None else f"({self.bin[0]:g}, {self.bin[1]:g}]"
+
+    @property
+    def mode_label(self) -> str:
+        return {None: "", True: "border", False: "free"}[self.border]
+
+    @property
+    def label(self) -> str:
+        return f"{self.bin_label} {self.mode_label}".strip()
+
+    def outside(self) -> int:
+        if self.bin is None:
+            return len(self.ratios)
+        lo, hi = self.bin
+        return sum(not lo < r <= hi for r in self.ratios)
+
+    def histogram(self) -> str:
+        """Within-bin distribution as a 10-character ASCII sparkline."""
+        if self.bin is None or not self.ratios:
+            return ""
+        counts, _ = np.histogram(self.ratios, bins=_SUB_BUCKETS, range=self.bin)
+        levels = np.ceil(counts / max(counts.max(), 1) * (len(_RAMP) - 1)).astype(int)
+        return "".join(_RAMP[level] for level in levels)
+
+
+@dataclass
+class FolderStats:
+    """Everything ``stats`` reports about a mask folder."""
+
+    folder: Path
+    polarity: str
+    groups: list[Group]
+    problems: list[str]
+
+
+def _entries(folder: Path, polarity: str | None) -> tuple[list[dict], str, bool]:
+    manifest = read_manifest(folder)
+    if manifest is None:
+        files = [p.relative_to(folder).as_posix() for p in iter_mask_files(folder)]
+        entries = [{"file": f} for f in files if f != CONTACT_SHEET]
+        return entries, polarity or "known_white", False
+    listed = manifest.get("polarity", "known_white")
+    if polarity is not None and polarity != listed:
+        raise ValueError(
+            f"manifest.json says the masks are {listed}, not {polarity}; drop --polarity"
+        )
+    return [e for e in manifest["masks"] if isinstance(e, dict)], listed, True
+
+
+def collect_stats(
+    folder: str | os.PathLike,
+    polarity: str | None = None,
+    bins: list[tuple[float, float]] | None = None,
+    progress: bool = True,
+) -> FolderStats:
+    """Measure every mask in a folder.
+
+    Args:
+        folder: A mask set with ``manifest.json``, or any folder of mask images.
+        polarity: ``"known_white"`` or ``"hole_white"`` for plain folders; a manifest's own
+            polarity is used otherwise (and a different value is an error).
+        bins: Bins for plain folders; default :data:`PAPER_BINS`. Ignored with a manifest.
+        progress: Show a tqdm progress bar.
+
+    Returns:
+        Groups of measured hole ratios and a list of problems (missing, unreadable or changed
+        files).
+
+    Raises:
+        ValueError: If the folder is missing or holds no masks, or the polarity conflicts.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"mask folder {str(folder)!r} does not exist")
+    entries, polarity, has_manifest = _entries(folder, polarity)
+    if not entries:
+        raise ValueError(f"no mask images in {str(folder)!r}")
+    bins = list(bins or PAPER_BINS)
+    groups: dict[tuple, Group] = {}
+    problems: list[str] = []
+    for entry in tqdm(entries, unit="mask", disable=not progress):
+        file = str(entry.get("file"))
+        try:
+            ratio = hole_ratio(load_mask(folder / file, polarity))
+        except (OSError, ValueError) as error:
+            problems.append(f"{file}: {error}")
+            continue
+        if has_manifest:
+            key = (tuple(entry.get("bin", (0.0, 1.0))), entry.get("border"))
+            listed = entry.get("hole_ratio")
+            if listed is not None and abs(listed - ratio) > 1e-9:
+                problems.append(f"{file}: hole ratio {ratio:.6f}, manifest says {listed:.6f}")
+        else:
+            key = (next((b for b in bins if b[0] < ratio <= b[1]), None), None)
+        group = groups.setdefault(key, Group(bin=key[0], border=key[1]))
+        group.files.append(file)
+        group.ratios.append(ratio)
+    order = sorted(groups, key=lambda k: (k[0] is None, k[0] or (0, 0), k[1] is False))
+    return FolderStats(folder, polarity, [groups[k] for k in order], problems)
+
+
+def format_table(stats: FolderStats) -> str:
+    """The per-bin hole-ratio table printed by ``python -m masks stats``."""
+    header = f"{'bin':<24}{'masks':>7}{'min':>9}{'mean':>9}{'max':>9}{'outside':>9}  within bin"
+    lines = [header, "-" * len(header)]
+    total = 0
+    for group in stats.groups:
+        ratios = np.asarray(group.ratios)
+        total += ratios.size
+        lines.append(
+            f"{group.label:<24}{ratios.size:>7}{ratios.min():>9.4f}{ratios.mean():>9.4f}"
+            f"{ratios.max():>9.4f}{group.outside():>9}  |{group.histogram()}|"
+        )
+    outside = sum(group.outside() for group in stats.groups)
+    lines.append(f"{total} masks ({stats.polarity}), {outside} outside their bin")
+    return "\n".join(lines)
+
+
+def _thumbnail(path: Path, polarity: str, side: int) -> np.ndarray:
+    """A (side, side) grey picture of a mask (white = known), letterboxed in grey."""
+    picture = load_mask(path, polarity) * np.uint8(255)
+    scale = side / max(picture.shape)
+    height = max(1, round(picture.shape[0] * scale))
+    width = max(1, round(picture.shape[1] * scale))
+    small = cv2.resize(picture, (width, height), interpolation=cv2.INTER_AREA)
+    tile = np.full((side, side), 128, np.uint8)
+    top, left = (side - height) // 2, (side - width) // 2
+    tile[top : top + height, left : left + width] = small
+    return tile
+
+
+def write_contact_sheet(
+    stats: FolderStats, path: str | os.PathLike, per_group: int = 8, side: int = 96
+) -> Path:
+    """Write a PNG grid: one row per group, labelled, with up to ``per_group`` sample masks.
+
+    Samples are spread evenly over each group's files, so the sheet is deterministic.
+    """
+    label_width, gap = 170, 4
+    rows = []
+    for group in stats.groups:
+        picks = np.linspace(0, len(group.files) - 1, min(per_group, len(group.files)))
+        files = [stats.folder / group.files[round(i)] for i in picks]
+        tiles = [_thumbnail(file, stats.polarity, side) for file in files]
+        row = np.full((side + gap, label_width + per_group * (side + gap)), 64, np.uint8)
+        for column, tile in enumerate(tiles):
+            left = label_width + column * (side + gap)
+            row[gap : gap + side, left : left + side] = tile
+        texts = [group.bin_label, f"{group.mode_label} n={len(group.files)}".strip()]
+        for line, text in enumerate(texts):
+            position = (8, gap + 24 + 24 * line)
+            cv2.putText(row, text, position, cv2.FONT_HERSHEY_SIMPLEX, 0.6, 255, 1, cv2.LINE_AA)
+        rows.append(row)
+    sheet = np.vstack(rows)
+    ok, data = cv2.imencode(".png", sheet)
+    if not ok:
+        raise ValueError("OpenCV could not encode the contact sheet")
+    atomic_write_bytes(path, data.tobytes())
+    return Path(path)
