@@ -1,0 +1,159 @@
+"""Checkpoints: plain dicts of tensors, numbers, strings and lists, written atomically.
+
+Layout (``CHECKPOINT_VERSION`` 1)::
+
+    model         state dict of the network
+    optimizer     optimizer state dict
+    scheduler     lr scheduler state dict (or None)
+    scaler        GradScaler state dict (empty unless fp16)
+    ema           {"decay", "model"} of the weight average (or None)
+    step          optimizer steps done
+    best_metric   best validation PSNR so far (or None)
+    config        the resolved config as a nested dict; config["model"] = build_model kwargs
+    rng_state     {"python", "numpy", "torch", "cuda"}
+    data_position {"epoch", "batch"}: batches of that epoch already trained on
+    version       CHECKPOINT_VERSION
+
+Everything is read back with ``torch.load(path, map_location=..., weights_only=True)``, which
+refuses arbitrary pickled objects, so a checkpoint cannot run code when loaded.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = [
+    "CHECKPOINT_VERSION",
+    "capture_rng_state",
+    "find_checkpoint",
+    "load_checkpoint",
+    "load_model_from_checkpoint",
+    "restore_rng_state",
+    "save_checkpoint",
+]
+
+CHECKPOINT_VERSION = 1
+
+
+def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> None:
+    """Write ``state`` to ``path`` via ``path.tmp`` + ``os.replace``.
+
+    A kill at any moment leaves either the previous file or the new one, never a torn file.
+    """
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def find_checkpoint(path: str | os.PathLike) -> Path:
+    """``RUN_DIR`` (-> ``RUN_DIR/last.pt``) or a checkpoint file -> the checkpoint file.
+
+    Raises:
+        FileNotFoundError: neither exists; the message says what was looked for.
+    """
+    path = Path(path).expanduser()
+    if path.is_dir():
+        if (path / "last.pt").is_file():
+            return path / "last.pt"
+        raise FileNotFoundError(f"no last.pt in run folder '{path}'; pass a checkpoint file")
+    if path.is_file():
+        return path
+    raise FileNotFoundError(f"checkpoint or run folder '{path}' does not exist")
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
+    """Read a checkpoint with ``weights_only=True``.
+
+    Args:
+        path: a checkpoint file or a run folder (its ``last.pt``).
+        map_location: as for ``torch.load``.
+
+    Returns:
+        The checkpoint dict (see the module docstring).
+
+    Raises:
+        FileNotFoundError: no such checkpoint.
+        ValueError: not a checkpoint of this project, or from a newer version.
+    """
+    path = find_checkpoint(path)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # truncated file, foreign pickle, not a torch file at all
+        raise ValueError(f"cannot read checkpoint '{path}': {error}") from None
+    if not isinstance(state, dict) or "model" not in state or "config" not in state:
+        raise ValueError(f"'{path}' is not a training checkpoint of this project")
+    if int(state.get("version", 0)) > CHECKPOINT_VERSION:
+        raise ValueError(f"checkpoint '{path}' has version {state['version']}, newer than this "
+                         f"code ({CHECKPOINT_VERSION}); update the package")
+    return state
+
+
+def load_model_from_checkpoint(
+    path: str | os.PathLike, device: str | torch.device = "cpu"
+) -> tuple[nn.Module, dict[str, Any]]:
+    """The network of a checkpoint, for evaluation and prediction.
+
+    The weight average (EMA) is used when the run kept one, as it is the better model.
+
+    Args:
+        path: a checkpoint file or a run folder (its ``last.pt``).
+        device: where to put the model.
+
+    Returns:
+        ``(model, config)``: the model in eval mode on ``device``, and the resolved training
+        config as a nested dict (``config["data"]["image_size"]`` etc.).
+
+    Raises:
+        FileNotFoundError, ValueError: see ``load_checkpoint``.
+    """
+    from inpainting.models import build_model  # engine sits above models
+
+    state = load_checkpoint(path, map_location="cpu")
+    config = state["config"]
+    model = build_model(**config["model"])
+    weights = state["ema"]["model"] if state.get("ema") else state["model"]
+    model.load_state_dict(weights)
+    return model.to(device).eval(), config
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """The python, numpy, torch and CUDA generator states, as plain types and tensors."""
+    version, mt_state, gauss_next = random.getstate()
+    _, keys, position, has_gauss, cached_gaussian = np.random.get_state()
+    return {
+        "python": {"version": version, "state": list(mt_state), "gauss_next": gauss_next},
+        "numpy": {
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "position": int(position),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached_gaussian),
+        },
+        "torch": torch.get_rng_state(),
+        "cuda": list(torch.cuda.get_rng_state_all()) if torch.cuda.is_available() else [],
+    }
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    """Undo ``capture_rng_state`` (CUDA states only when the device count matches)."""
+    python = state["python"]
+    random.setstate((python["version"], tuple(python["state"]), python["gauss_next"]))
+    numpy_state = state["numpy"]
+    np.random.set_state((
+        "MT19937",
+        numpy_state["keys"].numpy().astype(np.uint32),
+        numpy_state["position"],
+        numpy_state["has_gauss"],
+        numpy_state["cached_gaussian"],
+    ))
+    torch.set_rng_state(state["torch"].cpu())
+    cuda_states = state.get("cuda") or []
+    if cuda_states and torch.cuda.is_available() and len(cuda_states) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all([s.cpu() for s in cuda_states])

@@ -1,0 +1,63 @@
+"""Where a run reports to: the console (through tqdm), ``RUN/train.log`` and TensorBoard."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+__all__ = ["TqdmHandler", "make_progress_bar", "make_writer", "setup_logging"]
+
+_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_HANDLER_TAG = "_inpainting_run_handler"
+
+
+class TqdmHandler(logging.Handler):
+    """Console handler that prints above an active tqdm bar instead of through it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # a logging handler must never raise
+            self.handleError(record)
+
+
+def setup_logging(run_dir: Path | None, is_main: bool = True) -> None:
+    """Send log records to the console and, on rank 0, to ``run_dir/train.log``.
+
+    Handlers added by an earlier call are replaced, so calling it again (tests, notebooks) does
+    not duplicate lines. Other ranks only print warnings and errors.
+    """
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if getattr(h, _HANDLER_TAG, False)]:
+        root.removeHandler(handler)
+        handler.close()
+    console = TqdmHandler(logging.INFO if is_main else logging.WARNING)
+    console.setFormatter(logging.Formatter("%(message)s"))
+    handlers: list[logging.Handler] = [console]
+    if run_dir is not None and is_main:
+        file_handler = logging.FileHandler(Path(run_dir) / "train.log", encoding="utf-8")
+        file_handler.setFormatter(logging.Formatter(_FORMAT))
+        file_handler.setLevel(logging.INFO)
+        handlers.append(file_handler)
+    for handler in handlers:
+        setattr(handler, _HANDLER_TAG, True)
+        root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
+def make_writer(run_dir: Path, enabled: bool):
+    """A TensorBoard ``SummaryWriter`` on ``run_dir/tensorboard``, or None when disabled."""
+    if not enabled:
+        return None
+    from torch.utils.tensorboard import SummaryWriter  # imports tensorboard: only when used
+
+    return SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"))
+
+
+def make_progress_bar(total: int, initial: int, enabled: bool) -> tqdm:
+    """A step bar (step, loss, images/s, ETA); disabled unless asked for and stderr is a TTY."""
+    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True,
+                disable=not (enabled and sys.stderr.isatty()), file=sys.stderr)

@@ -1,0 +1,421 @@
+"""The training loop: step-based, resumable, single process or DDP under ``torchrun``.
+
+The ``Trainer`` receives built objects (see ``inpainting.wiring`` for how a ``Config`` becomes
+them), so tests can hand it tiny ones. ``fit()`` reads top to bottom: take ``grad_accum``
+batches, one optimizer step, then whatever is due at this step (log, validate, sample grid,
+checkpoint). Loss values leave the device (``.item()``) only at those steps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from torchvision.utils import save_image
+
+from inpainting.config import Config, config_to_dict
+from inpainting.engine.batches import BatchStream
+from inpainting.engine.checkpoint import (
+    CHECKPOINT_VERSION,
+    capture_rng_state,
+    restore_rng_state,
+    save_checkpoint,
+)
+from inpainting.engine.distributed import DistInfo, all_reduce_flag
+from inpainting.engine.ema import ModelEma
+from inpainting.engine.reporting import make_progress_bar
+from inpainting.engine.validation import EvalResult, evaluate, sample_grid
+
+__all__ = ["AUTOCAST_DTYPES", "FitResult", "NonFiniteLossError", "Trainer"]
+
+logger = logging.getLogger(__name__)
+
+AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite; nothing after the last good checkpoint was saved."""
+
+
+@dataclass
+class FitResult:
+    """What ``fit`` did: final step, the signal that stopped it (if any), best and last val."""
+
+    step: int
+    stopped_by: str | None
+    best_psnr: float | None
+    last_eval: EvalResult | None
+    sample_path: Path | None
+
+
+class Trainer:
+    """Trains an inpainting model; rank 0 logs, validates and writes checkpoints.
+
+    Args:
+        model: maps ``(image * mask, mask)`` to ``(output, final_mask)``; image (B, 3, H, W)
+            in [0, 1], mask (B, 1, H, W), 1 = known, 0 = hole. Already on ``device``, not
+            wrapped (the trainer wraps it in DDP / ``torch.compile`` as configured).
+        loss_fn: ``(output, image, mask) -> dict`` of scalar terms including ``"total"``.
+        optimizer: over ``model``'s parameters.
+        train_loader: from ``engine.batches.make_train_loader`` (resumable position).
+        val_loader: batches with ``"bin"`` indices into ``val_bins``, or None (no validation).
+        config: the resolved config (intervals, precision, fine-tuning, ...); saved in every
+            checkpoint.
+        run_dir: the run folder (checkpoints, ``samples/``).
+        scheduler: stepped once per optimizer step, or None.
+        writer: a TensorBoard ``SummaryWriter`` (rank 0) or None.
+        device: where the model lives.
+        dist: rank and world size.
+        ema: weight average, used for validation when given.
+        val_bins: hole-ratio bins ``(lo, hi]`` of the validation masks.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss_fn: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        train_loader: DataLoader,
+        val_loader: DataLoader | None,
+        config: Config,
+        run_dir: str | Path,
+        *,
+        scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+        writer: Any = None,
+        device: torch.device | str = "cpu",
+        dist: DistInfo | None = None,
+        ema: ModelEma | None = None,
+        val_bins: Sequence[tuple[float, float]] = (),
+    ) -> None:
+        self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
+        self.train_loader, self.val_loader = train_loader, val_loader
+        self.config, self.cfg = config, config.train
+        self.run_dir = Path(run_dir)
+        self.scheduler, self.writer, self.ema = scheduler, writer, ema
+        self.device = torch.device(device)
+        self.dist = dist or DistInfo()
+        self.val_bins = list(val_bins)
+        self.autocast_dtype = AUTOCAST_DTYPES[self.cfg.precision]
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.cfg.precision == "fp16")
+        if self.cfg.finetune_step and not hasattr(model, "set_freeze_encoder_bn"):
+            raise ValueError("train.finetune_step needs a model with set_freeze_encoder_bn()")
+        self.step = 0
+        self.best_metric: float | None = None
+        self.position = {"epoch": 0, "batch": 0}
+        self.last_eval: EvalResult | None = None
+        self.sample_path: Path | None = None
+        self.train_model = self._wrap(model)
+        self._nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
+        self._checked_step = 0  # last step whose loss is known to be finite
+        self._saved_step: int | None = None
+        self._stop_signal: str | None = None
+        self._grid_batch: dict[str, Tensor] | None = None
+        self._clock = (time.perf_counter(), 0)  # (time, step) of the last log line
+
+    # ---------------------------------------------------------------------------------------
+    # One optimizer step
+
+    def _wrap(self, model: nn.Module) -> nn.Module:
+        wrapped = model
+        if self.dist.enabled:
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            wrapped = DistributedDataParallel(model, device_ids=device_ids)
+        if self.cfg.compile:
+            wrapped = torch.compile(wrapped)
+        return wrapped
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def _inputs(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        image = batch["image"].to(self.device, non_blocking=True)
+        mask = batch["mask"].to(self.device, non_blocking=True)
+        if self.cfg.channels_last:
+            image = image.contiguous(memory_format=torch.channels_last)
+        return image, mask
+
+    def train_step(self, batches: Sequence[dict[str, Tensor]]) -> dict[str, Tensor]:
+        """One optimizer step over ``len(batches)`` micro-batches (gradient accumulation).
+
+        Args:
+            batches: ``{"image": (B, 3, H, W) in [0, 1], "mask": (B, 1, H, W) 1 = known}``.
+
+        Returns:
+            The loss terms averaged over the micro-batches, as detached device tensors.
+        """
+        self.train_model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        sums: dict[str, Tensor] = {}
+        for index, batch in enumerate(batches):
+            image, mask = self._inputs(batch)
+            last = index == len(batches) - 1
+            no_sync = getattr(self.train_model, "no_sync", None)
+            sync = contextlib.nullcontext() if last or no_sync is None else no_sync()
+            with sync:
+                with self._autocast():
+                    output, _ = self.train_model(image * mask, mask)
+                    terms = self.loss_fn(output, image, mask)
+                self.scaler.scale(terms["total"] / len(batches)).backward()
+            for key, value in terms.items():
+                sums[key] = sums[key] + value.detach() if key in sums else value.detach()
+        if self.config.optim.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.optim.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
+        return {key: value / len(batches) for key, value in sums.items()}
+
+    # ---------------------------------------------------------------------------------------
+    # The loop
+
+    def fit(self) -> FitResult:
+        """Train from ``self.step`` to ``train.max_steps`` (or until SIGINT / SIGTERM).
+
+        Returns:
+            A ``FitResult``.
+
+        Raises:
+            NonFiniteLossError: the loss became NaN/inf (checked at every log, validation and
+                checkpoint step; the bad weights are never saved).
+        """
+        stream = BatchStream(self.train_loader, **self.position)
+        bar = make_progress_bar(self.cfg.max_steps, self.step,
+                                self.config.log.progress and self.dist.is_main)
+        self._clock = (time.perf_counter(), self.step)
+        try:
+            with self._signals_caught():
+                while self.step < self.cfg.max_steps:
+                    self._update_phase()
+                    losses = self.train_step([next(stream) for _ in range(self.cfg.grad_accum)])
+                    self.step += 1
+                    self.position = stream.position
+                    self._nonfinite |= ~torch.isfinite(losses["total"])
+                    bar.update(1)
+                    if self._after_step(losses, bar):
+                        break
+        finally:
+            bar.close()
+            stream.close()
+        return FitResult(self.step, self._stop_signal, self.best_metric, self.last_eval,
+                         self.sample_path)
+
+    def _due(self, every: int) -> bool:
+        return every > 0 and self.step % every == 0
+
+    def _after_step(self, losses: dict[str, Tensor], bar: Any) -> bool:
+        """Log / validate / save as due at this step; True when a signal asks to stop."""
+        stop = self._stop_requested()
+        final = stop or self.step == self.cfg.max_steps
+        validate = not stop and (self.step == self.cfg.max_steps or self._due(self.cfg.val_every))
+        grid = not validate and self.config.log.image_every > 0 and self._due(
+            self.config.log.image_every)
+        save = final or self._due(self.cfg.ckpt_every)
+        log = final or self._due(self.cfg.log_every)
+        if log or validate or grid or save:
+            self._check_finite()
+        if log:
+            self._log_train(losses, bar)
+        if validate:
+            self.validate()
+        elif grid:
+            self.write_sample_grid()
+        if save:
+            self.save("last.pt")
+            if self.cfg.keep_numbered:
+                self.save(f"step_{self.step:07d}.pt")
+        if stop:
+            logger.warning("stopped by %s at step %d", self._stop_signal, self.step)
+        return stop
+
+    def _update_phase(self) -> None:
+        """Enter the fine-tuning phase (lr finetune_lr, encoder BN frozen) at finetune_step."""
+        start = self.cfg.finetune_step
+        if not start or self.step < start or self.model.freeze_encoder_bn:
+            return
+        self.model.set_freeze_encoder_bn(True)
+        self.train_model = self._wrap(self.model)  # DDP must see the new set of trained params
+        logger.info("step %d: fine-tuning phase, lr %.1e, encoder BatchNorm frozen",
+                    self.step, self.cfg.finetune_lr)
+
+    def _check_finite(self) -> None:
+        bad = self._nonfinite if not self.dist.enabled else all_reduce_flag(
+            self._nonfinite, self.device)
+        if bool(bad):
+            saved = (f"the last good checkpoint is {self.run_dir / 'last.pt'} (step "
+                     f"{self._saved_step})" if self._saved_step is not None
+                     else "no checkpoint was written")
+            raise NonFiniteLossError(
+                f"the loss became NaN/inf between steps {self._checked_step + 1} and {self.step}; "
+                f"stopped without saving ({saved}). Try a lower optim.lr, optim.grad_clip > 0 or "
+                "train.precision fp32")
+        self._checked_step = self.step
+
+    def _stop_requested(self) -> bool:
+        requested = self._stop_signal is not None
+        if self.dist.enabled:  # every rank must stop at the same step
+            requested = all_reduce_flag(requested, self.device)
+            if requested and self._stop_signal is None:
+                self._stop_signal = "another rank's signal"
+        return requested
+
+    @contextlib.contextmanager
+    def _signals_caught(self) -> Iterator[None]:
+        """SIGINT / SIGTERM finish the step and save; a second Ctrl-C aborts at once."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum: int, frame: Any) -> None:
+            if self._stop_signal is not None and signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            self._stop_signal = signal.Signals(signum).name
+
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+    # ---------------------------------------------------------------------------------------
+    # Logging, validation, checkpoints
+
+    def _log_train(self, losses: dict[str, Tensor], bar: Any) -> None:
+        values = {key: float(value) for key, value in losses.items()}  # the sync point
+        now, then = time.perf_counter(), self._clock
+        images = ((self.step - then[1]) * self.train_loader.batch_size * self.cfg.grad_accum
+                  * self.dist.world_size)
+        images_per_s = images / max(now - then[0], 1e-9)
+        self._clock = (now, self.step)
+        if not self.dist.is_main:
+            return
+        lr = self.optimizer.param_groups[0]["lr"]
+        if self.writer is not None:
+            for key, value in values.items():
+                self.writer.add_scalar(f"train/{key}", value, self.step)
+            self.writer.add_scalar("train/lr", lr, self.step)
+            self.writer.add_scalar("train/images_per_s", images_per_s, self.step)
+        terms = " ".join(f"{k} {v:.4g}" for k, v in values.items() if k != "total")
+        logger.info("step %d/%d | loss %.4f | %s | lr %.2e | %.1f img/s", self.step,
+                    self.cfg.max_steps, values["total"], terms, lr, images_per_s)
+        bar.set_postfix(loss=f"{values['total']:.4f}", img_s=f"{images_per_s:.1f}",
+                        refresh=False)
+
+    def _eval_model(self) -> nn.Module:
+        return self.ema.module if self.ema is not None else self.model
+
+    def validate(self) -> EvalResult | None:
+        """Evaluate on the fixed validation masks (rank 0); keep ``best.pt`` by PSNR."""
+        if not self.dist.is_main or self.val_loader is None:
+            return None
+        result = evaluate(self._eval_model(), self.val_loader, self.device, self.val_bins,
+                          self.autocast_dtype, self.cfg.channels_last,
+                          keep_samples=self.config.log.grid_size)
+        self.last_eval = result
+        logger.info("validation at step %d:\n%s", self.step, result.table())
+        if self.writer is not None:
+            for key in ("psnr", "ssim", "l1", "l1_hole"):
+                self.writer.add_scalar(f"val/{key}", result.overall[key], self.step)
+            self.writer.add_scalar("val/psnr_masked_input", result.overall["input_psnr"],
+                                   self.step)
+            for row in result.per_bin:
+                if row["count"]:
+                    lo, hi = row["bin"]
+                    for key in ("psnr", "ssim", "l1"):
+                        self.writer.add_scalar(f"val_bins/{key}_{lo:g}-{hi:g}", row[key],
+                                               self.step)
+        if result.samples is not None:
+            self._write_grid(*result.samples)
+        psnr = result.overall["psnr"]
+        if self.best_metric is None or psnr > self.best_metric:
+            self.best_metric = psnr
+            self.save("best.pt")
+        return result
+
+    def write_sample_grid(self) -> None:
+        """Inpaint the first validation samples and write the grid (rank 0)."""
+        if not self.dist.is_main or self.val_loader is None:
+            return
+        if self._grid_batch is None:
+            self._grid_batch = next(iter(self.val_loader))
+        count = self.config.log.grid_size
+        image = self._grid_batch["image"][:count].to(self.device)
+        mask = self._grid_batch["mask"][:count].to(self.device)
+        model = self._eval_model()
+        was_training = model.training
+        model.eval()
+        with torch.no_grad(), self._autocast():
+            output, _ = model(image * mask, mask)
+        model.train(was_training)
+        self._write_grid(image.cpu(), mask.cpu(), output.float().cpu())
+
+    def _write_grid(self, image: Tensor, mask: Tensor, output: Tensor) -> None:
+        grid = sample_grid(image, mask, output)
+        path = self.run_dir / "samples" / f"step_{self.step:07d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_image(grid, path)
+        self.sample_path = path
+        if self.writer is not None:
+            self.writer.add_image("val/samples", grid, self.step)
+            self.writer.flush()
+
+    def state_dict(self) -> dict[str, Any]:
+        """The checkpoint dict (see ``engine.checkpoint``): plain types and tensors only."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "scaler": self.scaler.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "step": self.step,
+            "best_metric": self.best_metric,
+            "config": config_to_dict(self.config),
+            "rng_state": capture_rng_state(),
+            "data_position": dict(self.position),
+            "version": CHECKPOINT_VERSION,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a checkpoint: weights, optimizer, schedule, RNGs, data position."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state.get("scheduler"):
+            self.scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        if self.ema is not None and state.get("ema"):
+            self.ema.load_state_dict(state["ema"])
+        self.step = self._checked_step = int(state["step"])
+        self._saved_step = self.step
+        self.best_metric = state.get("best_metric")
+        self.position = {k: int(v) for k, v in state["data_position"].items()}
+        restore_rng_state(state["rng_state"])
+
+    def save(self, name: str) -> Path | None:
+        """Write the checkpoint ``run_dir/name`` atomically (rank 0 only)."""
+        if not self.dist.is_main:
+            return None
+        path = self.run_dir / name
+        save_checkpoint(self.state_dict(), path)
+        if name == "last.pt":
+            self._saved_step = self.step
+        if self.writer is not None:
+            self.writer.flush()
+        return path

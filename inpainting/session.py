@@ -1,0 +1,216 @@
+"""One training run from the command line's point of view: config -> run folder -> Trainer.
+
+``setup_training`` resolves the config (a file, a checkpoint's own config, ``--set``
+overrides), prepares the run folder, builds everything with ``inpainting.wiring`` and returns a
+``Session`` holding a ready ``Trainer``. Everything that can fail because of user input fails
+here, before the first step, with one of ``USER_ERRORS``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from inpainting.config import (
+    Config,
+    ConfigError,
+    apply_overrides,
+    config_from_dict,
+    load_config,
+    save_config,
+)
+from inpainting.engine import DistInfo, FitResult, ModelEma, Trainer, load_checkpoint
+from inpainting.engine.checkpoint import find_checkpoint
+from inpainting.engine.distributed import (
+    barrier,
+    broadcast_object,
+    cleanup_distributed,
+    init_distributed,
+)
+from inpainting.engine.reporting import make_writer, setup_logging
+from inpainting.wiring import (
+    build_datasets,
+    build_loss,
+    build_model,
+    build_optimizer,
+    build_scheduler,
+    build_train_loader,
+    build_val_loader,
+    build_val_masks,
+    check_precision,
+    resolve_image_paths,
+)
+from masks import parse_bins
+
+__all__ = ["USER_ERRORS", "Session", "setup_training"]
+
+logger = logging.getLogger(__name__)
+
+# Errors caused by the config, the data or the files named on the command line.
+USER_ERRORS = (ConfigError, ValueError, FileNotFoundError, ModuleNotFoundError, RuntimeError)
+
+
+@dataclass
+class Session:
+    """A ready-to-fit run: ``session.trainer.fit()``, then ``session.close()``."""
+
+    trainer: Trainer
+    config: Config
+    run_dir: Path
+    dist: DistInfo
+    writer: Any = None
+    started: float = dataclasses.field(default_factory=time.time)
+
+    def close(self) -> None:
+        """Flush TensorBoard and leave the process group."""
+        if self.writer is not None:
+            self.writer.close()
+        cleanup_distributed()
+
+    def summary(self, result: FitResult) -> str:
+        """The lines ``train.py`` prints at the end: results and where to find them."""
+        run = self.run_dir
+        if result.stopped_by:
+            return (f"Stopped by {result.stopped_by} at step {result.step}; checkpoint saved to "
+                    f"{run / 'last.pt'}\nResume with: python train.py --resume {run}")
+        minutes = (time.time() - self.started) / 60
+        lines = [f"Trained to step {result.step} in {minutes:.1f} min."]
+        if result.last_eval is not None:
+            lines += [f"Validation at step {result.step} on {self.config.masks.val_count} fixed "
+                      "masks (composite, 8-bit; 'input' = masked input, holes black):",
+                      result.last_eval.table()]
+        best = f" (val PSNR {result.best_psnr:.2f} dB)" if result.best_psnr is not None else ""
+        lines += [f"Run folder:   {run}",
+                  f"Checkpoints:  {run / 'last.pt'}, {run / 'best.pt'}{best}"]
+        if self.writer is not None:
+            lines.append(f"TensorBoard:  tensorboard --logdir {run / 'tensorboard'}")
+        if result.sample_path is not None:
+            lines.append(f"Sample grid:  {result.sample_path}")
+        return "\n".join(lines)
+
+
+def _resolve_config(config_path: str | None, overrides: list[str],
+                    state: dict[str, Any] | None) -> Config:
+    if config_path is not None:
+        return load_config(config_path, overrides)
+    if state is None:
+        raise ConfigError("no config given: use --config configs/X.yaml (or --resume RUN_DIR)")
+    return config_from_dict(apply_overrides(state["config"], overrides))
+
+
+def _with_run_dir(config: Config, run_dir: Path) -> Config:
+    return dataclasses.replace(config, train=dataclasses.replace(config.train,
+                                                                 run_dir=str(run_dir)))
+
+
+def _fresh_run_dir(config: Config) -> Path:
+    stamp = broadcast_object(time.strftime("%Y%m%d-%H%M%S"))  # the same on every rank
+    run_dir = Path(config.train.run_dir.replace("{time}", stamp)).expanduser()
+    if (run_dir / "last.pt").exists():
+        raise ConfigError(f"run folder '{run_dir}' already holds a checkpoint; continue it with "
+                          f"--resume {run_dir} or set another train.run_dir")
+    return run_dir
+
+
+def _init_from(model: nn.Module, config: Config, path: str) -> None:
+    """Load only the weights of ``path`` (a new run, e.g. the fine-tuning phase)."""
+    state = load_checkpoint(path)
+    theirs = dict(state["config"]["model"])
+    ours = dataclasses.asdict(config.model)
+    differing = [k for k in ours if k != "freeze_encoder_bn" and theirs.get(k) != ours[k]]
+    if differing:
+        fixes = " ".join(f"--set model.{k}={theirs.get(k)}" for k in differing)
+        raise ConfigError(f"--init-from checkpoint has a different model ({', '.join(differing)}"
+                          f"); use the same model settings, e.g. {fixes}")
+    model.load_state_dict(state["model"])
+    logger.info("initialised the weights from %s (step %s)", path, state.get("step"))
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def setup_training(config_path: str | None, overrides: list[str] | None = None,
+                   resume: str | None = None, init_from: str | None = None) -> Session:
+    """Build a run from the command-line arguments of ``train.py``.
+
+    Args:
+        config_path: YAML config (optional with ``resume``: the checkpoint's config is used).
+        overrides: ``section.key=value`` strings.
+        resume: run folder or checkpoint to continue at its exact step.
+        init_from: checkpoint whose weights start a new run (e.g. ``configs/finetune.yaml``).
+
+    Returns:
+        A ``Session`` with a ready ``Trainer``.
+
+    Raises:
+        One of ``USER_ERRORS`` with a one-line message.
+    """
+    if resume and init_from:
+        raise ConfigError("use either --resume (continue a run) or --init-from (new run)")
+    state = load_checkpoint(resume) if resume else None
+    config = _resolve_config(config_path, list(overrides or []), state)
+    dist, device = init_distributed(config.train.device)
+    check_precision(config.train.precision, device)
+    if state is not None:
+        run_dir = find_checkpoint(resume).parent
+        if state["step"] >= config.train.max_steps:
+            raise ConfigError(f"the checkpoint is at step {state['step']}, train.max_steps is "
+                              f"{config.train.max_steps}; raise it to train longer, e.g. --set "
+                              f"train.max_steps={2 * state['step']}")
+    else:
+        run_dir = _fresh_run_dir(config)
+    config = _with_run_dir(config, run_dir)
+    barrier()  # every rank has checked before rank 0 writes
+    if dist.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(config, run_dir / "config.yaml")
+    barrier()
+    setup_logging(run_dir, dist.is_main)
+    logger.info("%s run in %s on %s (%d process(es))", "resuming" if state else "starting",
+                run_dir, device, dist.world_size)
+    return _build_session(config, run_dir, dist, device, state, init_from)
+
+
+def _build_session(config: Config, run_dir: Path, dist: DistInfo, device: torch.device,
+                   state: dict[str, Any] | None, init_from: str | None) -> Session:
+    _seed_everything(config.train.seed)
+    train_paths, val_paths = resolve_image_paths(config.data, config.train.seed, dist)
+    logger.info("%d training and %d validation images", len(train_paths), len(val_paths))
+    val_masks = build_val_masks(config, run_dir) if dist.is_main else None
+    train_set, val_set = build_datasets(config, train_paths, val_paths, val_masks)
+    model = build_model(config)
+    if init_from:
+        _init_from(model, config, init_from)
+    if config.train.sync_bn and dist.enabled:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model = model.to(device)
+    if config.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(config, model)
+    writer = make_writer(run_dir, config.log.tensorboard) if dist.is_main else None
+    trainer = Trainer(
+        model, build_loss(config).to(device), optimizer,
+        build_train_loader(config, train_set, dist, device),
+        build_val_loader(config, val_set, device) if val_set is not None else None,
+        config, run_dir, scheduler=build_scheduler(config, optimizer), writer=writer,
+        device=device, dist=dist,
+        ema=ModelEma(model, config.train.ema) if config.train.ema > 0 else None,
+        val_bins=parse_bins(config.masks.val_bins))
+    if state is not None:
+        trainer.load_state_dict(state)
+        logger.info("resumed at step %d (epoch %d, batch %d)", trainer.step,
+                    trainer.position["epoch"], trainer.position["batch"])
+    return Session(trainer, config, run_dir, dist, writer)
+
