@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,8 +21,6 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
-
-from inpainting.models import build_model
 
 __all__ = [
     "DEFAULT_TILE_OVERLAP",
@@ -41,8 +38,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_TILE_SIZE = 1024
 DEFAULT_TILE_OVERLAP = 128
-# Prefixes that DistributedDataParallel and torch.compile add to state-dict keys.
-_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -65,46 +60,29 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 def load_model_from_checkpoint(
     path: str | os.PathLike, device: str | torch.device | None = None
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the model stored in a training checkpoint.
+    """Rebuild the model stored in a training checkpoint (or a run folder's ``last.pt``).
 
-    The checkpoint is the trainer's dict (``model`` state dict, ``config`` with ``config["model"]``
-    holding the ``build_model`` keyword arguments including ``"name"``), read with
-    ``torch.load(weights_only=True)``.
+    A thin wrapper around :func:`inpainting.engine.load_model_from_checkpoint` (which uses the
+    EMA weights when the run kept them) that also accepts ``"auto"`` as device and reports a
+    checkpoint that does not fit its own model config as ``ValueError``.
 
     Args:
-        path: ``.pt`` file written by the trainer.
+        path: ``.pt`` file written by the trainer, or a run folder.
         device: Where to put the model (``None``/``"auto"``: CUDA if available, else CPU).
 
     Returns:
         ``(model, config)``: the model in eval mode on ``device`` and the resolved config dict.
 
     Raises:
-        FileNotFoundError: If ``path`` is not a file.
+        FileNotFoundError: If there is no such checkpoint.
         ValueError: If the file is not a readable checkpoint of this project.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint '{path}' does not exist; pass the .pt file of a run")
+    from inpainting.engine import load_model_from_checkpoint as load  # engine sits above
+
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - pickle/zip errors come in many types
-        raise ValueError(f"cannot read checkpoint '{path}': {error}") from error
-    if not isinstance(checkpoint, dict) or "model" not in checkpoint or "config" not in checkpoint:
-        raise ValueError(f"'{path}' is not a training checkpoint (needs 'model' and 'config' keys)")
-    config = checkpoint["config"]
-    model_kwargs = dict(config.get("model") or {})
-    if "name" not in model_kwargs:
-        raise ValueError(f"checkpoint '{path}' has no config['model']['name']")
-    model = build_model(model_kwargs.pop("name"), **model_kwargs)
-    state = checkpoint["model"]
-    for prefix in _WRAPPER_PREFIXES:
-        if state and all(key.startswith(prefix) for key in state):
-            state = {key[len(prefix) :]: value for key, value in state.items()}
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as error:
-        raise ValueError(f"checkpoint '{path}' does not match its model config: {error}") from error
-    return model.to(resolve_device(device)).eval(), config
+        return load(path, resolve_device(device))
+    except (KeyError, TypeError, RuntimeError) as error:
+        raise ValueError(f"checkpoint '{path}' does not fit its model config: {error}") from error
 
 
 def to_known_mask(mask: np.ndarray | Image.Image) -> np.ndarray:
