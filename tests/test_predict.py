@@ -1,0 +1,189 @@
+"""Inference: any image size, tiling, exact known pixels, the Python API and the CLI."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from inpainting.inference import Inpainter, reflect_pad, tile_starts, to_known_mask
+from inpainting.models import PConvUNet
+from inpainting.predict import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _tiny_model(in_channels: int = 3) -> PConvUNet:
+    return PConvUNet(depth=3, base_channels=8, in_channels=in_channels)
+
+
+def _checkpoint(path: Path, in_channels: int = 3) -> Path:
+    model = _tiny_model(in_channels)
+    config = {"model": {"name": "pconv_unet", "depth": 3, "base_channels": 8,
+                        "in_channels": in_channels}, "data": {"image_size": 32}}
+    torch.save({"model": model.state_dict(), "config": config, "step": 0, "version": 1}, path)
+    return path
+
+
+def _image_and_mask(height: int, width: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    mask = np.ones((height, width), np.uint8)
+    mask[height // 5 : height // 2, width // 4 : 3 * width // 4] = 0
+    mask[-7:, :9] = 0  # a hole touching the corner, where padding happens
+    return image, mask
+
+
+def _check_known_kept(result: np.ndarray, image: np.ndarray, mask: np.ndarray) -> None:
+    assert result.shape == image.shape and result.dtype == np.uint8
+    np.testing.assert_array_equal(result[mask == 1], image[mask == 1])
+    # the holes hold the model's output, not the input's hidden pixels
+    assert np.mean(result[mask == 0] != image[mask == 0]) > 0.9
+
+
+def test_odd_size_image_keeps_size_and_known_pixels():
+    image, mask = _image_and_mask(300, 451)
+    result = Inpainter(_tiny_model(), device="cpu")(image, mask)
+    _check_known_kept(result, image, mask)
+
+
+def test_tiling_keeps_size_and_known_pixels_and_changes_only_holes():
+    image, mask = _image_and_mask(90, 131, seed=1)
+    model = _tiny_model()
+    tiled = Inpainter(model, device="cpu", tile_size=48, tile_overlap=12, batch_size=3)
+    result = tiled(image, mask)
+    _check_known_kept(result, image, mask)
+    whole = Inpainter(model, device="cpu")(image, mask)
+    assert np.any(whole != result)  # really went through the tiled path
+
+
+def test_tile_starts_cover_with_overlap():
+    for length, tile, overlap in [(451, 128, 32), (1000, 256, 64), (129, 128, 0), (64, 128, 16)]:
+        starts = tile_starts(length, tile, overlap)
+        assert starts[0] == 0 and min(length, starts[-1] + tile) == length
+        gaps = np.diff(starts)
+        assert np.all(gaps > 0) and np.all(tile - gaps >= overlap)
+
+
+def test_reflect_pad_multiple_and_content():
+    for shape in [(1, 3, 5, 7), (2, 1, 1, 3), (1, 3, 16, 16), (1, 2, 30, 3)]:
+        x = torch.rand(shape)
+        padded = reflect_pad(x, 16)
+        assert padded.shape[-2] % 16 == 0 and padded.shape[-1] % 16 == 0
+        assert padded.shape[-2] - shape[-2] < 16 and padded.shape[-1] - shape[-1] < 16
+        torch.testing.assert_close(padded[..., : shape[-2], : shape[-1]], x)
+
+
+def test_pil_in_pil_out_and_mask_encodings_agree():
+    image, mask = _image_and_mask(40, 57)
+    inpainter = Inpainter(_tiny_model(), device="cpu")
+    result = inpainter(Image.fromarray(image), Image.fromarray(mask * 255))
+    assert isinstance(result, Image.Image) and result.size == (57, 40) and result.mode == "RGB"
+    from_01 = inpainter(image, mask)
+    np.testing.assert_array_equal(np.asarray(result), from_01)
+    np.testing.assert_array_equal(inpainter(image, mask.astype(bool)), from_01)
+
+
+def test_to_known_mask_conventions():
+    assert to_known_mask(np.array([[0, 1]], np.uint8)).tolist() == [[False, True]]
+    assert to_known_mask(np.array([[0, 255]], np.uint8)).tolist() == [[False, True]]
+    assert to_known_mask(np.array([[0.2, 0.9]])).tolist() == [[False, True]]
+    with pytest.raises(ValueError, match="mask must be"):
+        to_known_mask(np.zeros((4, 4, 3), np.uint8))
+
+
+def test_grayscale_model_returns_grayscale():
+    image, mask = _image_and_mask(33, 45)
+    gray = image[:, :, 0]
+    result = Inpainter(_tiny_model(in_channels=1), device="cpu")(gray, mask)
+    assert result.shape == gray.shape
+    np.testing.assert_array_equal(result[mask == 1], gray[mask == 1])
+
+
+def test_bad_inputs_raise_clear_errors():
+    inpainter = Inpainter(_tiny_model(), device="cpu")
+    image, mask = _image_and_mask(20, 30)
+    with pytest.raises(ValueError, match="same size"):
+        inpainter(image, mask[:10])
+    with pytest.raises(ValueError, match=r"\(H, W, 3\) uint8"):
+        inpainter(image.astype(np.float32), mask)
+    with pytest.raises(ValueError, match="tile_overlap"):
+        Inpainter(_tiny_model(), tile_size=32, tile_overlap=32)
+
+
+def test_from_checkpoint_matches_model(tmp_path):
+    checkpoint = _checkpoint(tmp_path / "tiny.pt")
+    inpainter = Inpainter.from_checkpoint(checkpoint, device="cpu")
+    reference = _tiny_model()
+    reference.load_state_dict(torch.load(checkpoint, weights_only=True)["model"])
+    image, mask = _image_and_mask(32, 40)
+    expected = Inpainter(reference, device="cpu")(image, mask)
+    np.testing.assert_array_equal(inpainter(image, mask), expected)
+
+
+def test_cli_subprocess_writes_png_of_same_size(tmp_path):
+    checkpoint = _checkpoint(tmp_path / "tiny.pt")
+    image, mask = _image_and_mask(300, 451)
+    Image.fromarray(image).save(tmp_path / "photo.png")
+    Image.fromarray(mask * 255).save(tmp_path / "hole.png")
+    out = tmp_path / "result.png"
+    command = [sys.executable, "-m", "inpainting.predict", "--checkpoint", str(checkpoint),
+               "--image", str(tmp_path / "photo.png"), "--mask", str(tmp_path / "hole.png"),
+               "--out", str(out), "--device", "cpu", "--tile-size", "256"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    _check_known_kept(np.asarray(Image.open(out)), image, mask)
+
+
+def test_cli_folders_polarity_and_alpha(tmp_path):
+    checkpoint = _checkpoint(tmp_path / "tiny.pt")
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    (tmp_path / "masks" / "sub").mkdir(parents=True)
+    pairs = {}
+    for name, size in [("a", (37, 50)), ("sub/b", (64, 41))]:
+        image, mask = _image_and_mask(*size)
+        Image.fromarray(image).save(tmp_path / "in" / f"{name}.jpg", quality=95)
+        Image.fromarray((1 - mask) * 255).save(tmp_path / "masks" / f"{name}.png")  # hole-white
+        pairs[name] = mask
+    code = main(["--checkpoint", str(checkpoint), "--image", str(tmp_path / "in"), "--mask",
+                 str(tmp_path / "masks"), "--out", str(tmp_path / "out"), "--device", "cpu",
+                 "--polarity", "hole-white"])
+    assert code == 0
+    for name, mask in pairs.items():
+        source = np.asarray(Image.open(tmp_path / "in" / f"{name}.jpg").convert("RGB"))
+        _check_known_kept(np.asarray(Image.open(tmp_path / "out" / f"{name}.png")), source, mask)
+    image, mask = _image_and_mask(30, 30)
+    Image.fromarray(np.dstack([image, mask * 255])).save(tmp_path / "alpha.png")
+    assert main(["--checkpoint", str(checkpoint), "--image", str(tmp_path / "alpha.png"),
+                 "--out", str(tmp_path / "alpha_out.png"), "--device", "cpu"]) == 0
+    _check_known_kept(np.asarray(Image.open(tmp_path / "alpha_out.png")), image, mask)
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    checkpoint = _checkpoint(tmp_path / "tiny.pt")
+    image, mask = _image_and_mask(20, 30)
+    Image.fromarray(image).save(tmp_path / "x.png")
+    Image.fromarray(mask[:10] * 255).save(tmp_path / "small.png")
+    (tmp_path / "in").mkdir()
+    Image.fromarray(image).save(tmp_path / "in" / "y.png")
+    (tmp_path / "masks").mkdir()
+    cases = {
+        "does not exist": ["--checkpoint", str(tmp_path / "missing.pt"), "--image",
+                           str(tmp_path / "x.png"), "--mask", str(tmp_path / "small.png")],
+        "no alpha channel": ["--checkpoint", str(checkpoint), "--image", str(tmp_path / "x.png")],
+        "image's size": ["--checkpoint", str(checkpoint), "--image", str(tmp_path / "x.png"),
+                      "--mask", str(tmp_path / "small.png")],
+        "no mask for image": ["--checkpoint", str(checkpoint), "--image", str(tmp_path / "in"),
+                              "--mask", str(tmp_path / "masks")],
+    }
+    for expected, argv in cases.items():
+        code = main([*argv, "--out", str(tmp_path / "out"), "--device", "cpu"])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and expected in err and len(err.splitlines()) == 1, (expected, err)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--checkpoint", str(checkpoint), "--image", "x", "--out", "y", "--polarity", "up"])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and "polarity" in err and len(err.splitlines()) == 1
