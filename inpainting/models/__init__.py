@@ -1,4 +1,5 @@
-"""Inpainting networks, looked up by name with :func:`build_model`."""
+"""Inpainting networks, looked up by name with :func:`build_model`, and partial-convolution
+padding for classifiers (:mod:`inpainting.models.padding`)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,50 @@ from collections.abc import Callable
 
 from torch import nn
 
+from inpainting.models.padding import (
+    PADDING_MODELS,
+    convert_to_partial_conv,
+    load_nvidia_checkpoint,
+    pdresnet18,
+    pdresnet34,
+    pdresnet50,
+    pdresnet101,
+    pdresnet152,
+    pdvgg11,
+    pdvgg11_bn,
+    pdvgg13,
+    pdvgg13_bn,
+    pdvgg16,
+    pdvgg16_bn,
+    pdvgg19,
+    pdvgg19_bn,
+)
 from inpainting.models.pconv_unet import PConvUNet
 
-__all__ = ["MODELS", "PConvUNet", "build_model"]
+__all__ = [
+    "MODELS",
+    "PADDING_MODELS",
+    "PConvUNet",
+    "build_model",
+    "convert_to_partial_conv",
+    "load_nvidia_checkpoint",
+    "pdresnet18",
+    "pdresnet34",
+    "pdresnet50",
+    "pdresnet101",
+    "pdresnet152",
+    "pdvgg11",
+    "pdvgg11_bn",
+    "pdvgg13",
+    "pdvgg13_bn",
+    "pdvgg16",
+    "pdvgg16_bn",
+    "pdvgg19",
+    "pdvgg19_bn",
+]
 
-# name -> constructor; config files name the model with these keys.
+# Inpainting networks: name -> constructor; config files name the model with these keys.
+# (Classifiers with partial-convolution padding are in PADDING_MODELS.)
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "pconv_unet": PConvUNet,
 }
