@@ -182,6 +182,14 @@ def test_grayscale_bool_mask_and_bilinear_upsampling():
     assert output.shape == (2, 1, 32, 32) and final_mask.shape == (2, 1, 32, 32)
 
 
+def test_batch_one_mask_broadcasts_over_the_batch():
+    model = PConvUNet(depth=3, base_channels=8).eval()
+    image, mask = torch.rand(2, 3, 32, 32), _holes(1, 32)
+    output, final_mask = model(image, mask)
+    assert final_mask.shape == (2, 1, 32, 32)
+    assert torch.equal(output, model(image, mask.expand(2, -1, -1, -1))[0])
+
+
 def test_bad_constructor_arguments_raise():
     with pytest.raises(ValueError, match="valid: nearest, bilinear"):
         PConvUNet(depth=3, upsampling="cubic")

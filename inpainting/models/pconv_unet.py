@@ -210,7 +210,7 @@ class PConvUNet(nn.Module):
             ValueError: if the shapes do not fit (the message says how to fix them).
         """
         self._check_inputs(image, mask)
-        mask = mask.float()
+        mask = mask.float().expand(image.shape[0], -1, -1, -1)  # batch-1 masks broadcast
         skips: list[tuple[Tensor, Tensor]] = []
         x, x_mask = image, mask
         for block in self.encoder:
