@@ -1,0 +1,155 @@
+"""evaluate.py end to end on a tiny checkpoint: table, metrics.json, CSV files, grids, errors."""
+
+import csv
+import json
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from inpainting.models import PConvUNet
+from masks import PAPER_BINS, hole_ratio, load_mask
+
+ROOT = Path(__file__).resolve().parents[1]
+EVALUATE = ROOT / "evaluate.py"
+METRICS = {"psnr", "ssim", "l1", "l1_hole"}
+
+
+def _main():
+    return runpy.run_path(str(EVALUATE))["main"]
+
+
+@pytest.fixture
+def setup(tmp_path):
+    """A tiny checkpoint (evaluates at 32x32) and a folder of four images of assorted sizes."""
+    model = PConvUNet(depth=3, base_channels=8)
+    config = {"model": {"name": "pconv_unet", "depth": 3, "base_channels": 8},
+              "data": {"image_size": 32, "eval_mode": "center_crop"}}
+    checkpoint = tmp_path / "run" / "best.pt"
+    checkpoint.parent.mkdir()
+    torch.save({"model": model.state_dict(), "config": config, "step": 1, "version": 1},
+               checkpoint)
+    images = tmp_path / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for i, size in enumerate([(40, 50), (32, 32), (61, 45), (36, 70)]):
+        smooth = np.linspace(0, 255, size[1], dtype=np.float32)[None, :, None] * np.ones((*size, 3))
+        noise = rng.normal(0, 20, (*size, 3))
+        image = np.clip(smooth + noise, 0, 255).astype(np.uint8)
+        Image.fromarray(image).save(images / f"img{i}.png")
+    return checkpoint, images
+
+
+def _bin_of(ratio):
+    return next(([lo, hi] for lo, hi in PAPER_BINS if lo < ratio <= hi), None)
+
+
+def test_generated_masks_table_json_csv_and_baselines(setup, tmp_path, capsys):
+    checkpoint, images = setup
+    out = tmp_path / "report"
+    code = _main()(["--checkpoint", str(checkpoint), "--images", str(images), "--out", str(out),
+                    "--masks-per-bin", "2", "--baseline", "opencv-telea,opencv-ns",
+                    "--device", "cpu", "--workers", "0", "--batch-size", "5"])
+    assert code == 0
+    table = capsys.readouterr().out
+    assert "opencv-telea" in table and "opencv-ns" in table and "overall" in table
+    assert len([line for line in table.splitlines() if line.startswith("(")]) == 12
+
+    content = json.loads((out / "metrics.json").read_text())
+    assert set(content) == {"checkpoint", "rows", "overall", "baselines"}
+    assert content["checkpoint"] == str(checkpoint)
+    assert set(content["baselines"]) == {"opencv-telea", "opencv-ns"}
+    # every generated mask is counted in the bin of its actual hole ratio
+    manifest = json.loads((out / "masks" / "manifest.json").read_text())
+    expected = {}
+    for entry in manifest["masks"]:
+        mask = load_mask(out / "masks" / entry["file"])
+        assert mask.shape == (32, 32)
+        key = (tuple(_bin_of(hole_ratio(mask))), entry["border"])
+        expected[key] = expected.get(key, 0) + 1
+    assert sum(expected.values()) == 24 and len(expected) == 12
+    for rows in [content["rows"], *(b["rows"] for b in content["baselines"].values())]:
+        assert {(tuple(r["bin"]), r["border"]): r["count"] for r in rows} == expected
+        for row in rows:
+            assert set(row) == {"bin", "border", "count"} | METRICS
+            assert 0 < row["l1"] <= row["l1_hole"] and 0 < row["psnr"] < 100
+    for overall in [content["overall"], *(b["overall"] for b in content["baselines"].values())]:
+        assert set(overall) == {"count"} | METRICS and overall["count"] == 24
+
+    per_image = list(csv.DictReader(open(out / "per_image.csv")))
+    assert len(per_image) == 24
+    assert list(per_image[0]) == ["file", "mask", "bin", "border", "hole_ratio", *
+                                  ["psnr", "ssim", "l1", "l1_hole"]]
+    for row in per_image:
+        lo, hi = _bin_of(float(row["hole_ratio"]))
+        assert row["bin"] == f"{lo:g}-{hi:g}"
+    for name in ("opencv-telea", "opencv-ns"):
+        assert len(list(csv.DictReader(open(out / f"per_image_{name}.csv")))) == 24
+    assert len(list(csv.reader(open(out / "metrics.csv")))) == 1 + 3 * 13
+    assert len(list((out / "samples").glob("*.png"))) == 12
+
+
+def test_folder_masks_paired_by_name_with_polarity_and_resize(setup, tmp_path, capsys):
+    checkpoint, images = setup
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    holes = {"img0": 50, "img1": 300, "img2": 700, "img3": 0}  # of 48 * 48 pixels
+    for name, count in holes.items():
+        hole = np.zeros(48 * 48, np.uint8)
+        hole[:count] = 255  # hole-white files: white = hole
+        Image.fromarray(hole.reshape(48, 48)).save(masks / f"{name}.png")
+    out = tmp_path / "report"
+    code = _main()(["--checkpoint", str(checkpoint), "--images", str(images), "--masks",
+                    str(masks), "--polarity", "hole-white", "--image-size", "48",
+                    "--fit", "resize", "--out", str(out), "--device", "cpu", "--workers", "0"])
+    assert code == 0, capsys.readouterr().err
+    per_image = {row["file"]: row for row in csv.DictReader(open(out / "per_image.csv"))}
+    assert {name: row["mask"] for name, row in per_image.items()} == {
+        f"{name}.png": f"{name}.png" for name in holes}
+    for name, count in holes.items():
+        assert float(per_image[f"{name}.png"]["hole_ratio"]) == count / 48**2
+    assert per_image["img3.png"]["bin"] == ""  # no hole: in no bin, reported as "other"
+    content = json.loads((out / "metrics.json").read_text())
+    assert [(row["bin"], row["count"]) for row in content["rows"]] == [
+        ([0.01, 0.1], 1), ([0.1, 0.2], 1), ([0.3, 0.4], 1), (None, 1)]
+    assert content["overall"]["count"] == 4 and content["baselines"] == {}
+
+
+def test_errors_are_one_line_with_exit_code_2(setup, tmp_path, capsys):
+    checkpoint, images = setup
+    small = tmp_path / "small_masks"
+    small.mkdir()
+    Image.fromarray(np.full((16, 16), 255, np.uint8)).save(small / "m.png")
+    (tmp_path / "empty").mkdir()
+    common = ["--out", str(tmp_path / "r"), "--device", "cpu", "--workers", "0"]
+    cases = {
+        "16x16": ["--checkpoint", str(checkpoint), "--images", str(images), "--masks", str(small)],
+        "no images": ["--checkpoint", str(checkpoint), "--images", str(tmp_path / "empty")],
+        "unknown baseline": ["--checkpoint", str(checkpoint), "--images", str(images),
+                             "--baseline", "opencv-magic"],
+        "does not exist": ["--checkpoint", str(checkpoint), "--images", str(tmp_path / "nope")],
+    }
+    main = _main()
+    for expected, argv in cases.items():
+        code = main([*argv, *common])
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and expected in lines[0], (expected, lines)
+    # The real entry point in fresh interpreters (started together: the torch import dominates).
+    subprocess_cases = {
+        "does not exist": ["--checkpoint", str(tmp_path / "nope.pt"), "--images", str(images)],
+        "polarity": ["--checkpoint", str(checkpoint), "--images", str(images), "--polarity", "x"],
+    }
+    running = {
+        key: subprocess.Popen([sys.executable, str(EVALUATE), *argv, *common], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for key, argv in subprocess_cases.items()
+    }
+    for expected, process in running.items():
+        _, err = process.communicate(timeout=180)
+        lines = err.strip().splitlines()
+        assert process.returncode == 2 and len(lines) == 1 and expected in lines[0], (expected, err)
