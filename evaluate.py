@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bins", type=_bins, default=parse_bins("paper"), help="paper | lo-hi,...")
     p.add_argument("--image-size", type=int, help="evaluation size (default: the checkpoint's)")
     p.add_argument("--fit", type=_fit, help="center-crop | resize | none (default: checkpoint's)")
-    p.add_argument("--out", type=Path, help="report folder (default: CHECKPOINT_DIR/eval)")
+    p.add_argument("--out", type=Path, help="report folder (default: RUN_DIR/eval_<name>)")
     p.add_argument("--baseline", default="", help="comma-separated: opencv-telea,opencv-ns")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
@@ -53,13 +53,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def default_out(checkpoint: Path) -> Path:
+    """``RUN/best.pt`` -> ``RUN/eval_best``; a run folder (its last.pt) -> ``RUN/eval_last``."""
+    if checkpoint.is_dir():
+        return checkpoint / "eval_last"
+    return checkpoint.parent / f"eval_{checkpoint.stem}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         options = EvalOptions(
             checkpoint=args.checkpoint, images=args.images, image_root=args.image_root,
-            out=args.out or args.checkpoint.parent / "eval", masks=args.masks,
+            out=args.out or default_out(args.checkpoint), masks=args.masks,
             manifest=args.manifest, polarity=args.polarity, masks_per_bin=args.masks_per_bin,
             mask_seed=args.mask_seed, image_size=args.image_size, fit=args.fit, bins=args.bins,
             baselines=tuple(name.strip() for name in args.baseline.split(",") if name.strip()),

@@ -94,7 +94,7 @@ def test_generated_masks_table_json_csv_and_baselines(setup, tmp_path, capsys):
     assert len(list((out / "samples").glob("*.png"))) == 12
 
 
-def test_folder_masks_paired_by_name_with_polarity_and_resize(setup, tmp_path, capsys):
+def test_file_list_and_masks_paired_by_name_with_polarity_and_resize(setup, tmp_path, capsys):
     checkpoint, images = setup
     masks = tmp_path / "masks"
     masks.mkdir()
@@ -103,8 +103,12 @@ def test_folder_masks_paired_by_name_with_polarity_and_resize(setup, tmp_path, c
         hole = np.zeros(48 * 48, np.uint8)
         hole[:count] = 255  # hole-white files: white = hole
         Image.fromarray(hole.reshape(48, 48)).save(masks / f"{name}.png")
+    listing = tmp_path / "test_list.txt"
+    listing.write_text("# file list relative to --image-root\n" + "".join(
+        f"{name}.png\n" for name in holes))
     out = tmp_path / "report"
-    code = _main()(["--checkpoint", str(checkpoint), "--images", str(images), "--masks",
+    code = _main()(["--checkpoint", str(checkpoint), "--images", str(listing),
+                    "--image-root", str(images), "--masks",
                     str(masks), "--polarity", "hole-white", "--image-size", "48",
                     "--fit", "resize", "--out", str(out), "--device", "cpu", "--workers", "0"])
     assert code == 0, capsys.readouterr().err

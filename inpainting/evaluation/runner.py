@@ -135,7 +135,7 @@ class PairDataset(Dataset):
                 "(use --fit center-crop or --fit resize)"
             )
         if s.channels == 1:
-            image = np.asarray(Image.fromarray(image).convert("L"))[:, :, None]
+            image = np.array(Image.fromarray(image).convert("L"))[:, :, None]
         border = pair.mask.border
         if border is None:
             border = has_border(mask, s.border_px)
