@@ -176,6 +176,17 @@ def test_vgg_normalises_inside_and_taps_pool1_to_pool3(random_vgg_loss):
     assert [t.shape for t in taps] == [(1, 64, 16, 16), (1, 128, 8, 8), (1, 256, 4, 4)]
 
 
+def test_channels_last_vgg_and_gram_match_contiguous():
+    fast = VGG16Features("none", channels_last=True)
+    slow = VGG16Features("none", channels_last=False)
+    slow.load_state_dict(fast.state_dict())
+    image = torch.rand(2, 3, 32, 32)
+    for a, b in zip(fast(image), slow(image)):
+        assert a.is_contiguous(memory_format=torch.channels_last) and b.is_contiguous()
+        assert torch.allclose(a, b, atol=1e-5)
+        assert torch.allclose(gram_matrix(a), gram_matrix(b), rtol=1e-4, atol=1e-9)
+
+
 def test_grayscale_equals_replicated_rgb(random_vgg_loss):
     gray_out, gray_gt = torch.rand(2, 1, 32, 32), torch.rand(2, 1, 32, 32)
     mask = torch.ones(2, 1, 32, 32)

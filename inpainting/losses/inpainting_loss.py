@@ -76,8 +76,14 @@ def gram_matrix(features: Tensor) -> Tensor:
     """
     batch, channels, height, width = features.shape
     with torch.autocast(features.device.type, enabled=False):
-        flat = features.float().reshape(batch, channels, height * width)  # (B, C, H*W)
-        return torch.bmm(flat, flat.transpose(1, 2)) / (channels * height * width)
+        features = features.float()
+        if features.is_contiguous() or channels == 1:
+            flat = features.reshape(batch, channels, height * width)  # (B, C, H*W)
+            gram = torch.bmm(flat, flat.transpose(1, 2))
+        else:  # channels_last: (B, C, H, W) -> (B, H, W, C) -> (B, H*W, C) without a copy
+            flat = features.permute(0, 2, 3, 1).reshape(batch, height * width, channels)
+            gram = torch.bmm(flat.transpose(1, 2), flat)
+        return gram / (channels * height * width)
 
 
 def style_loss(features: Sequence[Tensor], gt_features: Sequence[Tensor]) -> Tensor:

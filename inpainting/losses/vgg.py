@@ -125,15 +125,20 @@ class VGG16Features(nn.Module):
 
     Args:
         vgg_weights: "imagenet", "none" or a path; see :func:`load_vgg16_features_state`.
+        channels_last: run in NHWC layout (the returned maps are channels_last tensors). On the
+            CPU oneDNN convolutions and max pooling are faster in that layout.
     """
 
-    def __init__(self, vgg_weights: str = "imagenet") -> None:
+    def __init__(self, vgg_weights: str = "imagenet", channels_last: bool = True) -> None:
         super().__init__()
         self.features = _make_layers()
         state = load_vgg16_features_state(vgg_weights)
         if state is not None:
             self.features.load_state_dict(state)
         self.features.requires_grad_(False)
+        self.channels_last = channels_last
+        if channels_last:
+            self.features.to(memory_format=torch.channels_last)
         self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1),
                              persistent=False)
         self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1),
@@ -160,6 +165,8 @@ class VGG16Features(nn.Module):
         if image.shape[1] == 1:
             image = image.expand(-1, 3, -1, -1)
         x = (image - self.mean) / self.std
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         taps = []
         for index, layer in enumerate(self.features):
             x = layer(x)
