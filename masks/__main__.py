@@ -18,6 +18,7 @@ import os
 import sys
 from pathlib import Path
 
+import cv2
 from tqdm import tqdm
 
 from masks.dataset import MANIFEST, check_writable, generate_mask_set, write_manifest
@@ -170,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run_generate(args: argparse.Namespace) -> int:
+    cv2.setNumThreads(1)  # parallelism comes from --workers, one process per core
     report = generate_mask_set(
         args.out,
         size=args.size,

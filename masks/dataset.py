@@ -128,6 +128,19 @@ def _init_worker() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def _pool_context():
+    """Worker start method: a fork server where available, else spawn.
+
+    Plain fork is unsafe when the caller has threads (OpenMP, OpenCV, tqdm); spawn re-imports
+    numpy and OpenCV in every worker. A fork server imports them once and forks clean workers.
+    """
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["masks.dataset"])
+        return context
+    return multiprocessing.get_context("spawn")
+
+
 def check_writable(out: Path) -> None:
     """Create ``out`` if needed and make sure files can be written there.
 
@@ -243,7 +256,7 @@ def _run_jobs(
     pool = None
     try:
         if workers > 1 and len(tasks) > 1:
-            pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker)
+            pool = _pool_context().Pool(workers, initializer=_init_worker)
             chunk = max(1, min(32, len(tasks) // (8 * workers)))
             results = pool.imap_unordered(_write_job, tasks, chunksize=chunk)
         else:

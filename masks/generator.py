@@ -185,17 +185,21 @@ class MaskGenerator:
         shapes = [SHAPES[name](scale) for name in weights]
         return shapes, values / values.sum()
 
-    def __call__(self, rng: np.random.Generator | None = None) -> np.ndarray:
+    def __call__(self, rng: np.random.Generator | int | None = None) -> np.ndarray:
         """Make one mask.
 
         Args:
-            rng: Random source for this mask; defaults to the generator's own. Pass a
-                per-sample generator (see :func:`derive_rng`) for worker-independent results.
+            rng: Random source for this mask (a generator or an integer seed); defaults to the
+                generator's own. Pass a per-sample generator (see :func:`derive_rng`) for
+                results that do not depend on DataLoader workers.
 
         Returns:
             uint8 (height, width) mask, 1 = known, 0 = hole, hole ratio in (lo, hi].
         """
-        rng = self._rng if rng is None else rng
+        if rng is None:
+            rng = self._rng
+        elif not isinstance(rng, np.random.Generator):
+            rng = np.random.default_rng(rng)
         b = self.border
         canvas = np.zeros((self.height - 2 * b, self.width - 2 * b), np.uint8)
         target = int(rng.integers(self._first, self._last + 1))

@@ -49,6 +49,7 @@ def test_call_rng_overrides_own_generator():
     two = MaskGenerator(40, 40, (0.1, 0.2), rng=2)
     assert np.array_equal(one(derive_rng(5, 0, 17)), two(derive_rng(5, 0, 17)))
     assert not np.array_equal(one(derive_rng(5, 0, 17)), one(derive_rng(5, 1, 17)))
+    assert np.array_equal(one(9), two(np.random.default_rng(9)))
 
 
 @pytest.mark.parametrize("border", [None, 12])
