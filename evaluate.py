@@ -33,23 +33,38 @@ def _bins(text: str) -> tuple:
 
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="evaluate.py", description=__doc__.split("\n")[0])
-    p.add_argument("--checkpoint", type=Path, required=True, help="checkpoint .pt of a run")
-    p.add_argument("--images", type=Path, required=True, help="folder of test images or a list")
-    p.add_argument("--image-root", type=Path, help="folder a --images list is relative to")
-    p.add_argument("--masks", type=Path, help="folder of masks (its manifest.json is used)")
-    p.add_argument("--manifest", type=Path, help="manifest.json of `python -m masks generate`")
-    p.add_argument("--polarity", type=parse_polarity, help="known-white (default) | hole-white")
-    p.add_argument("--masks-per-bin", type=int, default=100, help="generated masks per bin/border")
-    p.add_argument("--mask-seed", type=int, default=0, help="seed of mask making and pairing")
-    p.add_argument("--bins", type=_bins, default=parse_bins("paper"), help="paper | lo-hi,...")
-    p.add_argument("--image-size", type=int, help="evaluation size (default: the checkpoint's)")
-    p.add_argument("--fit", type=_fit, help="center-crop | resize | none (default: checkpoint's)")
-    p.add_argument("--out", type=Path, help="report folder (default: RUN_DIR/eval_<name>)")
-    p.add_argument("--baseline", default="", help="comma-separated: opencv-telea,opencv-ns")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    p.add_argument("--workers", type=int, default=2, help="image-decoding processes")
-    p.add_argument("--grid-rows", type=int, default=4, help="sample rows per bin in the grids")
+    p.add_argument("--checkpoint", type=Path, required=True, metavar="CKPT",
+                   help="checkpoint .pt of a run, or a run folder (its last.pt)")
+    p.add_argument("--images", type=Path, required=True, metavar="DIR|LIST",
+                   help="folder of test images, or a text file listing them")
+    p.add_argument("--image-root", type=Path, metavar="DIR",
+                   help="folder a --images list is relative to (default: the list's folder)")
+    p.add_argument("--masks", type=Path, metavar="DIR",
+                   help="folder of masks (its manifest.json is used if present)")
+    p.add_argument("--manifest", type=Path, metavar="FILE",
+                   help="manifest.json of `python -m masks generate`")
+    p.add_argument("--polarity", type=parse_polarity, metavar="P",
+                   help="mask files: known-white (default) | hole-white")
+    p.add_argument("--masks-per-bin", type=int, default=100, metavar="N",
+                   help="masks generated per bin and border mode (100)")
+    p.add_argument("--mask-seed", type=int, default=0, metavar="S",
+                   help="seed of mask generation and image/mask pairing (0)")
+    p.add_argument("--bins", type=_bins, default=parse_bins("paper"), metavar="BINS",
+                   help="paper (default) or lo-hi,lo-hi,...")
+    p.add_argument("--image-size", type=int, metavar="S",
+                   help="evaluation size (default: the checkpoint's data.image_size)")
+    p.add_argument("--fit", type=_fit, metavar="MODE",
+                   help="center-crop | resize | none (default: the checkpoint's data.eval_mode)")
+    p.add_argument("--out", type=Path, metavar="DIR",
+                   help="report folder (default: RUN_DIR/eval_<checkpoint name>)")
+    p.add_argument("--baseline", default="", metavar="NAMES",
+                   help="comma-separated baselines: opencv-telea,opencv-ns")
+    p.add_argument("--batch-size", type=int, default=8, metavar="N", help="pairs per batch (8)")
+    p.add_argument("--device", default="auto", help="auto (default) | cpu | cuda")
+    p.add_argument("--workers", type=int, default=2, metavar="N",
+                   help="image-decoding processes (2)")
+    p.add_argument("--grid-rows", type=int, default=4, metavar="N",
+                   help="sample rows per bin in the grids (4)")
     return p
 
 
