@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from inpainting.config import Config, ConfigError, DataConfig, OptimConfig
@@ -28,7 +28,7 @@ from inpainting.data import (
 )
 from inpainting.engine.batches import make_train_loader
 from inpainting.engine.distributed import DistInfo, barrier
-from inpainting.losses import InpaintingLoss
+from inpainting.losses import InpaintingLoss, hole_loss, total_variation_loss, valid_loss
 from inpainting.models import MODELS
 from inpainting.models import build_model as _build_registered_model
 from masks import FolderMaskSource, MaskGenerator, parse_bins
@@ -107,9 +107,39 @@ def build_model(config: Config) -> nn.Module:
     return _build_registered_model(name, **kwargs)
 
 
+class PixelLoss(nn.Module):
+    """Eq. 7 of Liu et al. (ECCV 2018) without its VGG terms: valid, hole and TV only.
+
+    Used when the perceptual and style weights are all 0, so that no VGG-16 runs at all (it
+    would cost most of a small model's step for nothing).
+    """
+
+    def __init__(self, weights: dict[str, float]) -> None:
+        super().__init__()
+        self.weights = {key: float(weights[key]) for key in ("valid", "hole", "tv")}
+
+    def forward(self, output: Tensor, target: Tensor, mask: Tensor) -> dict[str, Tensor]:
+        """output, target (B, C, H, W); mask (B, 1, H, W), 1 = known -> dict of scalar terms."""
+        output, target, mask = output.float(), target.float(), mask.float()
+        comp = mask * target + (1 - mask) * output
+        terms = {"valid": valid_loss(output, target, mask), "hole": hole_loss(output, target, mask),
+                 "tv": total_variation_loss(comp, mask)}
+        terms["total"] = sum(self.weights[key] * terms[key] for key in self.weights)
+        return terms
+
+
+_VGG_TERMS = ("perceptual", "style_out", "style_comp")
+
+
 def build_loss(config: Config) -> nn.Module:
-    """The paper's loss with ``loss.weights`` and ``loss.vgg_weights``."""
-    return InpaintingLoss(weights=vars(config.loss.weights), vgg_weights=config.loss.vgg_weights)
+    """The paper's loss with ``loss.weights`` and ``loss.vgg_weights``.
+
+    With all VGG term weights at 0 (perceptual, style_out, style_comp) it is ``PixelLoss``.
+    """
+    weights = vars(config.loss.weights)
+    if all(weights[key] == 0 for key in _VGG_TERMS):
+        return PixelLoss(weights)
+    return InpaintingLoss(weights=weights, vgg_weights=config.loss.vgg_weights)
 
 
 def build_optimizer(config: Config, model: nn.Module) -> torch.optim.Optimizer:
