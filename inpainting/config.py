@@ -437,8 +437,8 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     try:
         values = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
+        mark, problem = getattr(error, "problem_mark", None), getattr(error, "problem", None)
+        where = f" (line {mark.line + 1}: {problem})" if mark is not None and problem else ""
         raise ConfigError(f"config file '{path}' is not valid YAML{where}") from None
     if values is None:
         return {}
