@@ -13,7 +13,7 @@ map averaged over the valid region only (no padding), per channel, then over cha
 The Gaussian window is separable, so each filtered map is ``A_h^T @ X @ A_w`` with banded matrices
 ``A``. A dense banded matrix wastes most of its multiplications on zeros, so the rows are cut into
 overlapping blocks of ``_TILE + 10`` pixels, each multiplied by one small ``(_TILE + 10, _TILE)``
-band: one matrix product per direction for all five maps (mu_x, mu_y, x^2, y^2, xy) of a chunk.
+band: one matrix product per direction for all four maps (x, y, x^2 + y^2, xy) of a chunk.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
 _WINDOW = 11  # Gaussian window side, 2 * int(3.5 * sigma + 0.5) + 1 as in scikit-image
 _SIGMA = 1.5
@@ -132,8 +131,8 @@ def ssim(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         target: (B, C, H, W) in [0, 1], the ground truth.
 
     Returns:
-        (B,) tensor in [-1, 1], 1 where pred equals target. float64 for float64 inputs, else
-        float32.
+        (B,) tensor in [-1, 1]; 1 (to rounding, ~1e-7) where pred equals target. float64 for
+        float64 inputs, else float32.
 
     Raises:
         ValueError: if the inputs are not floating (B, C, H, W) tensors of the same shape, or are
@@ -150,10 +149,10 @@ def ssim(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     pred, target = pred.to(dtype), target.to(dtype)
     band_height = _band_matrix(min(_TILE, height - _WINDOW + 1), dtype, pred.device)
     band_width = _band_matrix(min(_TILE, width - _WINDOW + 1), dtype, pred.device)
-    # Chunks of several images rather than the whole batch: the five stacked maps of a large
+    # Chunks of several images rather than the whole batch: the four stacked maps of a large
     # batch do not fit in cache, and memory traffic, not arithmetic, then sets the pace.
     budget = _CHUNK_ELEMENTS_CPU if pred.device.type == "cpu" else _CHUNK_ELEMENTS_GPU
-    chunk = max(1, budget // (5 * channels * height * width))
+    chunk = max(1, budget // (4 * channels * height * width))
     scores = [
         _ssim_chunk(pred[start:start + chunk], target[start:start + chunk],
                     band_height, band_width)
@@ -165,25 +164,39 @@ def ssim(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def _ssim_chunk(
     pred: torch.Tensor, target: torch.Tensor, band_height: torch.Tensor, band_width: torch.Tensor
 ) -> torch.Tensor:
-    """Mean SSIM of each image in a chunk: (b, C, H, W) pair -> (b,) float64."""
-    # Shifting both images by -0.5 leaves (co)variances unchanged and halves the magnitude
-    # of x^2 terms, so E[x^2] - E[x]^2 cancels less in float32.
-    pred = pred - 0.5
-    target = target - 0.5
-    maps = torch.stack([pred, target, pred * pred, target * target, pred * target])
-    # (5, b, C, H, W) -> (5, b, C, H, W - 10) -> transposed (5, b, C, W - 10, H - 10); the mean
-    # over the map does not care about orientation, so the transpose is never undone.
+    """Mean SSIM of each image in a chunk: (b, C, H, W) pair -> (b,) float64.
+
+    With x, y shifted by -0.5 (which leaves (co)variances unchanged and makes E[x^2] - E[x]^2
+    cancel less in float32), filtering is linear, so four maps suffice: a = E[x], b = E[y],
+    s = E[x^2 + y^2], c = E[xy]. Then, with the true means a + 0.5 and b + 0.5,
+    2 mu_x mu_y = 2ab + (a + b) + 0.5,  mu_x^2 + mu_y^2 = a^2 + b^2 + (a + b) + 0.5,
+    var_x + var_y = s - (a^2 + b^2),     cov_xy = c - ab.
+    """
+    chunk, channels, height, width = pred.shape
+    padded_height = _padded_length(height, band_height.shape[1])
+    padded_width = _padded_length(width, band_width.shape[1])
+    # One zero-padded buffer, so that both filtering passes cut whole blocks without F.pad.
+    maps = pred.new_zeros(4, chunk, channels, padded_height, padded_width)
+    inner = maps[..., :height, :width]
+    inner[0].copy_(pred)
+    inner[1].copy_(target)
+    inner[:2].sub_(0.5)
+    torch.mul(inner[0], inner[1], out=inner[3])
+    torch.addcmul(inner[0] * inner[0], inner[1], inner[1], out=inner[2])
+    # (4, b, C, H', W') -> (4, b, C, H', W') filtered along W -> transposed (4, b, C, W', H')
+    # filtered along H -> valid region (4, b, C, W - 10, H - 10). The mean over the map does not
+    # care about orientation, so the transpose is never undone.
     filtered = _filter_last_dim(_filter_last_dim(maps, band_width).transpose(-1, -2), band_height)
-    mu_pred, mu_target, pred_sq, target_sq, pred_target = filtered.unbind(0)
-    var_pred = pred_sq - mu_pred * mu_pred
-    var_target = target_sq - mu_target * mu_target
-    covariance = pred_target - mu_pred * mu_target
-    mu_pred = mu_pred + 0.5
-    mu_target = mu_target + 0.5
+    mean_x, mean_y, second_sum, cross = filtered[..., : width - 10, : height - 10].unbind(0)
     c1, c2 = _K1**2, _K2**2  # (K * data_range)^2 with data_range = 1
-    numerator = (2 * mu_pred * mu_target + c1) * (2 * covariance + c2)
-    denominator = (mu_pred * mu_pred + mu_target * mu_target + c1) * (var_pred + var_target + c2)
-    return (numerator / denominator).mean(dim=(1, 2, 3), dtype=torch.float64)
+    product = mean_x * mean_y
+    squares = torch.addcmul(mean_x * mean_x, mean_y, mean_y)
+    mean_sum = mean_x + mean_y
+    numerator = torch.add(mean_sum, product, alpha=2).add_(0.5 + c1)
+    numerator.mul_(torch.sub(cross, product).mul_(2).add_(c2))
+    denominator = torch.add(squares, mean_sum).add_(0.5 + c1)
+    denominator.mul_(torch.sub(second_sum, squares).add_(c2))
+    return numerator.div_(denominator).mean(dim=(1, 2, 3), dtype=torch.float64)
 
 
 def _gaussian_window(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -206,24 +219,24 @@ def _band_matrix(tile: int, dtype: torch.dtype, device: torch.device) -> torch.T
     return band
 
 
-def _filter_last_dim(x: torch.Tensor, band: torch.Tensor) -> torch.Tensor:
-    """Gaussian filter along the last dim, valid region: (..., L) -> (..., L - 10).
+def _padded_length(length: int, tile: int) -> int:
+    """Input length that whole blocks of ``tile`` outputs (and 10 extra inputs) need."""
+    return math.ceil((length - _WINDOW + 1) / tile) * tile + _WINDOW - 1
 
-    The outputs are cut into ``n`` blocks of ``tile`` (the last one zero-padded); block k reads
-    inputs k * tile .. k * tile + tile + 9, so one (n * ..., tile + 10) @ (tile + 10, tile)
-    product filters everything.
+
+def _filter_last_dim(x: torch.Tensor, band: torch.Tensor) -> torch.Tensor:
+    """Gaussian filter along the last dim in blocks: (..., n * tile + 10) -> (..., n * tile).
+
+    Output block k reads inputs k * tile .. k * tile + tile + 9, so one
+    (rows * n, tile + 10) @ (tile + 10, tile) product filters every row; outputs that read the
+    zero padding are cropped by the caller.
     """
     tile = band.shape[1]
-    length_out = x.shape[-1] - (_WINDOW - 1)
-    n_blocks = math.ceil(length_out / tile)
-    padded_length = n_blocks * tile + _WINDOW - 1
-    if padded_length > x.shape[-1]:
-        x = F.pad(x, (0, padded_length - x.shape[-1]))
-    # (..., L') -> (..., n_blocks, tile + 10) overlapping views -> (rows, tile + 10)
-    blocks = x.unfold(-1, tile + _WINDOW - 1, tile)
-    out = blocks.reshape(-1, tile + _WINDOW - 1) @ band  # (rows, tile)
-    # (rows, tile) -> (..., n_blocks * tile) -> crop the zero-padded tail
-    return out.view(*x.shape[:-1], n_blocks * tile)[..., :length_out]
+    n_blocks = (x.shape[-1] - _WINDOW + 1) // tile
+    # (..., L) -> (..., n_blocks, tile + 10) overlapping views -> (rows, tile + 10)
+    blocks = x.unfold(-1, tile + _WINDOW - 1, tile).reshape(-1, tile + _WINDOW - 1)
+    # (rows, tile) -> (..., n_blocks * tile)
+    return (blocks @ band).view(*x.shape[:-1], n_blocks * tile)
 
 
 def to_uint8_levels(x: torch.Tensor) -> torch.Tensor:
