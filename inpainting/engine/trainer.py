@@ -111,6 +111,7 @@ class Trainer:
         if self.cfg.finetune_step and not hasattr(model, "set_freeze_encoder_bn"):
             raise ValueError("train.finetune_step needs a model with set_freeze_encoder_bn()")
         self.step = 0
+        self.step_lr = optimizer.param_groups[0]["lr"]
         self.best_metric: float | None = None
         self.position = {"epoch": 0, "batch": 0}
         self.last_eval: EvalResult | None = None
@@ -174,6 +175,7 @@ class Trainer:
         if self.config.optim.grad_clip > 0:
             self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_(self.model.parameters(), self.config.optim.grad_clip)
+        self.step_lr = self.optimizer.param_groups[0]["lr"]  # the lr of this step, for logs
         self.scaler.step(self.optimizer)
         self.scaler.update()
         if self.scheduler is not None:
@@ -306,7 +308,7 @@ class Trainer:
         self._clock = (now, self.step)
         if not self.dist.is_main:
             return
-        lr = self.optimizer.param_groups[0]["lr"]
+        lr = self.step_lr
         if self.writer is not None:
             for key, value in values.items():
                 self.writer.add_scalar(f"train/{key}", value, self.step)
