@@ -1,11 +1,10 @@
-"""Command line for mask sets: ``python -m masks generate | stats | video``.
+"""Irregular-hole mask sets: python -m masks generate | stats | video.
 
-Examples::
-
-    python -m masks generate --out mask_sets/paper512 --size 512 --workers 2
-    python -m masks stats mask_sets/paper512
-    python -m masks stats nvidia_test_masks --polarity hole-white
-    python -m masks video clip.mp4 --out mask_sets/clip --size 512
+examples:
+  python -m masks generate --out mask_sets/paper512 --size 512 --workers 2
+  python -m masks stats mask_sets/paper512
+  python -m masks stats nvidia_test_masks --polarity hole-white
+  python -m masks video clip.mp4 --out mask_sets/clip --size 512
 
 Bad arguments print one line on stderr and exit with status 2.
 """
@@ -162,7 +161,11 @@ def _add_video(commands) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m masks`` argument parser."""
-    parser = _Parser(prog="python -m masks", description=__doc__.split("\n")[0])
+    parser = _Parser(
+        prog="python -m masks",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_generate(commands)
     _add_stats(commands)

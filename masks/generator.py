@@ -6,7 +6,7 @@ image where holes are allowed (everything but a ``border``-pixel frame):
 1. *raw*: random shapes (strokes, lines, circles, ellipses; :mod:`masks.shapes`) up to a random
    fraction of a target hole count drawn uniformly in the requested range;
 2. *augment*: the paper's random rotation, cropping, translation and dilation
-   (:mod:`masks.augment`); if that overshoots the range, the holes are eroded back;
+   (:mod:`masks.augment`); if that overshoots the target, the holes are eroded back;
 3. *grow*: more shapes, each sized to the remaining deficit, until the target is reached. A shape
    that would overshoot the range is undone and retried at half the size, so the result always
    lands in the range without rejecting whole masks, and large ratios cost about as much as
