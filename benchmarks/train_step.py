@@ -26,16 +26,21 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
-from tqdm import tqdm
+# Idle OpenMP threads sleep instead of spinning: on a shared machine spinning steals the cores
+# from the thread that has work, and it would inflate the CPU-time figures. Set before torch.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import Tensor, nn  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from inpainting.layers import PartialConv2d  # noqa: E402
@@ -198,44 +203,65 @@ def configs(args: argparse.Namespace) -> list[tuple[str, int, str]]:
 
 
 def time_all(args: argparse.Namespace, todo: list[tuple[str, int, str]]) -> dict:
-    """Interleaved timing: every config once per round, after one warm-up step each."""
+    """Interleaved timing: every config once per round, after one warm-up round.
+
+    Returns per config the median wall-clock seconds and the median process CPU seconds of a
+    step. CPU seconds (all threads, with passive OpenMP waits) barely move when other processes
+    compete for the cores, so they are the steadier basis for ratios on a shared machine.
+    """
     setups = {v: build(v, args) for v in sorted({c[0] for c in todo})}
     batches = {b: make_batch(b, args.size) for b in args.batch_sizes}
-    times: dict[tuple, list[float]] = {c: [] for c in todo}
+    wall: dict[tuple, list[float]] = {c: [] for c in todo}
+    cpu: dict[tuple, list[float]] = {c: [] for c in todo}
     with tqdm(total=len(todo) * (args.repeats + 1), desc="train steps") as bar:
         for round_index in range(args.repeats + 1):
             for config in todo:
                 variant, batch, precision = config
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 train_step(setups[variant], *batches[batch], precision)
                 if round_index > 0:  # round 0 is the warm-up
-                    times[config].append(time.perf_counter() - start)
+                    wall[config].append(time.perf_counter() - start)
+                    cpu[config].append(time.process_time() - start_cpu)
                 bar.update()
-    return {c: statistics.median(t) for c, t in times.items()}
+    return {c: {"wall": statistics.median(wall[c]), "cpu": statistics.median(cpu[c]),
+                "wall_all": wall[c]} for c in todo}
+
+
+def _ratio(seconds: dict, base: tuple, other: tuple) -> str:
+    """'wall / CPU' ratios of other's step time to base's ('-' when not both measured)."""
+    if base not in seconds or other not in seconds or other == base:
+        return "-"
+    a, b = seconds[base], seconds[other]
+    return f"{b['wall'] / a['wall']:.2f} / {b['cpu'] / a['cpu']:.2f}"
 
 
 def report(todo, seconds: dict, memory: dict, args: argparse.Namespace) -> str:
     lines = [f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
              f"{args.size}x{args.size}, depth {args.depth}, base {args.base_channels}, "
              f"median of {args.repeats}; CPU bf16 flags: {', '.join(cpu_bf16_flags()) or 'none'}",
-             "", "| variant | batch | precision | s/step | images/s | vs plain | pconv speed-up "
-             "| peak MiB (built) |", "|---|---|---|---|---|---|---|---|"]
+             "", "| variant | batch | precision | wall s/step | images/s | CPU s/step "
+             "| time vs plain (wall / CPU) | pconv speed-up (wall / CPU) "
+             "| peak MiB (after build) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for config in todo:
         variant, batch, precision = config
         step = seconds[config]
-        plain = seconds.get(("plain", batch, precision))
-        pconv = seconds.get(("pconv", batch, precision))
-        vs_plain = f"{step / plain:.2f}x" if plain else "-"
-        speedup = f"{step / pconv:.2f}x" if pconv and variant != "pconv" else "-"
+        vs_plain = _ratio(seconds, ("plain", batch, precision), config)
+        speedup = _ratio(seconds, ("pconv", batch, precision), config)
         mem = memory.get(config)
         mem_text = f"{mem['peak_mib']:.0f} ({mem['built_mib']:.0f})" if mem else "-"
-        lines.append(f"| {variant} | {batch} | {precision} | {step:.2f} | {batch / step:.2f} | "
-                     f"{vs_plain} | {speedup} | {mem_text} |")
+        lines.append(f"| {variant} | {batch} | {precision} | {step['wall']:.2f} | "
+                     f"{batch / step['wall']:.2f} | {step['cpu']:.2f} | {vs_plain} | {speedup} | "
+                     f"{mem_text} |")
+    lines.append("")
     for batch in args.batch_sizes:
-        fp32, bf16 = seconds.get(("pconv", batch, "fp32")), seconds.get(("pconv", batch, "bf16"))
-        if fp32 and bf16:
-            lines.append(f"\npconv batch {batch}: bf16 autocast is {fp32 / bf16:.2f}x the fp32 "
-                         "speed")
+        fp32, bf16 = ("pconv", batch, "fp32"), ("pconv", batch, "bf16")
+        if fp32 in seconds and bf16 in seconds:
+            lines.append(f"pconv batch {batch}: bf16 autocast speed-up over fp32 (wall / CPU) "
+                         f"{_ratio(seconds, bf16, fp32)}")
+    lines.append("wall seconds per step, all repeats: " + "; ".join(
+        f"{c[0]}/{c[1]}/{c[2]}: {', '.join(f'{t:.2f}' for t in seconds[c]['wall_all'])}"
+        for c in todo))
     return "\n".join(lines)
 
 
