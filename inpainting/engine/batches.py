@@ -99,18 +99,23 @@ class BatchStream:
             self.loader.dataset.set_epoch(self.epoch)
         self._iterator = iter(self.loader)
 
+    @property
+    def batches_per_epoch(self) -> int:
+        """Full batches in one epoch of this process's share (the loader drops the last one)."""
+        return len(self.loader.sampler.base) // self.loader.batch_size
+
     def __next__(self) -> dict[str, Any]:
         if self._iterator is None:
             self._start_epoch()
-        try:
-            batch = next(self._iterator)
-        except StopIteration:
-            self._end_epoch()
-            self._start_epoch()
-            batch = next(self._iterator)
+        batch = next(self._iterator)
         self.batch += 1
         if "bad_files" in batch:
             self._bad_files += int(batch["bad_files"].sum())
+        if self.batch >= self.batches_per_epoch:
+            # Close the epoch now rather than on the next call, so that the position saved after
+            # the last batch is (epoch + 1, 0) and the skipped-file report comes at epoch end.
+            self._end_epoch()
+            self._iterator = None
         return batch
 
     def __iter__(self) -> BatchStream:
