@@ -29,6 +29,7 @@ from inpainting.config import (
     save_config,
 )
 from inpainting.engine import DistInfo, FitResult, ModelEma, Trainer, load_checkpoint
+from inpainting.engine.batches import check_batch_fits
 from inpainting.engine.checkpoint import find_checkpoint
 from inpainting.engine.distributed import (
     barrier,
@@ -40,13 +41,14 @@ from inpainting.engine.reporting import make_writer, setup_logging
 from inpainting.wiring import (
     build_datasets,
     build_loss,
+    build_mask_source,
     build_model,
     build_optimizer,
     build_scheduler,
     build_train_loader,
     build_val_loader,
     build_val_masks,
-    check_precision,
+    check_device_options,
     resolve_image_paths,
 )
 from masks import parse_bins
@@ -121,8 +123,8 @@ def _fresh_run_dir(config: Config) -> Path:
     return run_dir
 
 
-def _init_from(model: nn.Module, config: Config, path: str) -> None:
-    """Load only the weights of ``path`` (a new run, e.g. the fine-tuning phase)."""
+def _load_init_from(config: Config, path: str) -> dict[str, Any]:
+    """The checkpoint whose weights start a new run, checked against ``config.model``."""
     state = load_checkpoint(path)
     theirs = dict(state["config"]["model"])
     ours = dataclasses.asdict(config.model)
@@ -131,8 +133,17 @@ def _init_from(model: nn.Module, config: Config, path: str) -> None:
         fixes = " ".join(f"--set model.{k}={theirs.get(k)}" for k in differing)
         raise ConfigError(f"--init-from checkpoint has a different model ({', '.join(differing)}"
                           f"); use the same model settings, e.g. {fixes}")
-    model.load_state_dict(state["model"])
-    logger.info("initialised the weights from %s (step %s)", path, state.get("step"))
+    return state
+
+
+@dataclass
+class _Inputs:
+    """What the run reads, resolved and checked before its folder is created."""
+
+    train_paths: list[Path]
+    val_paths: list[Path]
+    mask_source: Any
+    init_state: dict[str, Any] | None
 
 
 def _seed_everything(seed: int) -> None:
@@ -162,7 +173,7 @@ def setup_training(config_path: str | None, overrides: list[str] | None = None,
     state = load_checkpoint(resume) if resume else None
     config = _resolve_config(config_path, list(overrides or []), state)
     dist, device = init_distributed(config.train.device)
-    check_precision(config.train.precision, device)
+    check_device_options(config, device)
     if state is not None:
         run_dir = find_checkpoint(resume).parent
         if state["step"] >= config.train.max_steps:
@@ -172,6 +183,8 @@ def setup_training(config_path: str | None, overrides: list[str] | None = None,
     else:
         run_dir = _fresh_run_dir(config)
     config = _with_run_dir(config, run_dir)
+    setup_logging(None, dist.is_main)  # console only until the run folder exists
+    inputs = _resolve_inputs(config, dist, init_from)
     barrier()  # every rank has checked before rank 0 writes
     if dist.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -180,19 +193,32 @@ def setup_training(config_path: str | None, overrides: list[str] | None = None,
     setup_logging(run_dir, dist.is_main)
     logger.info("%s run in %s on %s (%d process(es))", "resuming" if state else "starting",
                 run_dir, device, dist.world_size)
-    return _build_session(config, run_dir, dist, device, state, init_from)
+    logger.info("%d training and %d validation images", len(inputs.train_paths),
+                len(inputs.val_paths))
+    if init_from:
+        logger.info("initialising the weights from %s (step %s)", init_from,
+                    inputs.init_state.get("step"))
+    return _build_session(config, run_dir, dist, device, state, inputs)
+
+
+def _resolve_inputs(config: Config, dist: DistInfo, init_from: str | None) -> _Inputs:
+    """Find the images, open the mask source, read ``--init-from``: all user input, no writes."""
+    train_paths, val_paths = resolve_image_paths(config.data, config.train.seed, dist)
+    check_batch_fits(len(train_paths), config.data.batch_size, dist.world_size)
+    mask_source = build_mask_source(config)
+    init_state = _load_init_from(config, init_from) if init_from else None
+    return _Inputs(train_paths, val_paths, mask_source, init_state)
 
 
 def _build_session(config: Config, run_dir: Path, dist: DistInfo, device: torch.device,
-                   state: dict[str, Any] | None, init_from: str | None) -> Session:
+                   state: dict[str, Any] | None, inputs: _Inputs) -> Session:
     _seed_everything(config.train.seed)
-    train_paths, val_paths = resolve_image_paths(config.data, config.train.seed, dist)
-    logger.info("%d training and %d validation images", len(train_paths), len(val_paths))
     val_masks = build_val_masks(config, run_dir) if dist.is_main else None
-    train_set, val_set = build_datasets(config, train_paths, val_paths, val_masks)
+    train_set, val_set = build_datasets(config, inputs.train_paths, inputs.val_paths, val_masks,
+                                        inputs.mask_source)
     model = build_model(config)
-    if init_from:
-        _init_from(model, config, init_from)
+    if inputs.init_state is not None:
+        model.load_state_dict(inputs.init_state["model"])
     if config.train.sync_bn and dist.enabled:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = model.to(device)

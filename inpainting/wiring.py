@@ -45,6 +45,7 @@ __all__ = [
     "build_scheduler",
     "build_val_loader",
     "build_val_masks",
+    "check_device_options",
     "check_precision",
     "lr_factor",
     "resolve_image_paths",
@@ -80,6 +81,19 @@ SCHEDULES: dict[str, Callable[[int, OptimConfig, int], float]] = {
 # Validation masks depend only on size, count, bins and border, never on train.seed, so that
 # runs with different seeds are compared on the same masks.
 VAL_MASK_SEED = 0
+
+
+def check_device_options(config: Config, device: torch.device) -> None:
+    """Refuse settings the device cannot train with, before any work starts.
+
+    Raises:
+        ConfigError: fp16 on a CPU (no GradScaler there), bf16 on a GPU without bf16, or
+            SyncBatchNorm off CUDA (PyTorch implements it for GPUs only).
+    """
+    check_precision(config.train.precision, device)
+    if config.train.sync_bn and device.type != "cuda":
+        raise ConfigError("train.sync_bn needs CUDA devices (PyTorch's SyncBatchNorm is GPU-only); "
+                          "use --set train.sync_bn=false on CPU")
 
 
 def check_precision(precision: str, device: torch.device) -> None:
@@ -243,16 +257,18 @@ def build_val_masks(config: Config, run_dir: Path | None = None) -> FixedMaskSet
 
 def build_datasets(
     config: Config, train_paths: list[Path], val_paths: list[Path],
-    val_masks: FixedMaskSet | None,
+    val_masks: FixedMaskSet | None, mask_source: Callable | None = None,
 ) -> tuple[InpaintingDataset, InpaintingDataset | None]:
     """Training set (random crops, generated/folder masks) and validation set (fixed masks).
 
     The validation set has ``masks.val_count`` pairs: image ``i % len(val_paths)`` with fixed
     mask ``i``, so its size (and cost) does not grow with the validation folder.
+    ``mask_source`` defaults to ``build_mask_source(config)``.
     """
     data = config.data
     train = InpaintingDataset(
-        train_paths, data.image_size, train=True, mask_source=build_mask_source(config),
+        train_paths, data.image_size, train=True,
+        mask_source=mask_source if mask_source is not None else build_mask_source(config),
         seed=config.train.seed, random_resized_crop=data.random_resized_crop, hflip=data.hflip,
         strict=data.strict)
     if val_masks is None:

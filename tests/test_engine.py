@@ -4,7 +4,6 @@ import os
 import signal
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -19,42 +18,11 @@ from inpainting.engine import (
     make_train_loader,
     save_checkpoint,
 )
-from inpainting.engine.reporting import setup_logging
 from inpainting.session import setup_training
 from inpainting.wiring import PixelLoss, build_model, lr_factor
 
 CHECKPOINT_KEYS = {"model", "optimizer", "scheduler", "scaler", "ema", "step", "best_metric",
                    "config", "rng_state", "data_position", "version"}
-
-
-def make_images(folder: Path, count: int = 10) -> Path:
-    """Smooth random colour images of 40x48 (larger than the 32x32 crops)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    for index in range(count):
-        small = rng.integers(0, 256, (5, 6, 3), dtype=np.uint8)
-        image = cv2.resize(small, (48, 40), interpolation=cv2.INTER_CUBIC)
-        cv2.imwrite(str(folder / f"image_{index:02d}.png"), image)
-    return folder
-
-
-@pytest.fixture
-def tiny_config(tmp_path):
-    """A YAML config for 32x32 CPU runs on 8 train / 2 val images."""
-    images = make_images(tmp_path / "images")
-    path = tmp_path / "tiny.yaml"
-    path.write_text(f"""
-model: {{depth: 3, base_channels: 8}}
-data: {{train: {images}, val_fraction: 0.2, image_size: 32, batch_size: 2, num_workers: 0}}
-masks: {{val_count: 6}}
-loss: {{vgg_weights: none}}
-optim: {{lr: 1.0e-3}}
-train: {{run_dir: {tmp_path / 'run'}, max_steps: 5, log_every: 1, val_every: 5, ckpt_every: 5,
-         device: cpu}}
-log: {{progress: false, grid_size: 2}}
-""", encoding="utf-8")
-    yield path
-    setup_logging(None)  # close the run's log file
 
 
 def run(config_path, overrides=(), resume=None, init_from=None):

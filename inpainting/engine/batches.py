@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-__all__ = ["BatchStream", "ResumableSampler", "make_train_loader"]
+__all__ = ["BatchStream", "ResumableSampler", "check_batch_fits", "make_train_loader"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +48,14 @@ class ResumableSampler(Sampler[int]):
         return max(0, len(self.base) - self.start)
 
 
+def check_batch_fits(images: int, batch_size: int, world_size: int = 1) -> None:
+    """Raise ValueError when a process's share of ``images`` holds no full batch."""
+    if images // world_size < batch_size:
+        per_process = " per process" if world_size > 1 else ""
+        raise ValueError(f"the training set has {images} images, fewer than data.batch_size "
+                         f"{batch_size}{per_process}; add images or lower data.batch_size")
+
+
 def make_train_loader(dataset: Dataset, batch_size: int, num_workers: int, seed: int,
                       rank: int = 0, world_size: int = 1, pin_memory: bool = False
                       ) -> DataLoader:
@@ -56,10 +64,7 @@ def make_train_loader(dataset: Dataset, batch_size: int, num_workers: int, seed:
     Raises:
         ValueError: fewer images per process than ``batch_size`` (no full batch per epoch).
     """
-    per_rank = len(dataset) // world_size
-    if per_rank < batch_size:
-        raise ValueError(f"the training set has {len(dataset)} images, fewer than "
-                         f"data.batch_size {batch_size} per process; add images or lower it")
+    check_batch_fits(len(dataset), batch_size, world_size)
     return DataLoader(
         dataset,
         batch_size=batch_size,

@@ -1,0 +1,100 @@
+"""train.py as users run it: in a subprocess, killed with SIGTERM, and under torchrun (gloo)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from inpainting.engine import load_model_from_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN = ROOT / "train.py"
+
+
+def env_one_thread() -> dict[str, str]:
+    """Subprocess environment: one thread each, so two processes fit on two cores."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+
+
+def train(*argv: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(TRAIN), *argv], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout, env=env_one_thread())
+
+
+def load(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--set", "optim.lr=1e-4"], "error: no config given: use --config configs/X.yaml"),
+    (["--config", "missing.yaml"], "missing.yaml"),
+    (["--config", "{config}", "--set", "optim.lrr=1"], "unknown key 'optim.lrr'"),
+    (["--config", "{config}", "--set", "data.image_size=30"], "data.image_size"),
+    (["--config", "{config}", "--set", "data.train={tmp}/nowhere"], "nowhere"),
+    (["--config", "{config}", "--set", "train.sync_bn=true"], "train.sync_bn needs CUDA"),
+    (["--config", "{config}", "--resume", "{tmp}/run"], "run folder '{tmp}/run' does not exist"),
+])
+def test_user_errors_are_one_line_with_exit_code_2(tiny_config, tmp_path, argv, message):
+    argv = [a.format(config=tiny_config, tmp=tmp_path) for a in argv]
+    done = train(*argv)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    assert message.format(tmp=tmp_path) in lines[0]
+    assert "Traceback" not in done.stderr
+
+
+def test_sigterm_saves_a_loadable_checkpoint_and_the_run_resumes(tiny_config, tmp_path):
+    run_dir = tmp_path / "run"
+    command = [sys.executable, str(TRAIN), "--config", str(tiny_config), "--set",
+               "train.max_steps=100000", "--set", "train.val_every=100000"]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=env_one_thread())
+    try:
+        log = run_dir / "train.log"
+        deadline = time.monotonic() + 120
+        while not (log.exists() and "step 3/" in log.read_text()):
+            assert process.poll() is None, process.communicate()[1]
+            assert time.monotonic() < deadline, "no training step logged within 120 s"
+            time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr
+    assert "Stopped by SIGTERM" in stdout and f"python train.py --resume {run_dir}" in stdout
+    state = load(run_dir / "last.pt")  # weights_only: plain types and tensors
+    stopped_at = state["step"]
+    assert stopped_at >= 3 and not list(run_dir.glob("*.tmp"))
+    model, _ = load_model_from_checkpoint(run_dir, "cpu")
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+    done = train("--resume", str(run_dir), "--set", f"train.max_steps={stopped_at + 2}")
+    assert done.returncode == 0, done.stderr
+    assert load(run_dir / "last.pt")["step"] == stopped_at + 2
+
+
+def test_two_process_gloo_ddp_runs_three_steps(tiny_config, tmp_path):
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc_per_node", "2", str(TRAIN), "--config", str(tiny_config),
+               "--set", "train.max_steps=3", "--set", "train.val_every=3",
+               "--set", "train.ckpt_every=3"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env=env_one_thread())
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("Trained to step 3") == 1  # only rank 0 reports
+    log_text = (run_dir / "train.log").read_text()
+    assert "(2 process(es))" in log_text and "step 3/3 | loss" in log_text
+    state = load(run_dir / "last.pt")
+    assert state["step"] == 3
+    # 8 training images shared by 2 ranks at batch 2: 2 batches per epoch and rank,
+    # so 3 steps end one batch into the second epoch.
+    assert state["data_position"] == {"epoch": 1, "batch": 1}
+    assert (run_dir / "best.pt").is_file()
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
