@@ -9,9 +9,7 @@ naming the dotted key::
     config key 'optim.lr' expects float, got str 'fast'
     optim.lr must be > 0, got -0.1
 
-Type rules: an ``int`` is accepted where a ``float`` is expected; so is a string that reads as a
-number, because YAML 1.1 loads ``1e-4`` (no dot) as a string. ``true``/``false`` are never
-numbers. Lists are accepted for tuples.
+Type rules and the parsing itself live in ``inpainting.config_parsing``.
 
 ``data.train: demo`` selects the embedded demo data (see ``inpainting.data.prepare_demo_data``),
 cached under ``data.demo_root``. ``train.run_dir`` may contain ``{time}``, replaced by the start
@@ -21,13 +19,20 @@ time (``YYYYmmdd-HHMMSS``) so that repeated runs of one config get separate fold
 from __future__ import annotations
 
 import dataclasses
-import math
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from inpainting.config_parsing import (
+    ConfigError,
+    apply_overrides,
+    build_dataclass,
+    check,
+    check_choice,
+    read_yaml,
+)
 
 __all__ = [
     "Config",
@@ -58,21 +63,6 @@ EVAL_MODES = ("center_crop", "resize")
 UPSAMPLING = ("nearest", "bilinear")
 
 
-class ConfigError(ValueError):
-    """A configuration problem the user can fix; the message is one line naming the key."""
-
-
-def _check(ok: bool, key: str, rule: str, value: Any) -> None:
-    if not ok:
-        raise ConfigError(f"{key} must be {rule}, got {value!r}")
-
-
-def _choice(key: str, value: str, valid: typing.Iterable[str]) -> None:
-    valid = tuple(valid)
-    if value not in valid:
-        raise ConfigError(f"unknown {key} {value!r} (valid: {', '.join(valid)})")
-
-
 @dataclass(frozen=True)
 class ModelConfig:
     """``model``: the keyword arguments of ``inpainting.models.build_model``."""
@@ -84,9 +74,9 @@ class ModelConfig:
     freeze_encoder_bn: bool = False  # the paper's fine-tuning phase
 
     def __post_init__(self) -> None:
-        _check(1 <= self.depth <= 10, "model.depth", "in [1, 10]", self.depth)
-        _check(self.base_channels >= 1, "model.base_channels", ">= 1", self.base_channels)
-        _choice("model.upsampling", self.upsampling, UPSAMPLING)
+        check(1 <= self.depth <= 10, "model.depth", "in [1, 10]", self.depth)
+        check(self.base_channels >= 1, "model.base_channels", ">= 1", self.base_channels)
+        check_choice("model.upsampling", self.upsampling, UPSAMPLING)
 
 
 @dataclass(frozen=True)
@@ -107,11 +97,11 @@ class DataConfig:
     demo_root: str = "~/.cache/pconv-inpainting/demo"  # cache of the demo data
 
     def __post_init__(self) -> None:
-        _check(0.0 < self.val_fraction < 1.0, "data.val_fraction", "in (0, 1)", self.val_fraction)
-        _check(self.image_size >= 8, "data.image_size", ">= 8", self.image_size)
-        _check(self.batch_size >= 1, "data.batch_size", ">= 1", self.batch_size)
-        _check(self.num_workers >= 0, "data.num_workers", ">= 0", self.num_workers)
-        _choice("data.eval_mode", self.eval_mode, EVAL_MODES)
+        check(0.0 < self.val_fraction < 1.0, "data.val_fraction", "in (0, 1)", self.val_fraction)
+        check(self.image_size >= 8, "data.image_size", ">= 8", self.image_size)
+        check(self.batch_size >= 1, "data.batch_size", ">= 1", self.batch_size)
+        check(self.num_workers >= 0, "data.num_workers", ">= 0", self.num_workers)
+        check_choice("data.eval_mode", self.eval_mode, EVAL_MODES)
         if self.train.strip().lower() == "demo" and self.val not in ("", "demo"):
             raise ConfigError("data.val must be empty when data.train is 'demo' (it has its own)")
 
@@ -130,15 +120,15 @@ class MasksConfig:
     val_bins: str = "paper"  # hole-ratio bins of the validation masks: paper | "lo-hi,..."
 
     def __post_init__(self) -> None:
-        _choice("masks.source", self.source, MASK_SOURCES)
-        _choice("masks.polarity", self.polarity, POLARITIES)
+        check_choice("masks.source", self.source, MASK_SOURCES)
+        check_choice("masks.polarity", self.polarity, POLARITIES)
         if self.source == "folder" and not self.folder:
             raise ConfigError("masks.folder must be set when masks.source is 'folder'")
         lo, hi = self.hole_range
-        _check(0.0 <= lo < hi <= 1.0, "masks.hole_range", "[lo, hi] with 0 <= lo < hi <= 1",
+        check(0.0 <= lo < hi <= 1.0, "masks.hole_range", "[lo, hi] with 0 <= lo < hi <= 1",
                list(self.hole_range))
-        _check(self.border >= 0, "masks.border", ">= 0", self.border)
-        _check(self.val_count >= 1, "masks.val_count", ">= 1", self.val_count)
+        check(self.border >= 0, "masks.border", ">= 0", self.border)
+        check(self.val_count >= 1, "masks.val_count", ">= 1", self.val_count)
         from masks import parse_bins  # the bin syntax belongs to the masks package
 
         try:
@@ -160,7 +150,7 @@ class LossWeights:
 
     def __post_init__(self) -> None:
         for name, value in dataclasses.asdict(self).items():
-            _check(value >= 0.0, f"loss.weights.{name}", ">= 0", value)
+            check(value >= 0.0, f"loss.weights.{name}", ">= 0", value)
 
 
 @dataclass(frozen=True)
@@ -185,16 +175,16 @@ class OptimConfig:
     gamma: float = 0.1
 
     def __post_init__(self) -> None:
-        _choice("optim.name", self.name, OPTIMIZERS)
-        _check(self.lr > 0.0, "optim.lr", "> 0", self.lr)
-        _check(all(0.0 <= b < 1.0 for b in self.betas), "optim.betas", "in [0, 1)",
+        check_choice("optim.name", self.name, OPTIMIZERS)
+        check(self.lr > 0.0, "optim.lr", "> 0", self.lr)
+        check(all(0.0 <= b < 1.0 for b in self.betas), "optim.betas", "in [0, 1)",
                list(self.betas))
-        _check(self.weight_decay >= 0.0, "optim.weight_decay", ">= 0", self.weight_decay)
-        _check(self.grad_clip >= 0.0, "optim.grad_clip", ">= 0", self.grad_clip)
-        _choice("optim.schedule", self.schedule, SCHEDULES)
-        _check(all(m > 0 for m in self.milestones), "optim.milestones", "> 0",
+        check(self.weight_decay >= 0.0, "optim.weight_decay", ">= 0", self.weight_decay)
+        check(self.grad_clip >= 0.0, "optim.grad_clip", ">= 0", self.grad_clip)
+        check_choice("optim.schedule", self.schedule, SCHEDULES)
+        check(all(m > 0 for m in self.milestones), "optim.milestones", "> 0",
                list(self.milestones))
-        _check(0.0 < self.gamma <= 1.0, "optim.gamma", "in (0, 1]", self.gamma)
+        check(0.0 < self.gamma <= 1.0, "optim.gamma", "in (0, 1]", self.gamma)
 
 
 @dataclass(frozen=True)
@@ -219,15 +209,15 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model
 
     def __post_init__(self) -> None:
-        _check(bool(self.run_dir.strip()), "train.run_dir", "a folder path", self.run_dir)
+        check(bool(self.run_dir.strip()), "train.run_dir", "a folder path", self.run_dir)
         for key in ("max_steps", "log_every", "val_every", "ckpt_every", "grad_accum"):
-            _check(getattr(self, key) >= 1, f"train.{key}", ">= 1", getattr(self, key))
-        _check(self.seed >= 0, "train.seed", ">= 0", self.seed)
-        _choice("train.precision", self.precision, PRECISIONS)
-        _choice("train.device", self.device, DEVICES)
-        _check(self.finetune_step >= 0, "train.finetune_step", ">= 0 (0: off)", self.finetune_step)
-        _check(self.finetune_lr > 0.0, "train.finetune_lr", "> 0", self.finetune_lr)
-        _check(0.0 <= self.ema < 1.0, "train.ema", "in [0, 1) (0: off)", self.ema)
+            check(getattr(self, key) >= 1, f"train.{key}", ">= 1", getattr(self, key))
+        check(self.seed >= 0, "train.seed", ">= 0", self.seed)
+        check_choice("train.precision", self.precision, PRECISIONS)
+        check_choice("train.device", self.device, DEVICES)
+        check(self.finetune_step >= 0, "train.finetune_step", ">= 0 (0: off)", self.finetune_step)
+        check(self.finetune_lr > 0.0, "train.finetune_lr", "> 0", self.finetune_lr)
+        check(0.0 <= self.ema < 1.0, "train.ema", "in [0, 1) (0: off)", self.ema)
 
 
 @dataclass(frozen=True)
@@ -240,8 +230,8 @@ class LogConfig:
     grid_size: int = 4  # validation samples in the grid
 
     def __post_init__(self) -> None:
-        _check(self.image_every >= 0, "log.image_every", ">= 0", self.image_every)
-        _check(self.grid_size >= 1, "log.grid_size", ">= 1", self.grid_size)
+        check(self.image_every >= 0, "log.image_every", ">= 0", self.image_every)
+        check(self.grid_size >= 1, "log.grid_size", ">= 1", self.grid_size)
 
 
 @dataclass(frozen=True)
@@ -275,80 +265,6 @@ class Config:
             )
 
 
-# ---------------------------------------------------------------------------------------------
-# Dict -> dataclass conversion with type checks
-
-
-def _type_name(annotation: Any) -> str:
-    origin = typing.get_origin(annotation)
-    if origin is tuple:
-        args = typing.get_args(annotation)
-        if len(args) == 2 and args[1] is Ellipsis:
-            return f"list of {_type_name(args[0])}"
-        return f"list of {len(args)} {_type_name(args[0])}"
-    return getattr(annotation, "__name__", str(annotation))
-
-
-def _scalar(value: Any, kind: type, key: str) -> Any:
-    def wrong() -> ConfigError:
-        shown = f" {value!r}" if isinstance(value, (str, int, float, bool)) else ""
-        return ConfigError(
-            f"config key '{key}' expects {kind.__name__}, got {type(value).__name__}{shown}"
-        )
-
-    if isinstance(value, bool) or value is None:
-        if kind is bool and value is not None:
-            return value
-        raise wrong()
-    if kind is float:
-        if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
-            try:
-                value = float(value)
-            except ValueError:
-                raise wrong() from None
-        if isinstance(value, (int, float)) and math.isfinite(value):
-            return float(value)
-        raise wrong()
-    if isinstance(value, kind):
-        return value
-    raise wrong()
-
-
-def _convert(value: Any, annotation: Any, key: str) -> Any:
-    if dataclasses.is_dataclass(annotation):
-        return _build(annotation, value, key)
-    if typing.get_origin(annotation) is tuple:
-        args = typing.get_args(annotation)
-        variadic = len(args) == 2 and args[1] is Ellipsis
-        if not isinstance(value, (list, tuple)) or (not variadic and len(value) != len(args)):
-            raise ConfigError(
-                f"config key '{key}' expects {_type_name(annotation)}, got {value!r}"
-            )
-        kinds = [args[0]] * len(value) if variadic else list(args)
-        return tuple(_scalar(v, kind, key) for v, kind in zip(value, kinds))
-    return _scalar(value, annotation, key)
-
-
-def _build(cls: type, values: Any, prefix: str) -> Any:
-    where = f"config key '{prefix}'" if prefix else "the config"
-    if values is None:
-        values = {}
-    if not isinstance(values, dict):
-        raise ConfigError(f"{where} expects a mapping of keys, got {type(values).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    for key in values:
-        if key not in names:
-            dotted = f"{prefix}.{key}" if prefix else str(key)
-            raise ConfigError(f"unknown key '{dotted}' (valid: {', '.join(names)})")
-    kwargs = {
-        name: _convert(values[name], hints[name], f"{prefix}.{name}" if prefix else name)
-        for name in names
-        if name in values
-    }
-    return cls(**kwargs)
-
-
 def config_from_dict(values: dict[str, Any]) -> Config:
     """Build a checked ``Config`` from a nested dict (e.g. ``checkpoint["config"]``).
 
@@ -361,7 +277,7 @@ def config_from_dict(values: dict[str, Any]) -> Config:
     Raises:
         ConfigError: unknown key, wrong type or out-of-range value (one line, dotted key).
     """
-    return _build(Config, values, "")
+    return build_dataclass(Config, values)
 
 
 def config_to_dict(config: Config) -> dict[str, Any]:
@@ -375,76 +291,6 @@ def config_to_dict(config: Config) -> dict[str, Any]:
         return value
 
     return plain(dataclasses.asdict(config))
-
-
-def _parse_override(text: str) -> tuple[list[str], Any]:
-    key, sep, raw = text.partition("=")
-    key = key.strip()
-    if not sep or not key or any(not part for part in key.split(".")):
-        raise ConfigError(f"bad override {text!r}: use --set section.key=value")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        raise ConfigError(f"bad override {text!r}: the value is not valid YAML") from None
-    return key.split("."), value
-
-
-def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``section.key=value`` strings to a nested dict (a new dict; the input is kept).
-
-    Args:
-        values: nested config dict.
-        overrides: e.g. ``["optim.lr=1e-4", "masks.hole_range=[0.1, 0.3]"]``; each value is
-            parsed with ``yaml.safe_load``.
-
-    Returns:
-        The updated nested dict (not yet checked; see ``config_from_dict``).
-
-    Raises:
-        ConfigError: malformed override, or one that descends into a non-mapping value.
-    """
-    result = _deep_copy(values)
-    for text in overrides:
-        path, value = _parse_override(text)
-        node = result
-        for depth, part in enumerate(path[:-1]):
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                dotted = ".".join(path[: depth + 1])
-                raise ConfigError(f"bad override {text!r}: '{dotted}' is not a section")
-            node = child
-        node[path[-1]] = value
-    return result
-
-
-def _deep_copy(values: Any) -> Any:
-    if isinstance(values, dict):
-        return {k: _deep_copy(v) for k, v in values.items()}
-    if isinstance(values, list):
-        return [_deep_copy(v) for v in values]
-    return values
-
-
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML config file into a dict (an empty file gives ``{}``).
-
-    Raises:
-        ConfigError: missing file, invalid YAML or a top level that is not a mapping.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file '{path}' does not exist")
-    try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        mark, problem = getattr(error, "problem_mark", None), getattr(error, "problem", None)
-        where = f" (line {mark.line + 1}: {problem})" if mark is not None and problem else ""
-        raise ConfigError(f"config file '{path}' is not valid YAML{where}") from None
-    if values is None:
-        return {}
-    if not isinstance(values, dict):
-        raise ConfigError(f"config file '{path}' must hold a mapping of sections at the top")
-    return values
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:
