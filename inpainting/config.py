@@ -85,8 +85,10 @@ class DataConfig:
 
     train: str = ""  # image folder, file list (.txt), or "demo"
     val: str = ""  # folder or file list; empty: a seeded split of train (val_fraction)
+    test: str = ""  # folder or file list for evaluate.py; recorded in RUN/splits/test.txt
     file_list_root: str = ""  # folder the paths in .txt lists are relative to (default: its folder)
     val_fraction: float = 0.05
+    test_fraction: float = 0.0  # > 0: also hold out this share of train for testing (seeded)
     image_size: int = 256
     batch_size: int = 6  # per process (per GPU under torchrun)
     num_workers: int = 4
@@ -98,12 +100,23 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         check(0.0 < self.val_fraction < 1.0, "data.val_fraction", "in (0, 1)", self.val_fraction)
+        check(0.0 <= self.test_fraction < 1.0, "data.test_fraction", "in [0, 1) (0: off)",
+              self.test_fraction)
+        held_out = self.test_fraction + (0.0 if self.val.strip() else self.val_fraction)
+        check(held_out < 1.0, "data.val_fraction + data.test_fraction", "< 1 (some images must "
+              "stay for training)", round(held_out, 6))
+        if self.test.strip() and self.test_fraction > 0:
+            raise ConfigError("set either data.test (a test folder or list) or "
+                              "data.test_fraction (hold out part of data.train), not both")
         check(self.image_size >= 8, "data.image_size", ">= 8", self.image_size)
         check(self.batch_size >= 1, "data.batch_size", ">= 1", self.batch_size)
         check(self.num_workers >= 0, "data.num_workers", ">= 0", self.num_workers)
         check_choice("data.eval_mode", self.eval_mode, EVAL_MODES)
         if self.train.strip().lower() == "demo" and self.val not in ("", "demo"):
             raise ConfigError("data.val must be empty when data.train is 'demo' (it has its own)")
+        if self.train.strip().lower() == "demo" and (self.test.strip() or self.test_fraction):
+            raise ConfigError("data.test and data.test_fraction do not apply to the demo data "
+                              "(it has no test images); leave them unset")
 
 
 @dataclass(frozen=True)

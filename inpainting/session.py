@@ -28,6 +28,7 @@ from inpainting.config import (
     load_config,
     save_config,
 )
+from inpainting.data import write_file_list
 from inpainting.engine import DistInfo, FitResult, ModelEma, Trainer, load_checkpoint
 from inpainting.engine.batches import check_batch_fits
 from inpainting.engine.checkpoint import find_checkpoint
@@ -97,6 +98,10 @@ class Session:
             lines.append(f"TensorBoard:  tensorboard --logdir {run / 'tensorboard'}")
         if result.sample_path is not None:
             lines.append(f"Sample grid:  {result.sample_path}")
+        test_list = run / "splits" / "test.txt"
+        if test_list.is_file():
+            lines.append(f"Evaluate:     python evaluate.py --checkpoint {run / 'best.pt'} "
+                         f"--images {test_list}")
         return "\n".join(lines)
 
 
@@ -138,12 +143,14 @@ def _load_init_from(config: Config, path: str) -> dict[str, Any]:
 
 @dataclass
 class _Inputs:
-    """What the run reads, resolved and checked before its folder is created."""
+    """What the run reads and builds, resolved and checked before its folder is created."""
 
     train_paths: list[Path]
     val_paths: list[Path]
+    test_paths: list[Path]
     mask_source: Any
-    init_state: dict[str, Any] | None
+    model: nn.Module
+    loss: nn.Module
 
 
 def _seed_everything(seed: int) -> None:
@@ -193,41 +200,57 @@ def setup_training(config_path: str | None, overrides: list[str] | None = None,
     setup_logging(run_dir, dist.is_main)
     logger.info("%s run in %s on %s (%d process(es))", "resuming" if state else "starting",
                 run_dir, device, dist.world_size)
-    logger.info("%d training and %d validation images", len(inputs.train_paths),
-                len(inputs.val_paths))
-    if init_from:
-        logger.info("initialising the weights from %s (step %s)", init_from,
-                    inputs.init_state.get("step"))
+    logger.info("%d training, %d validation and %d test images", len(inputs.train_paths),
+                len(inputs.val_paths), len(inputs.test_paths))
+    if dist.is_main:
+        _record_splits(run_dir, inputs)
     return _build_session(config, run_dir, dist, device, state, inputs)
 
 
 def _resolve_inputs(config: Config, dist: DistInfo, init_from: str | None) -> _Inputs:
-    """Find the images, open the mask source, read ``--init-from``: all user input, no writes."""
-    train_paths, val_paths = resolve_image_paths(config.data, config.train.seed, dist)
+    """Find the images, open the mask source, build the model and loss (VGG weights), read
+    ``--init-from``: everything that can fail on user input, before anything is written."""
+    train_paths, val_paths, test_paths = resolve_image_paths(config.data, config.train.seed,
+                                                             dist)
     check_batch_fits(len(train_paths), config.data.batch_size, dist.world_size)
     mask_source = build_mask_source(config)
-    init_state = _load_init_from(config, init_from) if init_from else None
-    return _Inputs(train_paths, val_paths, mask_source, init_state)
+    _seed_everything(config.train.seed)
+    model = build_model(config)
+    loss = build_loss(config)
+    if init_from:
+        init_state = _load_init_from(config, init_from)
+        # The averaged weights when the run kept them: they are the ones it validated with.
+        ema = init_state.get("ema")
+        model.load_state_dict(ema["model"] if ema else init_state["model"])
+        logger.info("initialised the %sweights from %s (step %s)", "EMA " if ema else "",
+                    init_from, init_state.get("step"))
+    return _Inputs(train_paths, val_paths, test_paths, mask_source, model, loss)
+
+
+def _record_splits(run_dir: Path, inputs: _Inputs) -> None:
+    """Write the validation and test image lists to ``run_dir/splits`` (for evaluate.py)."""
+    write_file_list(inputs.val_paths, run_dir / "splits" / "val.txt")
+    if inputs.test_paths:
+        write_file_list(inputs.test_paths, run_dir / "splits" / "test.txt")
 
 
 def _build_session(config: Config, run_dir: Path, dist: DistInfo, device: torch.device,
                    state: dict[str, Any] | None, inputs: _Inputs) -> Session:
-    _seed_everything(config.train.seed)
     val_masks = build_val_masks(config, run_dir) if dist.is_main else None
     train_set, val_set = build_datasets(config, inputs.train_paths, inputs.val_paths, val_masks,
                                         inputs.mask_source)
-    model = build_model(config)
-    if inputs.init_state is not None:
-        model.load_state_dict(inputs.init_state["model"])
+    model = inputs.model
     if config.train.sync_bn and dist.enabled:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = model.to(device)
     if config.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(config, model)
-    writer = make_writer(run_dir, config.log.tensorboard) if dist.is_main else None
+    # A resumed run drops events logged after its checkpoint (a crash, or --resume best.pt).
+    purge_step = int(state["step"]) + 1 if state is not None else None
+    writer = make_writer(run_dir, config.log.tensorboard, purge_step) if dist.is_main else None
     trainer = Trainer(
-        model, build_loss(config).to(device), optimizer,
+        model, inputs.loss.to(device), optimizer,
         build_train_loader(config, train_set, dist, device),
         build_val_loader(config, val_set, device) if val_set is not None else None,
         config, run_dir, scheduler=build_scheduler(config, optimizer), writer=writer,

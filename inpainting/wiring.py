@@ -24,7 +24,7 @@ from inpainting.data import (
     list_images,
     prepare_demo_data,
     read_file_list,
-    split_paths,
+    split_holdout,
 )
 from inpainting.engine.batches import make_train_loader
 from inpainting.engine.distributed import DistInfo, barrier
@@ -197,11 +197,13 @@ def _paths_of(spec: str, file_list_root: str) -> list[Path]:
 
 
 def resolve_image_paths(data: DataConfig, seed: int, dist: DistInfo | None = None
-                        ) -> tuple[list[Path], list[Path]]:
-    """Train and validation image paths from ``data.train`` / ``data.val``.
+                        ) -> tuple[list[Path], list[Path], list[Path]]:
+    """Train, validation and test image paths from ``data.train`` / ``val`` / ``test``.
 
-    ``demo`` builds (once, on rank 0) and uses the embedded demo data; an empty ``data.val``
-    splits ``data.train`` with ``data.val_fraction`` and ``seed``.
+    ``demo`` builds (once per node) and uses the embedded demo data. An empty ``data.val``
+    holds out ``data.val_fraction`` of ``data.train`` and ``data.test_fraction`` > 0 holds out
+    test images too, with one permutation seeded by ``seed`` (``split_holdout``). The trainer
+    never reads the test images; they are recorded for ``evaluate.py``.
 
     Raises:
         ConfigError: ``data.train`` is empty.
@@ -214,15 +216,20 @@ def resolve_image_paths(data: DataConfig, seed: int, dist: DistInfo | None = Non
                           "or 'demo'")
     if spec.lower() == "demo":
         root = Path(data.demo_root).expanduser()
-        if dist.is_main:
+        if dist.local_rank == 0:  # one builder per node: nodes need not share a file system
             prepare_demo_data(root, progress=True)
         barrier()
         train_dir, val_dir = prepare_demo_data(root)
-        return list_images(train_dir), list_images(val_dir)
-    train = _paths_of(spec, data.file_list_root)
-    if data.val.strip():
-        return train, _paths_of(data.val.strip(), data.file_list_root)
-    return split_paths(train, data.val_fraction, seed)
+        return list_images(train_dir), list_images(val_dir), []
+    paths = _paths_of(spec, data.file_list_root)
+    val_spec, test_spec = data.val.strip(), data.test.strip()
+    val_fraction = 0.0 if val_spec else data.val_fraction
+    train, val, test = split_holdout(paths, seed, val_fraction, data.test_fraction)
+    if val_spec:
+        val = _paths_of(val_spec, data.file_list_root)
+    if test_spec:
+        test = _paths_of(test_spec, data.file_list_root)
+    return train, val, test
 
 
 def build_mask_source(config: Config) -> Callable:

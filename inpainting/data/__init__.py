@@ -19,7 +19,9 @@ from inpainting.data.io import (
     list_images,
     load_image,
     read_file_list,
+    split_holdout,
     split_paths,
+    write_file_list,
 )
 from inpainting.data.transforms import (
     EVAL_MODES,
@@ -54,7 +56,9 @@ __all__ = [
     "read_file_list",
     "resize",
     "sample_rngs",
+    "split_holdout",
     "split_paths",
+    "write_file_list",
     "upscale_to_min_side",
 ]
 

@@ -31,7 +31,9 @@ __all__ = [
     "list_images",
     "load_image",
     "read_file_list",
+    "split_holdout",
     "split_paths",
+    "write_file_list",
 ]
 
 logger = logging.getLogger(__name__)
@@ -230,12 +232,62 @@ def split_paths(
     """
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
-    ordered = sorted(Path(p) for p in paths)
-    if len(ordered) < 2:
-        raise ValueError(f"cannot split {len(ordered)} image(s) into train and val; need >= 2")
-    val_count = min(max(1, round(len(ordered) * val_fraction)), len(ordered) - 1)
-    order = np.random.default_rng(seed).permutation(len(ordered))
-    val_indices = set(order[:val_count].tolist())
-    train = [p for i, p in enumerate(ordered) if i not in val_indices]
-    val = [p for i, p in enumerate(ordered) if i in val_indices]
+    if len(paths) < 2:
+        raise ValueError(f"cannot split {len(paths)} image(s) into train and val; need >= 2")
+    train, val, _ = split_holdout(paths, seed, val_fraction)
     return train, val
+
+
+def split_holdout(
+    paths: Sequence[Path], seed: int, val_fraction: float, test_fraction: float = 0.0
+) -> tuple[list[Path], list[Path], list[Path]]:
+    """Seeded train / validation / test split of one folder or list.
+
+    One permutation seeded by ``seed`` of the sorted paths gives the validation images first,
+    then the test images, so adding a test share leaves the validation images unchanged.
+    ``val_fraction`` 0 (with a separate validation folder) holds out test images only.
+
+    Args:
+        paths: the images.
+        seed: seed of the permutation.
+        val_fraction: share for validation, in ``[0, 1)``; a positive share is >= 1 image.
+        test_fraction: share for testing, in ``[0, 1)``; a positive share is >= 1 image.
+
+    Returns:
+        ``(train, val, test)``, each in sorted order; train keeps at least one image.
+
+    Raises:
+        ValueError: a share outside ``[0, 1)`` or too few paths for the requested parts.
+    """
+    for name, share in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0.0 <= share < 1.0:
+            raise ValueError(f"{name} must be in [0, 1), got {share}")
+    ordered = sorted(Path(p) for p in paths)
+    parts = 1 + (val_fraction > 0) + (test_fraction > 0)
+    if len(ordered) < parts:
+        raise ValueError(f"cannot split {len(ordered)} image(s) into {parts} parts "
+                         "(train, val, test); add images")
+    counts = [min(max(1, round(len(ordered) * share)), len(ordered) - 1) if share > 0 else 0
+              for share in (val_fraction, test_fraction)]
+    counts[1] = min(counts[1], len(ordered) - 1 - counts[0])
+    order = np.random.default_rng(seed).permutation(len(ordered)).tolist()
+    val_set = set(order[:counts[0]])
+    test_set = set(order[counts[0]:counts[0] + counts[1]])
+    pick = [[], [], []]
+    for index, path in enumerate(ordered):
+        pick[1 if index in val_set else 2 if index in test_set else 0].append(path)
+    return pick[0], pick[1], pick[2]
+
+
+def write_file_list(paths: Sequence[Path], list_file: Path) -> None:
+    """Write ``paths`` one per line, relative to the list's folder (``read_file_list``'s root).
+
+    Args:
+        paths: image files.
+        list_file: the ``.txt`` to write (its folder is created).
+    """
+    list_file = Path(list_file)
+    list_file.parent.mkdir(parents=True, exist_ok=True)
+    base = list_file.parent.resolve()
+    lines = [os.path.relpath(Path(p).resolve(), base) for p in paths]
+    list_file.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
