@@ -21,6 +21,7 @@ __all__ = [
     "broadcast_object",
     "cleanup_distributed",
     "init_distributed",
+    "mean_over_ranks",
     "resolve_device",
 ]
 
@@ -106,3 +107,15 @@ def all_reduce_flag(flag: bool | torch.Tensor, device: torch.device) -> bool:
     if dist.is_available() and dist.is_initialized():
         dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
     return bool(tensor.item())
+
+
+def mean_over_ranks(values: torch.Tensor) -> torch.Tensor:
+    """The mean of ``values`` over all ranks (``values`` itself without a process group).
+
+    A collective: every rank must call it at the same point.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return values
+    values = values.clone()
+    dist.all_reduce(values, op=dist.ReduceOp.SUM)  # gloo has no AVG
+    return values / dist.get_world_size()

@@ -42,6 +42,11 @@ class ModelEma:
     def state_dict(self) -> dict[str, Any]:
         return {"decay": self.decay, "model": self.module.state_dict()}
 
+    @torch.no_grad()
+    def reset(self, model: nn.Module) -> None:
+        """Restart the average at ``model``'s current weights."""
+        self.module.load_state_dict(model.state_dict())
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.decay = float(state["decay"])
+        """Load the averaged weights; the decay stays as configured (``--set train.ema``)."""
         self.module.load_state_dict(state["model"])

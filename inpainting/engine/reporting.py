@@ -48,13 +48,17 @@ def setup_logging(run_dir: Path | None, is_main: bool = True) -> None:
     root.setLevel(logging.INFO)
 
 
-def make_writer(run_dir: Path, enabled: bool):
-    """A TensorBoard ``SummaryWriter`` on ``run_dir/tensorboard``, or None when disabled."""
+def make_writer(run_dir: Path, enabled: bool, purge_step: int | None = None):
+    """A TensorBoard ``SummaryWriter`` on ``run_dir/tensorboard``, or None when disabled.
+
+    ``purge_step``: a resumed run's first step; events at or after it from the interrupted run
+    are hidden, so curves do not double back.
+    """
     if not enabled:
         return None
     from torch.utils.tensorboard import SummaryWriter  # imports tensorboard: only when used
 
-    return SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"))
+    return SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"), purge_step=purge_step)
 
 
 def make_progress_bar(total: int, initial: int, enabled: bool) -> tqdm:

@@ -32,7 +32,7 @@ from inpainting.engine.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
-from inpainting.engine.distributed import DistInfo, all_reduce_flag
+from inpainting.engine.distributed import DistInfo, all_reduce_flag, mean_over_ranks
 from inpainting.engine.ema import ModelEma
 from inpainting.engine.reporting import make_progress_bar
 from inpainting.engine.validation import EvalResult, evaluate, sample_grid
@@ -231,7 +231,7 @@ class Trainer:
         save = final or self._due(self.cfg.ckpt_every)
         log = final or self._due(self.cfg.log_every)
         if log or validate or grid or save:
-            self._check_finite()
+            self._check_finite(weights=save)
         if log:
             self._log_train(losses, bar)
         if validate:
@@ -256,15 +256,21 @@ class Trainer:
         logger.info("step %d: fine-tuning phase, lr %.1e, encoder BatchNorm frozen",
                     self.step, self.cfg.finetune_lr)
 
-    def _check_finite(self) -> None:
-        bad = self._nonfinite if not self.dist.enabled else all_reduce_flag(
-            self._nonfinite, self.device)
+    def _check_finite(self, weights: bool = False) -> None:
+        """Raise ``NonFiniteLossError`` if a loss since the last check (or, with ``weights``, a
+        weight) is NaN/inf: a finite loss can still come with NaN gradients."""
+        bad = self._nonfinite
+        if weights:
+            bad = bad | ~torch.stack([p.isfinite().all() for p in self.model.parameters()]).all()
+        if self.dist.enabled:
+            bad = all_reduce_flag(bad, self.device)
         if bool(bad):
             saved = (f"the last good checkpoint is {self.run_dir / 'last.pt'} (step "
                      f"{self._saved_step})" if self._saved_step is not None
                      else "no checkpoint was written")
             raise NonFiniteLossError(
-                f"the loss became NaN/inf between steps {self._checked_step + 1} and {self.step}; "
+                f"the loss or the weights became NaN/inf between steps {self._checked_step + 1} "
+                f"and {self.step}; "
                 f"stopped without saving ({saved}). Try a lower optim.lr, optim.grad_clip > 0 or "
                 "train.precision fp32")
         self._checked_step = self.step
@@ -300,7 +306,12 @@ class Trainer:
     # Logging, validation, checkpoints
 
     def _log_train(self, losses: dict[str, Tensor], bar: Any) -> None:
-        values = {key: float(value) for key, value in losses.items()}  # the sync point
+        keys = sorted(losses)
+        stacked = torch.stack([losses[key].float() for key in keys])
+        if self.dist.enabled:  # log the loss of the whole global batch, not rank 0's share
+            stacked = mean_over_ranks(stacked)
+        values = dict(zip(keys, stacked.tolist()))  # the sync point
+        values = {key: values[key] for key in losses}  # keep the loss's own order
         now, then = time.perf_counter(), self._clock
         images = ((self.step - then[1]) * self.train_loader.batch_size * self.cfg.grad_accum
                   * self.dist.world_size)
@@ -404,6 +415,8 @@ class Trainer:
             self.scaler.load_state_dict(state["scaler"])
         if self.ema is not None and state.get("ema"):
             self.ema.load_state_dict(state["ema"])
+        elif self.ema is not None:  # EMA switched on for a run that had none
+            self.ema.reset(self.model)
         self.step = self._checked_step = int(state["step"])
         self._saved_step = self.step
         self.best_metric = state.get("best_metric")
