@@ -1,6 +1,8 @@
 """PartialConv2d / PartialConv3d against the paper's definition and the reference semantics."""
 
 import copy
+import threading
+import time
 
 import pytest
 import torch
@@ -276,3 +278,96 @@ def test_padding_cache_is_bounded():
     for size in range(4, 40):
         layer(torch.ones(1, 1, size, size))
     assert len(layer._padding_cache) <= 16
+
+
+def test_batch_one_mask_gives_a_batch_sized_updated_mask():
+    x = torch.randn(3, 4, 8, 8)
+    mask = (torch.rand(1, 1, 8, 8) > 0.3).float()
+    layer = PartialConv2d(4, 6, 3, stride=2, padding=1, return_mask=True)
+    out, new_mask = layer(x, mask)
+    assert out.shape == (3, 6, 4, 4) and new_mask.shape == (3, 1, 4, 4)
+    torch.testing.assert_close(new_mask, layer(x, mask.expand(3, -1, -1, -1))[1])
+    multi = PartialConv2d(4, 6, 3, padding=1, multi_channel=True, return_mask=True)
+    assert multi(x, mask.expand(1, 4, -1, -1))[1].shape == (3, 1, 8, 8)
+    grouped = PartialConv2d(4, 6, 3, padding=1, groups=2, multi_channel=True, return_mask=True)
+    assert grouped(x, mask.expand(1, 4, -1, -1))[1].shape == (3, 6, 8, 8)
+    concat = multi.forward_concat([x[:, :3], x[:, 3:]], [mask, mask])[1]
+    assert concat.shape == (3, 1, 8, 8)
+    layer3d = PartialConv3d(2, 3, 3, padding=1, return_mask=True)
+    volume_mask = torch.ones(1, 1, 4, 6, 6)
+    assert layer3d(torch.randn(2, 2, 4, 6, 6), volume_mask)[1].shape == (2, 1, 4, 6, 6)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_autocast_gradients_are_finite_with_fully_masked_windows(dtype):
+    layer = PartialConv2d(8, 8, 3, padding=1, return_mask=True)
+    x = torch.randn(2, 8, 16, 16, requires_grad=True)
+    mask = torch.ones(2, 1, 16, 16)
+    mask[:, :, 3:13, 3:13] = 0  # windows inside rows/cols 4..11 see no known pixel
+    with torch.autocast("cpu", dtype=dtype):
+        out, _ = layer(x, mask)
+    assert torch.all(out[:, :, 4:12, 4:12] == 0)
+    out.float().square().sum().backward()
+    for grad in (x.grad, layer.weight.grad, layer.bias.grad):
+        assert grad is not None and torch.isfinite(grad).all()
+    assert torch.all(x.grad[:, :, 3:13, 3:13] == 0)  # nothing reaches the hole pixels
+    assert layer.weight.grad.abs().sum() > 0
+
+
+class _PreemptiveDict(dict):
+    """A dict that lets other threads run before each size query or change, as an unlucky
+    thread switch (or a free-threaded interpreter) would."""
+
+    def _yield(self):
+        time.sleep(0)  # releases the GIL
+
+    def __len__(self):
+        self._yield()
+        return super().__len__()
+
+    def __iter__(self):
+        self._yield()
+        return super().__iter__()
+
+    def __setitem__(self, key, value):
+        self._yield()
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key):
+        self._yield()
+        super().__delitem__(key)
+
+    def pop(self, *args):
+        self._yield()
+        return super().pop(*args)
+
+
+def test_padding_cache_is_safe_under_threads():
+    """DataParallel replicas share the cache dict and run in threads: many sizes, many misses."""
+    layer = PartialConv2d(1, 1, 3, padding=1, bias=False)
+    nn.init.constant_(layer.weight, 1.0)
+    layer._padding_cache = _PreemptiveDict()
+    replicas = [copy.copy(layer) for _ in range(8)]  # shallow copies, like DataParallel's
+    assert all(r._padding_cache is layer._padding_cache for r in replicas)
+    sizes = list(range(3, 43))  # more sizes than the cache holds: constant eviction
+    inputs = {s: torch.ones(1, 1, s, s) for s in sizes}
+    errors, seen_sizes = [], []
+
+    def hammer(replica, offset):
+        try:
+            for i in range(100):
+                size = sizes[(7 * i + offset) % len(sizes)]
+                out = replica(inputs[size])
+                seen_sizes.append(dict.__len__(replica._padding_cache))
+                if not torch.allclose(out, torch.full_like(out, 9.0)):
+                    errors.append(f"wrong output at size {size}")
+        except Exception as error:  # reported by the assert below
+            errors.append(repr(error))
+
+    threads = [threading.Thread(target=hammer, args=(r, k)) for k, r in enumerate(replicas)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert max(seen_sizes) <= 16

@@ -20,6 +20,7 @@ unchanged (no persistent buffers).
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -33,6 +34,9 @@ __all__ = ["PartialConv2d", "PartialConv3d"]
 
 _CONV_FN = {2: F.conv2d, 3: F.conv3d}
 _PADDING_CACHE_SIZE = 16  # input sizes remembered per layer for padding use
+# DataParallel replicas are shallow copies that share one layer's cache dict and run in threads.
+# Lookups stay lock-free; only a miss (insert + evict, once per input size) takes this lock.
+_PADDING_CACHE_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -197,12 +201,14 @@ class _PartialConvMixin:
             new_mask = window_sum.clamp(0, 1)
         raw = self._conv(x, self.weight, self.groups)  # (B, C_out, *spatial_out)
         ratio = ratio.to(raw.dtype)
+        # a batch-1 mask gives batch-1 window sums: expand (a free view) to the input's batch
+        batch = raw.shape[0]
         if groups == 1:
             # in place on the fresh conv output: its backward needs only x and the weight
             out = raw.mul_(ratio)
             if self.bias is not None:
                 out = MaskedBiasAdd.apply(out, self.bias.to(raw.dtype), valid.to(raw.dtype))
-            return out, new_mask
+            return out, new_mask.expand((batch,) + new_mask.shape[1:])
         # (B, C_out, *S) -> (B, G, C_out / G, *S) so each group's ratio broadcasts
         out = raw.unflatten(1, (groups, -1)) * ratio.unsqueeze(2)
         if self.bias is not None:
@@ -210,7 +216,7 @@ class _PartialConvMixin:
             out = out + bias * valid.to(raw.dtype).unsqueeze(2)
         out = out.flatten(1, 2)
         new_mask = new_mask.repeat_interleave(self.out_channels // groups, dim=1)
-        return out, new_mask
+        return out, new_mask.expand((batch,) + new_mask.shape[1:])
 
     def _padding_plan(self, x: Tensor) -> _PaddingPlan:
         """How to renormalise the zero-padded border for input ``x`` (cached).
@@ -220,9 +226,20 @@ class _PartialConvMixin:
         path, and as a dense ratio map (1, 1, *spatial_out) for the general path.
         """
         key = (tuple(x.shape[2:]), x.device, x.dtype)
-        plan = self._padding_cache.get(key)
+        plan = self._padding_cache.get(key)  # lock-free hit: a dict lookup is atomic
         if plan is not None:
             return plan
+        plan = self._build_padding_plan(x)
+        with _PADDING_CACHE_LOCK:  # replicas in other threads may be inserting too
+            cache = self._padding_cache
+            if key not in cache:
+                while len(cache) >= _PADDING_CACHE_SIZE:  # drop the oldest sizes
+                    del cache[next(iter(cache))]
+                cache[key] = plan
+            return cache[key]
+
+    def _build_padding_plan(self, x: Tensor) -> _PaddingPlan:
+        """The uncached :class:`_PaddingPlan` for input ``x`` (see :meth:`_padding_plan`)."""
         kernel = _as_tuple(self.kernel_size, self._dims)
         ratio = torch.ones((), dtype=torch.float64)
         all_counts, pad_left = [], []
@@ -242,16 +259,12 @@ class _PartialConvMixin:
             boxes = plan_border_boxes(all_counts, kernel, self.stride, self.dilation,
                                       tuple(pad_left), x.device, x.dtype)
         valid = ratio > 0
-        plan = _PaddingPlan(
+        return _PaddingPlan(
             ratio=ratio.to(device=x.device, dtype=x.dtype)[None, None],
             valid=None if bool(valid.all()) else valid.to(x.device, torch.float32)[None, None],
             boxes=boxes,
             padding=tuple(pad_left) if boxes is not None else None,
         )
-        if len(self._padding_cache) >= _PADDING_CACHE_SIZE:  # drop the oldest size
-            self._padding_cache.pop(next(iter(self._padding_cache)))
-        self._padding_cache[key] = plan
-        return plan
 
     def _padding_forward(self, x: Tensor) -> Tensor:
         """Partial-convolution padding: renormalise windows that overlap the zero border."""
