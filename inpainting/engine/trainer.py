@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import signal
-import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +33,7 @@ from inpainting.engine.checkpoint import (
 from inpainting.engine.distributed import DistInfo, all_reduce_flag, mean_over_ranks
 from inpainting.engine.ema import ModelEma
 from inpainting.engine.reporting import make_progress_bar
+from inpainting.engine.signals import StopSignals
 from inpainting.engine.validation import EvalResult, evaluate, sample_grid
 
 __all__ = ["AUTOCAST_DTYPES", "FitResult", "NonFiniteLossError", "Trainer"]
@@ -120,7 +119,7 @@ class Trainer:
         self._nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
         self._checked_step = 0  # last step whose loss is known to be finite
         self._saved_step: int | None = None
-        self._stop_signal: str | None = None
+        self._stop_signals = StopSignals()
         self._grid_batch: dict[str, Tensor] | None = None
         self._clock = (time.perf_counter(), 0)  # (time, step) of the last log line
 
@@ -202,7 +201,7 @@ class Trainer:
                                 self.config.log.progress and self.dist.is_main)
         self._clock = (time.perf_counter(), self.step)
         try:
-            with self._signals_caught():
+            with self._stop_signals:
                 while self.step < self.cfg.max_steps:
                     self._update_phase()
                     losses = self.train_step([next(stream) for _ in range(self.cfg.grad_accum)])
@@ -215,7 +214,7 @@ class Trainer:
         finally:
             bar.close()
             stream.close()
-        return FitResult(self.step, self._stop_signal, self.best_metric, self.last_eval,
+        return FitResult(self.step, self._stop_signals.received, self.best_metric, self.last_eval,
                          self.sample_path)
 
     def _due(self, every: int) -> bool:
@@ -243,7 +242,7 @@ class Trainer:
             if self.cfg.keep_numbered:
                 self.save(f"step_{self.step:07d}.pt")
         if stop:
-            logger.warning("stopped by %s at step %d", self._stop_signal, self.step)
+            logger.warning("stopped by %s at step %d", self._stop_signals.received, self.step)
         return stop
 
     def _update_phase(self) -> None:
@@ -276,31 +275,12 @@ class Trainer:
         self._checked_step = self.step
 
     def _stop_requested(self) -> bool:
-        requested = self._stop_signal is not None
+        requested = self._stop_signals.received is not None
         if self.dist.enabled:  # every rank must stop at the same step
             requested = all_reduce_flag(requested, self.device)
-            if requested and self._stop_signal is None:
-                self._stop_signal = "another rank's signal"
+            if requested and self._stop_signals.received is None:
+                self._stop_signals.received = "another rank's signal"
         return requested
-
-    @contextlib.contextmanager
-    def _signals_caught(self) -> Iterator[None]:
-        """SIGINT / SIGTERM finish the step and save; a second Ctrl-C aborts at once."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def handler(signum: int, frame: Any) -> None:
-            if self._stop_signal is not None and signum == signal.SIGINT:
-                raise KeyboardInterrupt
-            self._stop_signal = signal.Signals(signum).name
-
-        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for sig, old in previous.items():
-                signal.signal(sig, old)
 
     # ---------------------------------------------------------------------------------------
     # Logging, validation, checkpoints
@@ -344,16 +324,7 @@ class Trainer:
         self.last_eval = result
         logger.info("validation at step %d:\n%s", self.step, result.table())
         if self.writer is not None:
-            for key in ("psnr", "ssim", "l1", "l1_hole"):
-                self.writer.add_scalar(f"val/{key}", result.overall[key], self.step)
-            self.writer.add_scalar("val/psnr_masked_input", result.overall["input_psnr"],
-                                   self.step)
-            for row in result.per_bin:
-                if row["count"]:
-                    lo, hi = row["bin"]
-                    for key in ("psnr", "ssim", "l1"):
-                        self.writer.add_scalar(f"val_bins/{key}_{lo:g}-{hi:g}", row[key],
-                                               self.step)
+            result.write_scalars(self.writer, self.step)
         if result.samples is not None:
             self._write_grid(*result.samples)
         psnr = result.overall["psnr"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -58,6 +59,18 @@ class EvalResult:
                 lines.append(f"{name:>11} {row['count']:>4} {row['psnr']:7.2f} {row['ssim']:6.3f} "
                              f"{row['l1']:6.2f} {row['input_psnr']:10.2f}")
         return "\n".join(lines)
+
+    def write_scalars(self, writer: Any, step: int) -> None:
+        """TensorBoard: ``val/psnr|ssim|l1|l1_hole``, ``val/psnr_masked_input`` and one
+        ``val_bins/<metric>_<lo>-<hi>`` per non-empty bin."""
+        for key in ("psnr", "ssim", "l1", "l1_hole"):
+            writer.add_scalar(f"val/{key}", self.overall[key], step)
+        writer.add_scalar("val/psnr_masked_input", self.overall["input_psnr"], step)
+        for row in self.per_bin:
+            if row["count"]:
+                lo, hi = row["bin"]
+                for key in ("psnr", "ssim", "l1"):
+                    writer.add_scalar(f"val_bins/{key}_{lo:g}-{hi:g}", row[key], step)
 
 
 def _batch_metrics(image: Tensor, mask: Tensor, output: Tensor) -> dict[str, Tensor]:
