@@ -122,6 +122,45 @@ def test_tv_by_hand_counts_only_pairs_inside_the_dilated_hole():
     assert total_variation_loss(comp, mask).item() == pytest.approx((6 * 1 + 6 * 5) / 25)
 
 
+def _ramps(horizontal, vertical, size=4):
+    """(len(horizontal), size, size): channel c is horizontal[c] * col + vertical[c] * row, so
+    every horizontal step differs by |horizontal[c]| and every vertical step by |vertical[c]|."""
+    line = torch.arange(size, dtype=torch.float32)
+    rows, cols = torch.meshgrid(line, line, indexing="ij")
+    return torch.stack([h * cols + v * rows for h, v in zip(horizontal, vertical)])
+
+
+def test_tv_divides_each_image_by_c_h_w_and_averages_over_the_batch():
+    # Convention pinned here (Eq. 6): per image, the sum over all channels of |difference| over
+    # horizontal and vertical neighbour pairs with BOTH pixels in that image's P (hole dilated
+    # by a 3x3 pixel), divided by N = C*H*W; the batch loss is the mean over images.
+    comp = torch.stack([_ramps((1, 2, 3), (4, 5, 6)), _ramps((1, 0, 2), (3, 1, 0))])  # (2,3,4,4)
+    mask = torch.ones(2, 1, 4, 4)
+    mask[0, 0, 1, 1] = 0  # P = rows 0-2 x cols 0-2: 6 horizontal and 6 vertical pairs
+    mask[1, 0, 3, 3] = 0  # P = rows 2-3 x cols 2-3: 2 horizontal and 2 vertical pairs
+    image0 = 6 * (1 + 2 + 3) + 6 * (4 + 5 + 6)  # 126
+    image1 = 2 * (1 + 0 + 2) + 2 * (3 + 1 + 0)  # 14
+    n = 3 * 4 * 4
+    expected = (image0 / n + image1 / n) / 2  # 35 / 24
+    assert total_variation_loss(comp, mask).item() == pytest.approx(expected)
+    # the same through the full loss, where I_comp = I_gt when I_out = I_gt
+    assert _hand_loss()(comp, comp, mask)["tv"].item() == pytest.approx(expected)
+
+
+def test_style_and_perceptual_average_over_batch_and_channels():
+    # Layer of (B, C, H, W) = (2, 2, 1, 3); K_p = 1 / (C*H*W) = 1 / 6; I_gt features are 0.
+    feats = torch.tensor([[[[1.0, 1.0, 1.0]], [[0.0, 1.0, 2.0]]],
+                          [[[2.0, 0.0, 0.0]], [[0.0, 0.0, 1.0]]]])
+    gt = torch.zeros_like(feats)
+    # Gram / 6: image 0 [[3, 3], [3, 5]] / 6, image 1 [[4, 0], [0, 1]] / 6; the style term is the
+    # mean of |G(x) - G(gt)| over the B x C x C = 8 entries.
+    assert style_loss([feats], [gt]).item() == pytest.approx((14 + 5) / 6 / 8)
+    # Perceptual: mean |.| over all B*C*H*W = 12 elements, once for I_out and once for I_comp.
+    comp = torch.zeros_like(feats)
+    comp[1] = 3.0
+    assert perceptual_loss([feats], [comp], [gt]).item() == pytest.approx(9 / 12 + 18 / 12)
+
+
 def test_tv_ignores_pixels_far_from_holes():
     comp = torch.rand(2, 3, 16, 16)
     mask = torch.ones(2, 1, 16, 16)
@@ -204,6 +243,18 @@ def test_bad_shapes_raise(random_vgg_loss):
         random_vgg_loss(torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 4), torch.ones(2, 1, 8, 8))
 
 
+def test_batch_one_mask_broadcasts_over_the_batch(random_vgg_loss):
+    output, target = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    mask = torch.ones(1, 1, 32, 32)
+    mask[..., 8:20, 4:24] = 0
+    broadcast = random_vgg_loss(output, target, mask)
+    expanded = random_vgg_loss(output, target, mask.expand(2, -1, -1, -1))
+    for key in expanded:
+        assert broadcast[key].item() == pytest.approx(expanded[key].item(), rel=1e-6), key
+    with pytest.raises(ValueError, match="mask must have shape"):
+        random_vgg_loss(output, target, torch.ones(3, 1, 32, 32))
+
+
 def test_bf16_autocast_gives_finite_float32_terms(random_vgg_loss):
     output = torch.rand(2, 3, 32, 32, requires_grad=True)
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -257,6 +308,47 @@ def test_local_file_errors(tmp_path):
     torch.save({"features.0.weight": torch.zeros(64, 3, 3, 3)}, bad)
     with pytest.raises(ValueError, match="not a VGG-16 state dict: missing 0.bias"):
         VGG16Features(str(bad))
+
+
+def _write_bytes(path, data):
+    path.write_bytes(data)
+    return path
+
+
+def test_unreadable_local_file_raises_one_clear_value_error(tmp_path):
+    state = _random_features_state("features.")
+    torch.save(state, tmp_path / "good.pth")
+    good = (tmp_path / "good.pth").read_bytes()
+    torch.save(nn.Conv2d(1, 1, 1), tmp_path / "module.pth")  # a pickled module, not a state dict
+    files = [
+        _write_bytes(tmp_path / "garbage.pth", b"this is not a torch file\n" * 10),
+        _write_bytes(tmp_path / "truncated.pth", good[: len(good) // 2]),
+        _write_bytes(tmp_path / "empty.pth", b""),
+        tmp_path / "module.pth",
+    ]
+    for path in files:
+        with pytest.raises(ValueError) as info:
+            VGG16Features(str(path))
+        message = str(info.value)
+        assert f"vgg_weights file {path} cannot be read" in message, path.name
+        assert "vgg16().state_dict()" in message and "vgg16().features.state_dict()" in message
+        assert "'imagenet'" in message and "'none'" in message
+    torch.save(torch.zeros(3), tmp_path / "tensor.pth")
+    with pytest.raises(ValueError, match=r"does not hold a state dict \(got Tensor\).*'none'"):
+        VGG16Features(str(tmp_path / "tensor.pth"))
+
+
+def test_state_dict_of_another_network_raises_value_error(tmp_path):
+    vgg19 = torchvision.models.vgg19().features.state_dict()  # conv at index 16, not a pool
+    torch.save(vgg19, tmp_path / "vgg19.pth")
+    with pytest.raises(ValueError, match=r"not a VGG-16 state dict: unexpected 16.bias, 16.weight"):
+        VGG16Features(str(tmp_path / "vgg19.pth"))
+    gray = _random_features_state("")
+    gray["0.weight"] = torch.zeros(64, 1, 3, 3)
+    torch.save(gray, tmp_path / "gray.pth")
+    with pytest.raises(ValueError, match=r"wrong shapes 0.weight \(64, 1, 3, 3\) instead of "
+                                         r"\(64, 3, 3, 3\).*'imagenet'"):
+        VGG16Features(str(tmp_path / "gray.pth"))
 
 
 @pytest.mark.slow

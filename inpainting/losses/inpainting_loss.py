@@ -103,10 +103,12 @@ def total_variation_loss(comp: Tensor, mask: Tensor) -> Tensor:
     """Eq. 6: smoothness of I_comp over P, the hole region dilated by one pixel (3x3).
 
     Sums |I_comp(i, j+1) - I_comp(i, j)| over horizontal pairs and |I_comp(i+1, j) -
-    I_comp(i, j)| over vertical pairs whose two pixels both lie in P, divided by N = B*C*H*W.
+    I_comp(i, j)| over vertical pairs whose two pixels both lie in P (each image's own P), over
+    all channels, divided by N = C*H*W per image and averaged over the batch (one division of
+    the batch sum by B*C*H*W).
 
     Args:
-        comp: (B, C, H, W) composite image. mask: (B, 1, H, W), 1 = known, 0 = hole.
+        comp: (B, C, H, W) composite image. mask: (B or 1, 1, H, W), 1 = known, 0 = hole.
     """
     region = F.max_pool2d(1 - mask, kernel_size=3, stride=1, padding=1)  # P, (B, 1, H, W)
     horizontal = region[..., :, 1:] * region[..., :, :-1]  # both ends in P, (B, 1, H, W-1)
@@ -174,9 +176,10 @@ class InpaintingLoss(nn.Module):
             raise ValueError(f"InpaintingLoss: output and target must be (B, C, H, W) of equal "
                              f"shape, got {tuple(output.shape)} and {tuple(target.shape)}")
         expected = (output.shape[0], 1) + tuple(output.shape[2:])
-        if tuple(mask.shape) != expected:
+        if mask.dim() != 4 or mask.shape[0] not in (1, output.shape[0]) \
+                or tuple(mask.shape[1:]) != expected[1:]:
             raise ValueError(f"InpaintingLoss: mask must have shape {expected} (1 = known, "
-                             f"0 = hole), got {tuple(mask.shape)}")
+                             f"0 = hole; batch 1 broadcasts), got {tuple(mask.shape)}")
 
     def forward(self, output: Tensor, target: Tensor, mask: Tensor) -> dict[str, Tensor]:
         """Compute all terms.
@@ -184,14 +187,16 @@ class InpaintingLoss(nn.Module):
         Args:
             output: (B, C, H, W) network prediction I_out, C = 3 or 1, nominally in [0, 1].
             target: (B, C, H, W) ground truth I_gt in [0, 1].
-            mask: (B, 1, H, W), 1 = known pixel, 0 = hole (float or bool).
+            mask: (B, 1, H, W) or (1, 1, H, W) (broadcast over the batch, as in
+                :class:`PConvUNet`), 1 = known pixel, 0 = hole (float or bool).
 
         Returns:
             Scalar float32 tensors: the unweighted terms "valid", "hole", "perceptual",
             "style_out", "style_comp", "tv", and the weighted sum "total".
         """
         self._check(output, target, mask)
-        output, target, mask = output.float(), target.float(), mask.float()
+        output, target = output.float(), target.float()
+        mask = mask.float().expand(output.shape[0], -1, -1, -1)  # a batch-1 mask broadcasts
         comp = mask * target + (1 - mask) * output
         terms = {"valid": valid_loss(output, target, mask), "hole": hole_loss(output, target, mask)}
         joint, gt = self.extract_features(output, comp, target)

@@ -61,22 +61,67 @@ def _fetch_imagenet_state() -> dict[str, Tensor]:
         ) from err
 
 
+_EXPECTED_CONTENT = (
+    "a VGG-16 state dict saved with torch.save: torchvision's vgg16().state_dict() (keys "
+    "'features.0.weight', ...) or vgg16().features.state_dict() (keys '0.weight', ...)"
+)
+_ALTERNATIVES = ("or set vgg_weights to 'imagenet' (torchvision's IMAGENET1K_V1, downloaded to "
+                 "the torch hub cache) or 'none' (random weights, for tests and smoke runs only)")
+
+
 def _select_feature_keys(state: dict[str, Tensor], source: str) -> dict[str, Tensor]:
-    """Keep the first 17 feature layers; accept full vgg16 or features-only state dicts."""
+    """Keep the first 17 feature layers; accept full vgg16 or features-only state dicts.
+
+    Raises:
+        ValueError: a layer is missing, unexpected (e.g. VGG-19, VGG-16-BN) or has another shape.
+    """
     selected = {}
     for key, value in state.items():
         name = key[len("features."):] if key.startswith("features.") else key
         index = name.split(".", 1)[0]
         if index.isdigit() and int(index) < _NUM_LAYERS:
             selected[name] = value
-    expected = set(_make_layers().state_dict())
-    missing = sorted(expected - set(selected), key=lambda k: int(k.split(".")[0]))
+    expected = _make_layers().state_dict()
+
+    def layer_order(key: str) -> int:
+        return int(key.split(".")[0])
+
+    problems = []
+    missing = sorted(set(expected) - set(selected), key=layer_order)
     if missing:
-        raise ValueError(
-            f"{source} is not a VGG-16 state dict: missing {', '.join(missing)} (expected the "
-            "keys of torchvision's vgg16().state_dict() or of vgg16().features.state_dict())"
-        )
+        problems.append(f"missing {', '.join(missing)}")
+    unexpected = sorted(set(selected) - set(expected), key=layer_order)
+    if unexpected:
+        problems.append(f"unexpected {', '.join(unexpected)}")
+    wrong = [f"{k} {tuple(getattr(selected[k], 'shape', ()))} instead of "
+             f"{tuple(expected[k].shape)}"
+             for k in sorted(set(selected) & set(expected), key=layer_order)
+             if not isinstance(selected[k], Tensor) or selected[k].shape != expected[k].shape]
+    if wrong:
+        problems.append(f"wrong shapes {', '.join(wrong)}")
+    if problems:
+        raise ValueError(f"{source} is not a VGG-16 state dict: {'; '.join(problems)} (expected "
+                         f"{_EXPECTED_CONTENT}); {_ALTERNATIVES}")
     return selected
+
+
+def _read_local_state(path: Path) -> dict[str, Tensor]:
+    """``torch.load`` a local weights file, turning every way it can fail into one ValueError."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # not a torch file, truncated zip, pickled module, ...: no common type
+        first_line = (str(err).strip().splitlines() or [""])[0]
+        raise ValueError(
+            f"vgg_weights file {path} cannot be read as a VGG-16 state dict "
+            f"({type(err).__name__}: {first_line}); it must hold {_EXPECTED_CONTENT}, readable "
+            f"with torch.load(weights_only=True) (save the state dict, not the module); "
+            f"{_ALTERNATIVES}"
+        ) from err
+    if not isinstance(state, dict):
+        raise ValueError(f"vgg_weights file {path} does not hold a state dict (got "
+                         f"{type(state).__name__}); it must hold {_EXPECTED_CONTENT}; "
+                         f"{_ALTERNATIVES}")
+    return state
 
 
 def load_vgg16_features_state(vgg_weights: str) -> dict[str, Tensor] | None:
@@ -94,7 +139,9 @@ def load_vgg16_features_state(vgg_weights: str) -> dict[str, Tensor] | None:
         RuntimeError: "imagenet" and the weights can be neither downloaded nor found in the
             cache (the message names the file to place in the cache and the alternatives).
         FileNotFoundError: the path does not exist.
-        ValueError: the file is not a VGG-16 state dict.
+        ValueError: the file cannot be read (corrupt, truncated, not a torch file, a pickled
+            module) or is not a VGG-16 state dict; the message names the file, what it must
+            hold and the alternatives.
     """
     if vgg_weights == "none":
         logger.warning(
@@ -111,10 +158,7 @@ def load_vgg16_features_state(vgg_weights: str) -> dict[str, Tensor] | None:
             f"vgg_weights {vgg_weights!r} is neither 'imagenet', 'none' nor an existing file; "
             "give the path of a VGG-16 state dict (.pth) or one of those two names"
         )
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict):
-        raise ValueError(f"{path} does not hold a state dict (got {type(state).__name__})")
-    return _select_feature_keys(state, str(path))
+    return _select_feature_keys(_read_local_state(path), f"vgg_weights file {path}")
 
 
 class VGG16Features(nn.Module):
