@@ -6,9 +6,17 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 
 .PHONY: install demo test test-all lint bench
 
+# Succeeds when this checkout is installed (editable) and the extras' modules import: then
+# `install` runs no pip at all.
+INSTALLED = $(PYTHON) -c "import importlib.metadata as m, json, pathlib; \
+	url = json.loads(m.distribution('pconv-inpainting').read_text('direct_url.json') or '{}'); \
+	here = pathlib.Path(r'$(CURDIR)').resolve(); \
+	assert pathlib.Path(url.get('url', '').removeprefix('file://')).resolve() == here; \
+	import cv2, PIL, yaml, tensorboard, tqdm, pytest, skimage"
+
 install:
 	@$(PYTHON) -c "import torch, torchvision" 2>/dev/null || $(PIP) install $(TORCH_SPEC)
-	@$(PIP) install -q --disable-pip-version-check --no-build-isolation -e ".[dev,demo]"
+	@$(INSTALLED) 2>/dev/null || $(PIP) install -q --disable-pip-version-check -e ".[dev,demo]"
 
 demo: install
 	$(PYTHON) train.py --config configs/demo.yaml
