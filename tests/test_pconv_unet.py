@@ -158,6 +158,28 @@ def test_unfreezing_restores_training_mode_and_gradients():
     assert not any(m.training for m in model.modules())
 
 
+@pytest.mark.parametrize("freeze_before_conversion", [True, False])
+def test_freeze_encoder_bn_holds_after_convert_sync_batchnorm(freeze_before_conversion):
+    model = PConvUNet(depth=3, base_channels=8, freeze_encoder_bn=freeze_before_conversion)
+    model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if not freeze_before_conversion:
+        model.set_freeze_encoder_bn(True)
+    model.train()
+    encoder_norms = [m for m in model.encoder.modules() if isinstance(m, nn.SyncBatchNorm)]
+    assert len(encoder_norms) == 2  # every encoder layer but the first
+    assert not any(m.training for m in encoder_norms)
+    assert all(not p.requires_grad for m in encoder_norms for p in m.parameters())
+    decoder_norms = [m for m in model.decoder.modules() if isinstance(m, nn.SyncBatchNorm)]
+    assert decoder_norms and all(m.training for m in decoder_norms)
+    assert all(p.requires_grad for m in decoder_norms for p in m.parameters())
+    model.set_freeze_encoder_bn(False).train()
+    assert all(m.training for m in encoder_norms)
+    assert all(p.requires_grad for m in encoder_norms for p in m.parameters())
+    # SyncBatchNorm runs on the CPU in eval mode only (training needs CUDA)
+    output, _ = model.eval()(torch.rand(2, 3, 32, 32), _holes(2, 32))
+    assert torch.isfinite(output).all()
+
+
 def test_size_not_divisible_raises_with_sizes_and_fix():
     model = PConvUNet(depth=3, base_channels=8)
     with pytest.raises(ValueError, match=r"60x40 is not divisible by 2\*\*depth = 8.*64x40"):
@@ -210,6 +232,20 @@ def test_bf16_autocast_forward_is_finite():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         output, final_mask = model(torch.rand(2, 3, 32, 32), _holes(2, 32))
     assert torch.isfinite(output.float()).all() and final_mask.dtype == torch.float32
+
+
+def test_bf16_autocast_gradients_are_finite_with_fully_masked_windows():
+    model = PConvUNet(depth=3, base_channels=8)
+    image = torch.rand(2, 3, 32, 32, requires_grad=True)
+    mask = torch.ones(2, 1, 32, 32)
+    mask[..., 4:28, 4:28] = 0  # most windows of the first layers see only holes
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        output, _ = model(image, mask)
+    output.float().square().mean().backward()
+    assert torch.isfinite(image.grad).all()
+    assert torch.all(image.grad[..., 4:28, 4:28] == 0)
+    grads = [p.grad for p in model.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
 
 
 def test_build_model_registry():

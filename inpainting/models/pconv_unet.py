@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from inpainting.layers import PartialConv2d
 
@@ -131,7 +132,7 @@ class PConvUNet(nn.Module):
                 nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.BatchNorm2d):
+            elif isinstance(module, _BatchNorm):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
 
@@ -142,9 +143,11 @@ class PConvUNet(nn.Module):
         """Whether the encoder BatchNorm layers are frozen (see :meth:`set_freeze_encoder_bn`)."""
         return self._freeze_encoder_bn
 
-    def _encoder_norms(self) -> list[nn.BatchNorm2d]:
+    def _encoder_norms(self) -> list[_BatchNorm]:
+        # the common base class, so that layers swapped by nn.SyncBatchNorm.convert_sync_batchnorm
+        # (or any other BatchNorm flavour) are found too
         return [m for block in self.encoder for m in block.modules()
-                if isinstance(m, nn.BatchNorm2d)]
+                if isinstance(m, _BatchNorm)]
 
     def set_freeze_encoder_bn(self, flag: bool) -> PConvUNet:
         """Freeze (or unfreeze) the encoder BatchNorm layers, as in the paper's fine-tuning phase.
