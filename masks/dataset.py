@@ -36,6 +36,11 @@ logger = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 PAPER_BORDER, PAPER_SIZE = 50, 512
+# The options of ``python -m masks generate`` that set the size, border width and seed of a set,
+# named when a folder holding another set is resumed.
+GENERATE_FLAGS: dict[str, str | None] = {
+    "size": "--size", "border_px": "--border-px", "seed": "--seed"
+}
 _CHECKPOINT_SECONDS = 30.0
 
 
@@ -177,15 +182,21 @@ def read_manifest(out: Path) -> dict | None:
     return manifest
 
 
-def _check_same_set(manifest: dict, header: dict, out: Path) -> None:
+def _check_same_set(manifest: dict, header: dict, out: Path, flags: dict[str, str | None]) -> None:
     version = manifest.get("generator_version", header["generator_version"])
     if version != header["generator_version"]:
         raise ValueError(
             f"{str(out)!r} was made by mask generator version {version}, this is version "
             f"{header['generator_version']}; choose a new --out"
         )
-    for key, flag in (("size", "--size"), ("border_px", "--border-px"), ("seed", "--seed")):
+    for key in ("size", "border_px", "seed"):
         if key in manifest and manifest[key] != header[key]:
+            flag = flags.get(key)
+            if flag is None:  # the caller has no option for it: only a new folder helps
+                raise ValueError(
+                    f"{str(out)!r} holds a mask set made with {key} {manifest[key]}, not "
+                    f"{header[key]}; choose a new --out"
+                )
             raise ValueError(
                 f"{str(out)!r} holds a mask set made with {flag} {manifest[key]}, not "
                 f"{header[key]}; use the same {flag} to resume or choose a new --out"
@@ -284,6 +295,7 @@ def generate_mask_set(
     seed: int = 0,
     workers: int = 1,
     progress: bool = True,
+    flags: dict[str, str | None] | None = None,
 ) -> GenerationReport:
     """Write a binned mask set and its ``manifest.json``, resuming any earlier run.
 
@@ -297,6 +309,9 @@ def generate_mask_set(
         seed: Seed of the whole set; each mask's own seed is derived from it.
         workers: Processes writing masks; the result does not depend on it.
         progress: Show a tqdm progress bar.
+        flags: The caller's option for each of ``size``, ``border_px`` and ``seed`` (``None``:
+            it has none), named when ``out`` holds a set made with other values; default
+            :data:`GENERATE_FLAGS`, those of ``python -m masks generate``.
 
     Returns:
         How many masks were written and kept, and the manifest path.
@@ -324,7 +339,7 @@ def generate_mask_set(
         "generator_version": GENERATOR_VERSION,
     }
     old = read_manifest(out) or {}
-    _check_same_set(old, header, out)
+    _check_same_set(old, header, out, GENERATE_FLAGS if flags is None else flags)
     removed = remove_stale_temporaries(out)
     if removed:
         logger.info("removed %d temporary files of an interrupted run", removed)

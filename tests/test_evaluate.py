@@ -49,6 +49,19 @@ def _bin_of(ratio):
     return next(([lo, hi] for lo, hi in PAPER_BINS if lo < ratio <= hi), None)
 
 
+def _table_counts(table):
+    """{(lo, hi, border): count} of the printed table's bin rows, and the overall count."""
+    counts, overall = {}, None
+    for line in table.splitlines():
+        fields = line.split()
+        if line.startswith("("):  # "(0.01, 0.1]  no   2  ..." -> label, border, count
+            lo, hi = float(fields[0][1:-1]), float(fields[1][:-1])
+            counts[(lo, hi, {"yes": True, "no": False}[fields[2]])] = int(fields[3])
+        elif line.startswith("overall"):
+            overall = int(fields[1])
+    return counts, overall
+
+
 def test_generated_masks_table_json_csv_and_baselines(setup, tmp_path, capsys):
     checkpoint, images = setup
     out = tmp_path / "report"
@@ -59,6 +72,7 @@ def test_generated_masks_table_json_csv_and_baselines(setup, tmp_path, capsys):
     table = capsys.readouterr().out
     assert "opencv-telea" in table and "opencv-ns" in table and "overall" in table
     assert len([line for line in table.splitlines() if line.startswith("(")]) == 12
+    printed_counts, printed_overall = _table_counts(table)
 
     content = json.loads((out / "metrics.json").read_text())
     assert set(content) == {"checkpoint", "rows", "overall", "baselines"}
@@ -73,6 +87,8 @@ def test_generated_masks_table_json_csv_and_baselines(setup, tmp_path, capsys):
         key = (tuple(_bin_of(hole_ratio(mask))), entry["border"])
         expected[key] = expected.get(key, 0) + 1
     assert sum(expected.values()) == 24 and len(expected) == 12
+    assert printed_overall == 24
+    assert printed_counts == {(*key[0], key[1]): count for key, count in expected.items()}
     for rows in [content["rows"], *(b["rows"] for b in content["baselines"].values())]:
         assert {(tuple(r["bin"]), r["border"]): r["count"] for r in rows} == expected
         for row in rows:
@@ -143,6 +159,12 @@ def test_errors_are_one_line_with_exit_code_2(setup, tmp_path, capsys):
         code = main([*argv, *common])
         lines = capsys.readouterr().err.strip().splitlines()
         assert code == 2 and len(lines) == 1 and expected in lines[0], (expected, lines)
+    for flag, value in [("--masks-per-bin", "0"), ("--batch-size", "0"), ("--grid-rows", "-1"),
+                        ("--workers", "two"), ("--mask-seed", "-1")]:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["--checkpoint", str(checkpoint), "--images", str(images), flag, value])
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert exit_info.value.code == 2 and len(lines) == 1 and flag in lines[0], lines
     # The real entry point in fresh interpreters (started together: the torch import dominates).
     subprocess_cases = {
         "does not exist": ["--checkpoint", str(tmp_path / "nope.pt"), "--images", str(images)],
@@ -157,3 +179,38 @@ def test_errors_are_one_line_with_exit_code_2(setup, tmp_path, capsys):
         _, err = process.communicate(timeout=180)
         lines = err.strip().splitlines()
         assert process.returncode == 2 and len(lines) == 1 and expected in lines[0], (expected, err)
+
+
+def test_rerun_in_the_same_folder_scores_only_the_requested_masks(setup, tmp_path, capsys):
+    checkpoint, images = setup
+    out = tmp_path / "report"
+    common = ["--checkpoint", str(checkpoint), "--images", str(images), "--out", str(out),
+              "--device", "cpu", "--workers", "0"]
+    main = _main()
+    # First run: 3 masks in each of two bins, and no sample grids.
+    assert main([*common, "--masks-per-bin", "3", "--bins", "0.01-0.1,0.1-0.2",
+                 "--grid-rows", "0"]) == 0
+    assert _table_counts(capsys.readouterr().out)[1] == 12
+    assert not (out / "samples").exists()
+    first = {p: p.stat().st_mtime_ns for p in (out / "masks").rglob("*.png")}
+    assert len(first) == 12
+    # Second run: 2 masks of one of those bins. The old files are reused, the extras not scored.
+    assert main([*common, "--masks-per-bin", "2", "--bins", "0.1-0.2"]) == 0
+    printed_counts, printed_overall = _table_counts(capsys.readouterr().out)
+    assert printed_counts == {(0.1, 0.2, False): 2, (0.1, 0.2, True): 2} and printed_overall == 4
+    assert {p: p.stat().st_mtime_ns for p in (out / "masks").rglob("*.png")} == first
+    content = json.loads((out / "metrics.json").read_text())
+    assert [(row["bin"], row["border"], row["count"]) for row in content["rows"]] == [
+        ([0.1, 0.2], False, 2), ([0.1, 0.2], True, 2)]
+    assert content["overall"]["count"] == 4
+    per_image = list(csv.DictReader(open(out / "per_image.csv")))
+    assert sorted(row["mask"] for row in per_image) == [
+        f"{mode}/0.1-0.2/0000{i}.png" for mode in ("border", "no_border") for i in (0, 1)]
+    assert len(list((out / "samples").glob("*.png"))) == 2
+    # Another mask seed or image size: the message names evaluate.py's own options.
+    for argv, flag, old in [(["--mask-seed", "1"], "--mask-seed", "0"),
+                            (["--image-size", "48"], "--image-size", "32")]:
+        assert main([*common, *argv]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and f"{flag} {old}," in lines[0] and "--out" in lines[0], lines
+        assert "--seed" not in lines[0] and "--size" not in lines[0], lines

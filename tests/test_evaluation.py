@@ -172,6 +172,10 @@ def test_run_evaluation_counts_bins_and_reports_bad_pairs(tmp_path):
     assert all(r["l1_hole"] > 0 for r in result.records["gray"])
     assert len(result.samples) == 3 and set(result.samples[(0, False)][0]["outputs"]) == {
         "model", "gray"}
+    no_grids = run_evaluation(dataset, predictors, BINS, grid_rows=0, progress=False)
+    assert no_grids.samples == {} and len(no_grids.records["model"]) == 3
+    assert save_grids(tmp_path / "grids", {(0, False): []}, BINS) == []
+    assert not (tmp_path / "grids").exists()
     gray = PairDataset(pairs, EvalSettings(16, 16, "resize", channels=1))[0]["image"]
     assert gray.shape == (1, 16, 16) and gray.dtype == torch.uint8
     bad = PairDataset(pairs, EvalSettings(8, 8, "center_crop"))

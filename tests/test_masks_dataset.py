@@ -138,6 +138,19 @@ def test_resuming_another_set_is_refused(tmp_path, kwargs, match):
         _generate(tmp_path, **kwargs)
 
 
+def test_resuming_another_set_names_the_callers_options(tmp_path):
+    _generate(tmp_path)
+    flags = {"size": "--image-size", "seed": "--mask-seed", "border_px": None}
+    with pytest.raises(ValueError, match="--mask-seed 1, not 2; use the same --mask-seed") as info:
+        _generate(tmp_path, seed=2, flags=flags)
+    assert "--seed" not in str(info.value)
+    with pytest.raises(ValueError, match="--image-size 48, not 64; use the same --image-size"):
+        _generate(tmp_path, size=64, flags=flags)
+    with pytest.raises(ValueError, match="border_px 5, not 3; choose a new --out") as info:
+        _generate(tmp_path, border_px=3, flags=flags)
+    assert "--border-px" not in str(info.value)
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [

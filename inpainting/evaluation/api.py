@@ -3,9 +3,11 @@
 1. Test images: a folder, or a file list (one path per line, relative to ``image_root``), each
    brought to the evaluation size by centre crop or resize (``fit``).
 2. Masks: a folder (with its ``manifest.json`` if it has one, or an explicit manifest), or, by
-   default, a fresh set made with ``masks.dataset.generate_mask_set`` in the report folder
+   default, a set made with ``masks.dataset.generate_mask_set`` in the report folder
    (``masks_per_bin`` per bin, with and without the border constraint; identical to
-   ``python -m masks generate --size S --count-per-bin N --seed S --border both``).
+   ``python -m masks generate --size S --count-per-bin N --seed S --border both``). A rerun
+   into the same report folder reuses the files it can and scores exactly ``masks_per_bin``
+   masks of each requested bin and border mode, even if an earlier run made more or others.
 3. Pairs: see :mod:`inpainting.evaluation.pairs`.
 4. Scores of the model and of each baseline on the same pairs, aggregated per hole-ratio bin and
    border mode, written as ``metrics.json``, ``metrics.csv``, ``per_image*.csv`` and sample
@@ -42,13 +44,18 @@ from inpainting.evaluation.report import (
 from inpainting.evaluation.runner import FITS, EvalSettings, PairDataset, run_evaluation
 from inpainting.inference import Inpainter, load_model_from_checkpoint
 from masks import PAPER_BINS
-from masks.dataset import check_writable, default_border, generate_mask_set
+from masks.dataset import check_writable, default_border, generate_mask_set, plan_jobs
 
 __all__ = ["EvalOptions", "EvalReport", "evaluate_checkpoint", "load_baselines"]
 
 logger = logging.getLogger(__name__)
 
 MODEL_KEY = "model"
+# evaluate.py's options for the size and seed of the generated masks (the border width follows
+# from the size), named when the report folder holds masks made with other values.
+EVAL_MASK_FLAGS: dict[str, str | None] = {
+    "size": "--image-size", "seed": "--mask-seed", "border_px": None
+}
 
 
 @dataclass(frozen=True)
@@ -56,7 +63,8 @@ class EvalOptions:
     """Everything ``evaluate.py`` can set; see ``python evaluate.py --help``.
 
     ``image_size`` and ``fit`` default to the checkpoint's ``data.image_size`` and
-    ``data.eval_mode``; ``polarity`` to the manifest's (else ``known_white``).
+    ``data.eval_mode``; ``polarity`` to the manifest's (else ``known_white``). ``grid_rows``
+    0 writes no sample grids.
     """
 
     checkpoint: Path
@@ -138,19 +146,38 @@ def _resolve_masks(
         return records, polarity
     if options.masks is not None:
         return masks_from_folder(options.masks), options.polarity or "known_white"
+    return _generated_masks(options, size)
+
+
+def _generated_masks(options: EvalOptions, size: int) -> tuple[list[MaskRecord], str]:
+    """Make (or resume) the mask set in ``out/masks`` and return exactly the requested masks.
+
+    The folder may hold masks of an earlier run with more masks per bin or other bins, which
+    its manifest keeps listing; only the ``masks_per_bin`` masks of each requested bin and
+    border mode are scored, in manifest order.
+    """
     folder = options.out / "masks"
     logger.info("generating %d masks per bin and border mode into %s",
                 options.masks_per_bin, folder)
-    generate_mask_set(folder, size, list(options.bins), options.masks_per_bin,
-                      borders=(False, True), seed=options.mask_seed, progress=options.progress)
-    return masks_from_manifest(folder / MANIFEST_NAME)
+    bins, borders = [tuple(b) for b in options.bins], (False, True)
+    generate_mask_set(folder, size, bins, options.masks_per_bin, borders=borders,
+                      seed=options.mask_seed, progress=options.progress, flags=EVAL_MASK_FLAGS)
+    requested = {job.file for job in plan_jobs(bins, options.masks_per_bin, borders,
+                                                 options.mask_seed)}
+    records, polarity = masks_from_manifest(folder / MANIFEST_NAME)
+    selected = [record for record in records if record.name in requested]
+    if len(selected) < len(records):
+        logger.info("scoring %d of the %d masks in %s (the others are from earlier runs with "
+                    "other --bins or --masks-per-bin)", len(selected), len(records), folder)
+    return selected, polarity
 
 
 def evaluate_checkpoint(options: EvalOptions) -> EvalReport:
     """Score a checkpoint (and baselines) per hole-ratio bin and write the report folder.
 
     Writes ``metrics.json``, ``metrics.csv``, ``per_image.csv`` (and ``per_image_<baseline>.csv``),
-    ``samples/*.png``, ``settings.json`` and, for generated masks, ``masks/``.
+    ``samples/*.png`` (unless ``grid_rows`` is 0), ``settings.json`` and, for generated masks,
+    ``masks/``.
 
     Raises:
         FileNotFoundError: The checkpoint is missing.

@@ -182,13 +182,18 @@ def save_grids(
 ) -> list[Path]:
     """Write one PNG per (bin, border) group: rows of masked input | mask | outputs | truth.
 
+    Groups without samples get no file; without any samples ``folder`` is not created.
+
     Returns:
         The written files, named ``samples_<lo>-<hi>_<border|no_border>.png``.
     """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    groups = sorted(((key, group) for key, group in samples.items() if group),
+                    key=lambda item: str(item[0]))
+    if groups:
+        folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for (index, border), group in sorted(samples.items(), key=lambda item: str(item[0])):
+    for (index, border), group in groups:
         cells = [_grid_row(sample) for sample in group]
         height, width, channels = cells[0][0].shape
         columns = len(cells[0])

@@ -201,7 +201,7 @@ def run_evaluation(
         bins: Hole-ratio bins ``(lo, hi]`` for the bin index of each pair.
         batch_size: Pairs per forward pass.
         workers: DataLoader worker processes decoding the files.
-        grid_rows: Samples kept per (bin, border) group for the grids.
+        grid_rows: Samples kept per (bin, border) group for the grids; 0 keeps none.
         progress: Show a tqdm bar.
 
     Returns:
@@ -223,7 +223,8 @@ def run_evaluation(
             for name, predictor in predictors.items():
                 metrics, composites[name] = score(batch["image"], mask, predictor(masked, mask))
                 _append_records(result.records[name], batch, dataset, metrics, bins)
-            _keep_samples(result.samples, batch, composites, bins, grid_rows)
+            if grid_rows > 0:
+                _keep_samples(result.samples, batch, composites, bins, grid_rows)
             bar.update(len(batch["index"]))
     return result
 
