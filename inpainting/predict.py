@@ -8,7 +8,9 @@ Usage::
 
 ``--image``, ``--mask`` and ``--out`` may be folders: masks are paired with images by relative
 path without extension (``photos/a/x.jpg`` <-> ``masks/a/x.png``) and results are written as
-``out/a/x.png``. A single mask file is applied to every image. Without ``--mask`` each image must
+``out/a/x.png``. Results are always lossless PNG: an ``--out`` ending in ``.png`` is a file, one
+ending in another image suffix (``.jpg``, ``.webp``, ...) is refused, anything else is a
+folder. A single mask file is applied to every image. Without ``--mask`` each image must
 be a PNG with an alpha channel, whose fully transparent pixels (alpha 0) are the holes. Mask files
 are white = known by default; ``--polarity hole-white`` reads white = hole. Any image size works
 (see :mod:`inpainting.inference`); known pixels are written back unchanged.
@@ -35,6 +37,10 @@ from masks.io import iter_mask_files
 __all__ = ["Inpainter", "OneLineParser", "UsageError", "fail", "main", "parse_polarity"]
 
 logger = logging.getLogger(__name__)
+
+# --out suffixes that name an image file of another format than the PNG written (refused rather
+# than silently taken as a folder name).
+OTHER_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
 class UsageError(Exception):
@@ -80,7 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--mask",
         help="mask file or folder (paired by file name); omit to use the alpha channel of PNGs",
     )
-    parser.add_argument("--out", required=True, help="output .png file, or folder")
+    parser.add_argument(
+        "--out", required=True,
+        help="output .png file, or folder (results are always lossless PNG)",
+    )
     parser.add_argument(
         "--polarity", type=parse_polarity, default="known_white",
         help="mask files: known-white (white = known, default) or hole-white (white = hole)",
@@ -115,8 +124,14 @@ def plan_jobs(image: Path, mask: Path | None, out: Path) -> list[tuple[Path, Pat
     """Pair inputs, masks and outputs: a list of ``(image, mask or None, output)`` paths.
 
     Raises:
-        UsageError: If a path is missing or a folder of masks lacks one for an image.
+        UsageError: If a path is missing, ``out`` names a non-PNG image file, or a folder of
+            masks lacks one for an image.
     """
+    if out.suffix.lower() in OTHER_IMAGE_SUFFIXES:
+        raise UsageError(
+            f"--out '{out}': outputs are written as lossless PNG; use a .png file name "
+            "or a folder"
+        )
     if not image.exists():
         raise UsageError(f"--image '{image}' does not exist")
     if mask is not None and not mask.exists():

@@ -183,6 +183,16 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
         code = main([*argv, "--out", str(tmp_path / "out"), "--device", "cpu"])
         err = capsys.readouterr().err.strip()
         assert code == 2 and expected in err and len(err.splitlines()) == 1, (expected, err)
+    Image.fromarray(mask * 255).save(tmp_path / "hole.png")
+    for name in ["result.jpg", "result.JPEG", "result.webp", "result.bmp", "result.tif",
+                 "result.tiff"]:  # no folder named like an image, nothing but PNG written
+        code = main(["--checkpoint", str(checkpoint), "--image", str(tmp_path / "x.png"),
+                     "--mask", str(tmp_path / "hole.png"), "--out", str(tmp_path / name),
+                     "--device", "cpu"])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and len(err.splitlines()) == 1, (name, err)
+        assert "lossless PNG" in err and "folder" in err and name in err, (name, err)
+        assert not (tmp_path / name).exists()
     with pytest.raises(SystemExit) as exit_info:
         main(["--checkpoint", str(checkpoint), "--image", "x", "--out", "y", "--polarity", "up"])
     err = capsys.readouterr().err.strip()
