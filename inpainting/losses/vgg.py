@@ -83,8 +83,9 @@ def _select_feature_keys(state: dict[str, Tensor], source: str) -> dict[str, Ten
             selected[name] = value
     expected = _make_layers().state_dict()
 
-    def layer_order(key: str) -> int:
-        return int(key.split(".")[0])
+    def layer_order(key: str) -> tuple[int, str]:  # "2.weight" after "1.weight"; sets are unordered
+        index, _, name = key.partition(".")
+        return int(index), name
 
     problems = []
     missing = sorted(set(expected) - set(selected), key=layer_order)
