@@ -254,3 +254,33 @@ def test_mean_over_ranks_averages_across_two_gloo_processes():
         mp.spawn(_mean_worker, args=(port, results), nprocs=2, join=True)
         assert dict(results) == {0: [0.5, 5.0], 1: [0.5, 5.0]}
     assert mean_over_ranks(torch.tensor([3.0])).item() == 3.0  # no process group
+
+
+# ---------------------------------------------------------------------------------------------
+# Sample grids
+
+
+def test_spread_indices_cover_first_and_last():
+    from inpainting.engine.validation import spread_indices
+
+    assert spread_indices(48, 6) == [0, 9, 19, 28, 38, 47]
+    assert spread_indices(3, 6) == [0, 1, 2]
+    assert spread_indices(10, 1) == [0] and spread_indices(10, 0) == []
+
+
+def test_validation_and_interval_grids_show_the_same_spread_samples(tiny_config, tmp_path):
+    session, _ = run(tiny_config, ["train.max_steps=3", "train.val_every=3",
+                                   "log.image_every=2", "log.grid_size=3"])
+    samples = tmp_path / "run" / "samples"
+    interval = cv2.imread(str(samples / "step_0000002.png"))
+    validation = cv2.imread(str(samples / "step_0000003.png"))
+    assert interval.shape == validation.shape == (3 * 34 + 2, 5 * 34 + 2, 3)
+    # the ground-truth column (last) is the same images, picked 0, 2 and 5 of the 6 val pairs
+    column = slice(4 * 34 + 2, 5 * 34)
+    assert np.array_equal(interval[:, column], validation[:, column])
+    dataset = session.trainer.val_loader.dataset
+    expected = torch.stack([dataset[i]["image"] for i in (0, 2, 5)])
+    for row in range(3):
+        tile = validation[2 + 34 * row:34 * (row + 1), column][..., ::-1]  # BGR -> RGB
+        truth = expected[row].permute(1, 2, 0).numpy()
+        assert np.abs(tile / 255.0 - truth).max() < 1 / 255 + 1e-6, row

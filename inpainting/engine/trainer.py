@@ -34,7 +34,7 @@ from inpainting.engine.distributed import DistInfo, all_reduce_flag, mean_over_r
 from inpainting.engine.ema import ModelEma
 from inpainting.engine.reporting import make_progress_bar
 from inpainting.engine.signals import StopSignals
-from inpainting.engine.validation import EvalResult, evaluate, sample_grid
+from inpainting.engine.validation import EvalResult, evaluate, sample_grid, spread_indices
 
 __all__ = ["AUTOCAST_DTYPES", "FitResult", "NonFiniteLossError", "Trainer"]
 
@@ -334,14 +334,16 @@ class Trainer:
         return result
 
     def write_sample_grid(self) -> None:
-        """Inpaint the first validation samples and write the grid (rank 0)."""
+        """Inpaint the grid's validation samples (as ``validate`` picks them); write it (rank 0)."""
         if not self.dist.is_main or self.val_loader is None:
             return
         if self._grid_batch is None:
-            self._grid_batch = next(iter(self.val_loader))
-        count = self.config.log.grid_size
-        image = self._grid_batch["image"][:count].to(self.device)
-        mask = self._grid_batch["mask"][:count].to(self.device)
+            dataset = self.val_loader.dataset
+            samples = [dataset[i] for i in spread_indices(len(dataset), self.config.log.grid_size)]
+            self._grid_batch = {key: torch.stack([s[key] for s in samples])
+                                for key in ("image", "mask")}
+        image = self._grid_batch["image"].to(self.device)
+        mask = self._grid_batch["mask"].to(self.device)
         model = self._eval_model()
         was_training = model.training
         model.eval()

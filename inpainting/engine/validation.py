@@ -20,7 +20,7 @@ from torchvision.utils import make_grid
 
 from inpainting.metrics import l1, psnr, ssim
 
-__all__ = ["EvalResult", "composite", "evaluate", "quantize", "sample_grid"]
+__all__ = ["EvalResult", "composite", "evaluate", "quantize", "sample_grid", "spread_indices"]
 
 METRICS = ("psnr", "ssim", "l1", "l1_hole", "input_psnr")
 
@@ -105,7 +105,8 @@ def evaluate(
         bins: the hole-ratio bins ``(lo, hi]`` of the fixed masks.
         autocast_dtype: run the model under autocast to this dtype (None: fp32).
         channels_last: feed channels-last inputs.
-        keep_samples: keep this many first samples for ``sample_grid``.
+        keep_samples: keep this many samples for ``sample_grid``, spread evenly over the
+            loader (``spread_indices``) so that the grid shows several images and bins.
 
     Returns:
         The means, overall and per bin (the model's train/eval mode is restored).
@@ -115,6 +116,8 @@ def evaluate(
     values: dict[str, list[Tensor]] = {name: [] for name in METRICS}
     bin_ids: list[Tensor] = []
     kept: list[tuple[Tensor, Tensor, Tensor]] = []
+    picks = spread_indices(len(loader.dataset), keep_samples) if keep_samples else []
+    seen = 0
     autocast = (torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype
                 else contextlib.nullcontext())
     for batch in loader:
@@ -129,8 +132,10 @@ def evaluate(
         for name, value in _batch_metrics(image, mask, output).items():
             values[name].append(value.double().cpu())
         bin_ids.append(batch["bin"].cpu())
-        if sum(len(k[0]) for k in kept) < keep_samples:
-            kept.append((image.cpu(), mask.cpu(), output.cpu()))
+        rows = [i - seen for i in picks if seen <= i < seen + len(image)]
+        if rows:
+            kept.append((image[rows].cpu(), mask[rows].cpu(), output[rows].cpu()))
+        seen += len(image)
     model.train(was_training)
     return _summarise(values, bin_ids, bins, kept, keep_samples)
 
@@ -153,6 +158,14 @@ def _summarise(values: dict[str, list[Tensor]], bin_ids: list[Tensor],
     if keep_samples and kept:
         samples = tuple(torch.cat([k[i] for k in kept])[:keep_samples] for i in range(3))
     return EvalResult(overall, per_bin, samples)
+
+
+def spread_indices(total: int, count: int) -> list[int]:
+    """``count`` indices spread evenly over ``range(total)``, first and last included."""
+    count = min(count, total)
+    if count <= 1:
+        return list(range(count))
+    return sorted({round(k * (total - 1) / (count - 1)) for k in range(count)})
 
 
 def sample_grid(image: Tensor, mask: Tensor, output: Tensor) -> Tensor:
