@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from inpainting.layers import PartialConv2d, PartialConv3d
+from inpainting.layers import PartialConv2d, PartialConv3d, renorm
 
 
 def dense_reference(layer, x, mask=None):
@@ -51,7 +51,12 @@ LAYOUTS = [  # (c_in, c_out, kernel, stride, padding, dilation, groups, bias)
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("multi_channel", [False, True])
 @pytest.mark.parametrize("with_mask", [False, True])
-def test_matches_dense_definition_with_gradients(layout, multi_channel, with_mask):
+@pytest.mark.parametrize("padding_backward", ["scaled_copy", "box_corrections"])
+def test_matches_dense_definition_with_gradients(layout, multi_channel, with_mask,
+                                                 padding_backward, monkeypatch):
+    # padding use picks its backward by gradient size; force each of the two
+    limit = 1 << 40 if padding_backward == "scaled_copy" else 0
+    monkeypatch.setattr(renorm, "_COPY_GRAD_MAX_ELEMENTS", limit)
     c_in, c_out, k, s, p, d, g, bias = layout
     layer = PartialConv2d(c_in, c_out, k, s, p, d, g, bias, multi_channel=multi_channel,
                           return_mask=True)
@@ -72,6 +77,36 @@ def test_matches_dense_definition_with_gradients(layout, multi_channel, with_mas
         theirs = torch.autograd.grad(ref_out, params, grad)
         for a, b in zip(ours, theirs):
             torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("hole", ["small", "large"])
+@pytest.mark.parametrize("dims", [2, 3])
+def test_fused_and_general_bias_paths_match_the_definition(hole, dims, monkeypatch):
+    """A small hole leaves every window a known pixel (one fused pass); a large one does not."""
+    calls = []
+    real_apply = renorm.RenormBias.apply
+
+    def spy(raw, ratio, bias, valid):
+        calls.append(valid is None)
+        return real_apply(raw, ratio, bias, valid)
+
+    monkeypatch.setattr(renorm.RenormBias, "apply", spy)
+    layer_cls = PartialConv2d if dims == 2 else PartialConv3d
+    layer = layer_cls(3, 5, 3, padding=1, return_mask=True)
+    size = (12,) * dims
+    x = torch.randn((2, 3) + size, requires_grad=True)
+    mask = torch.ones((2, 1) + size)
+    cut = slice(4, 6) if hole == "small" else slice(2, 10)
+    mask[(slice(None), slice(None)) + (cut,) * dims] = 0
+    out, _ = layer(x, mask)
+    assert calls == [hole == "small"]
+    ref_out, _ = dense_reference(layer, x, mask)
+    torch.testing.assert_close(out, ref_out, atol=1e-5, rtol=1e-5)
+    grad = torch.randn_like(out)
+    params = [x, layer.weight, layer.bias]
+    for a, b in zip(torch.autograd.grad(out, params, grad),
+                    torch.autograd.grad(ref_out, params, grad)):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.parametrize("use_mask", [False, True])

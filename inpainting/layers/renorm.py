@@ -5,10 +5,13 @@ renormalisation is done in place wherever autograd allows:
 
 * :class:`BorderRenormConv` is partial-convolution padding (Liu et al. 2018, "Partial
   Convolution based Padding", Eq. 3-4). With an all-ones mask the ratio differs from 1 only on
-  thin border boxes, so the forward pass rescales those boxes in place, and the backward pass is
-  the ordinary convolution backward plus small corrections computed on the border boxes alone.
-* :class:`MaskedBiasAdd` adds the bias only where the window saw a known pixel, in place, and
-  reduces the bias gradient with a batched matrix product instead of an output-sized temporary.
+  thin border boxes, so the forward pass rescales those boxes in place; the backward pass is one
+  convolution backward of the gradient rescaled on the boxes (small maps, GPUs), or the ordinary
+  convolution backward plus small corrections computed on the border boxes alone (large maps on
+  the CPU, where copying the gradient costs more).
+* :class:`RenormBias` applies the ratio and adds the bias only where the window saw a known
+  pixel, in place: one fused pass when every window saw one. The bias gradient of the general
+  case is a batched matrix product instead of an output-sized temporary.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-__all__ = ["BorderBox", "BorderRenormConv", "MaskedBiasAdd", "plan_border_boxes"]
+__all__ = ["BorderBox", "BorderRenormConv", "RenormBias", "plan_border_boxes"]
 
 
 @dataclass(frozen=True)
@@ -135,49 +138,90 @@ class BorderRenormConv(torch.autograd.Function):
         x, weight = ctx.saved_tensors
         stride, padding, dilation, groups = ctx.conv_args
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        zeros = [0] * len(stride)
-        grad_x, grad_w, _ = torch.ops.aten.convolution_backward(
-            grad_out, x, weight, None, stride, padding, dilation, False, zeros, groups,
-            [need_x, need_w, False])
+        # d out / d b is 1 everywhere: (conv - b) * r + b
         grad_b = grad_out.sum([d for d in range(grad_out.dim()) if d != 1]) if need_b else None
-        if need_x or need_w:
-            for box in ctx.boxes:
-                # d out / d conv = ratio on the box and 1 elsewhere: add the (ratio - 1) part
-                delta = grad_out[(slice(None), slice(None), *box.out_slices)] * (box.ratio - 1)
-                slab, (slices, pads) = _input_slab(x, box.in_ranges)
-                gx, gw, _ = torch.ops.aten.convolution_backward(
-                    delta, slab, weight, None, stride, zeros, dilation, False, zeros, groups,
-                    [need_x, need_w, False])
-                if need_w:
-                    grad_w += gw
-                if need_x:
-                    crop = tuple(slice(lo, gx.shape[2 + d] - hi) for d, (lo, hi) in
-                                 enumerate(pads))
-                    grad_x[(slice(None), slice(None), *slices)] += gx[(slice(None), slice(None),
-                                                                       *crop)]
+        if not (need_x or need_w):
+            return None, None, grad_b, None, None, None, None, None
+        if grad_out.is_cuda or grad_out.numel() <= _COPY_GRAD_MAX_ELEMENTS:
+            grad_x, grad_w = _backward_scaled_copy(ctx, grad_out, x, weight, need_x, need_w)
+        else:
+            grad_x, grad_w = _backward_box_corrections(ctx, grad_out, x, weight, need_x, need_w)
         return grad_x, grad_w, grad_b, None, None, None, None, None
 
 
-class MaskedBiasAdd(torch.autograd.Function):
-    """In place: out += bias * valid; valid (B or 1, 1, *S) in {0, 1} in out's dtype, bias (C,)."""
+# A gradient up to this size is copied and rescaled on the border boxes, then one convolution
+# backward runs: cheapest on GPUs and for small maps on CPUs. A larger gradient on the CPU costs
+# more to copy (an allocation of fresh pages plus a full pass) than the few small convolution
+# backwards on the border boxes alone (benchmarks/partial_conv.py, RESULTS.md).
+_COPY_GRAD_MAX_ELEMENTS = 1 << 22
+
+
+def _backward_scaled_copy(ctx, grad_out, x, weight, need_x, need_w):
+    """d conv = grad_out * ratio: a copy scaled on the border boxes, then one conv backward."""
+    stride, padding, dilation, groups = ctx.conv_args
+    scaled = grad_out.clone()
+    for box in ctx.boxes:
+        scaled[(slice(None), slice(None), *box.out_slices)].mul_(box.ratio)
+    grad_x, grad_w, _ = torch.ops.aten.convolution_backward(
+        scaled, x, weight, None, stride, padding, dilation, False, [0] * len(stride), groups,
+        [need_x, need_w, False])
+    return grad_x, grad_w
+
+
+def _backward_box_corrections(ctx, grad_out, x, weight, need_x, need_w):
+    """The plain conv backward of grad_out, plus (ratio - 1) corrections on each border box."""
+    stride, padding, dilation, groups = ctx.conv_args
+    zeros = [0] * len(stride)
+    grad_x, grad_w, _ = torch.ops.aten.convolution_backward(
+        grad_out, x, weight, None, stride, padding, dilation, False, zeros, groups,
+        [need_x, need_w, False])
+    for box in ctx.boxes:
+        # d out / d conv = ratio on the box and 1 elsewhere: add the (ratio - 1) part
+        delta = grad_out[(slice(None), slice(None), *box.out_slices)] * (box.ratio - 1)
+        slab, (slices, pads) = _input_slab(x, box.in_ranges)
+        gx, gw, _ = torch.ops.aten.convolution_backward(
+            delta, slab, weight, None, stride, zeros, dilation, False, zeros, groups,
+            [need_x, need_w, False])
+        if need_w:
+            grad_w += gw
+        if need_x:
+            crop = tuple(slice(lo, gx.shape[2 + d] - hi) for d, (lo, hi) in enumerate(pads))
+            grad_x[(slice(None), slice(None), *slices)] += gx[(slice(None), slice(None), *crop)]
+    return grad_x, grad_w
+
+
+class RenormBias(torch.autograd.Function):
+    """In place on a fresh conv output: ``out = raw * ratio + bias * valid``.
+
+    ``raw`` (B, C, *S) without bias; ``ratio`` (B or 1, 1, *S), 0 where the window saw no known
+    pixel; ``bias`` (C,); ``valid`` (B or 1, 1, *S) in {0, 1}, or None when every window saw a
+    known pixel, in which case one fused ``addcmul`` does it all in a single pass.
+    """
 
     @staticmethod
-    def forward(ctx, out, bias, valid):
-        dims = out.dim() - 2
-        out.addcmul_(bias.view((1, -1) + (1,) * dims), valid)
-        ctx.mark_dirty(out)
-        ctx.save_for_backward(valid)
-        return out
+    def forward(ctx, raw, ratio, bias, valid):
+        dims = raw.dim() - 2
+        bias_view = bias.view((1, -1) + (1,) * dims)
+        if valid is None:
+            torch.addcmul(bias_view, raw, ratio, out=raw)
+        else:
+            raw.mul_(ratio).addcmul_(bias_view, valid)
+        ctx.mark_dirty(raw)
+        ctx.save_for_backward(ratio, valid)
+        return raw
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out):
-        (valid,) = ctx.saved_tensors
+        ratio, valid = ctx.saved_tensors
+        grad_raw = grad_out * ratio if ctx.needs_input_grad[0] else None
         grad_bias = None
-        if ctx.needs_input_grad[1]:
-            # sum over batch and positions of grad * valid, as (B, C, N) @ (B, N, 1)
-            flat = grad_out.flatten(2)
-            weights = valid.expand((grad_out.shape[0], 1) + valid.shape[2:]).flatten(2)
-            grad_bias = torch.bmm(flat, weights.transpose(1, 2))
-            grad_bias = grad_bias.sum(dim=(0, 2))
-        return grad_out, grad_bias, None
+        if ctx.needs_input_grad[2]:
+            if valid is None:
+                grad_bias = grad_out.sum([d for d in range(grad_out.dim()) if d != 1])
+            else:
+                # sum over batch and positions of grad * valid, as (B, C, N) @ (B, N, 1)
+                flat = grad_out.flatten(2)
+                weights = valid.expand((grad_out.shape[0], 1) + valid.shape[2:]).flatten(2)
+                grad_bias = torch.bmm(flat, weights.transpose(1, 2)).sum(dim=(0, 2))
+        return grad_raw, None, grad_bias, None
