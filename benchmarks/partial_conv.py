@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from inpainting.engine.memory import keep_freed_memory  # noqa: E402
 from inpainting.layers import PartialConv2d  # noqa: E402
 
 SHAPES = [(8, 64, 64, 64, 128, 3), (4, 128, 32, 32, 256, 3), (4, 3, 256, 256, 64, 7)]
@@ -99,11 +100,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="3 repeats (smoke run)")
+    parser.add_argument("--keep-freed-memory", action="store_true",
+                        help="glibc reuses freed memory, as train.py does on the CPU")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.keep_freed_memory and not keep_freed_memory():
+        parser.error("--keep-freed-memory needs glibc")
     repeats = 3 if args.quick else args.repeats
-    print(f"torch {torch.__version__}, {args.threads} threads, median of {repeats} interleaved "
-          "forward+backward runs; ratio = time / nn.Conv2d time")
+    allocator = "glibc keeps freed memory" if args.keep_freed_memory else "default allocator"
+    print(f"torch {torch.__version__}, {args.threads} threads, {allocator}, median of {repeats} "
+          "interleaved forward+backward runs; ratio = time / nn.Conv2d time")
     names = ["conv", "padding", "inpainting", "multi", "ref-padding", "ref-inpainting"]
     header = f"{'(B,C,H,W,C_out,k)':<26}" + "".join(f"{n:>15}" for n in names)
     print(header)

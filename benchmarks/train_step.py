@@ -43,6 +43,7 @@ from torch import Tensor, nn  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from inpainting.engine.memory import keep_freed_memory  # noqa: E402
 from inpainting.layers import PartialConv2d  # noqa: E402
 from inpainting.losses import InpaintingLoss, VGG16Features  # noqa: E402
 from inpainting.models import PConvUNet  # noqa: E402
@@ -163,6 +164,8 @@ def child_memory(args: argparse.Namespace) -> None:
     """Runs in a fresh process: build one variant, two steps, print peak RSS as JSON."""
     variant, batch, precision = args.child
     torch.set_num_threads(args.threads)
+    if args.keep_freed_memory:
+        keep_freed_memory()
     setup = build(variant, args)
     image, mask = make_batch(int(batch), args.size)
     built = _status_kib("VmRSS")
@@ -175,6 +178,8 @@ def measure_memory(config: tuple[str, int, str], args: argparse.Namespace) -> di
     command = [sys.executable, __file__, "--child", config[0], str(config[1]), config[2],
                "--threads", str(args.threads), "--size", str(args.size), "--depth",
                str(args.depth), "--base-channels", str(args.base_channels)]
+    if args.keep_freed_memory:
+        command.append("--keep-freed-memory")
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"memory subprocess for {config} failed:\n{result.stderr[-2000:]}")
@@ -238,7 +243,8 @@ def _ratio(seconds: dict, base: tuple, other: tuple) -> str:
 def report(todo, seconds: dict, memory: dict, args: argparse.Namespace) -> str:
     lines = [f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
              f"{args.size}x{args.size}, depth {args.depth}, base {args.base_channels}, "
-             f"median of {args.repeats}; CPU bf16 flags: {', '.join(cpu_bf16_flags()) or 'none'}",
+             f"median of {args.repeats}; CPU bf16 flags: {', '.join(cpu_bf16_flags()) or 'none'}; "
+             + ("glibc keeps freed memory" if args.keep_freed_memory else "default allocator"),
              "", "| variant | batch | precision | wall s/step | images/s | CPU s/step "
              "| time vs plain (wall / CPU) | pconv speed-up (wall / CPU) "
              "| peak MiB (after build) |",
@@ -283,6 +289,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--bf16-variants", nargs="*", choices=VARIANTS,
                         default=["pconv", "plain"], help="variants timed in bf16 autocast")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
+    parser.add_argument("--keep-freed-memory", action="store_true",
+                        help="glibc reuses freed memory, as train.py does on the CPU")
     parser.add_argument("--child", nargs=3, metavar=("VARIANT", "BATCH", "PRECISION"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -300,6 +308,8 @@ def main() -> None:
         child_memory(args)
         return
     torch.set_num_threads(args.threads)
+    if args.keep_freed_memory and not keep_freed_memory():
+        raise SystemExit("--keep-freed-memory needs glibc")
     todo = configs(args)
     seconds = time_all(args, todo)
     memory = {}

@@ -220,6 +220,7 @@ class TrainConfig:
     sync_bn: bool = False  # SyncBatchNorm under torchrun
     channels_last: bool = False
     compile: bool = False  # torch.compile the model
+    cpu_keep_freed_memory: bool = True  # CPU runs: glibc reuses freed memory (engine/memory.py)
 
     def __post_init__(self) -> None:
         check(bool(self.run_dir.strip()), "train.run_dir", "a folder path", self.run_dir)

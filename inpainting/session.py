@@ -38,6 +38,7 @@ from inpainting.engine.distributed import (
     cleanup_distributed,
     init_distributed,
 )
+from inpainting.engine.memory import keep_freed_memory
 from inpainting.engine.reporting import make_writer, setup_logging
 from inpainting.wiring import (
     build_datasets,
@@ -181,6 +182,8 @@ def setup_training(config_path: str | None, overrides: list[str] | None = None,
     config = _resolve_config(config_path, list(overrides or []), state)
     dist, device = init_distributed(config.train.device)
     check_device_options(config, device)
+    if device.type == "cpu" and config.train.cpu_keep_freed_memory:
+        keep_freed_memory()  # ~15 % faster CPU steps: no page faults on reused activations
     if state is not None:
         run_dir = find_checkpoint(resume).parent
         if state["step"] >= config.train.max_steps:

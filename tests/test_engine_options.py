@@ -284,3 +284,46 @@ def test_validation_and_interval_grids_show_the_same_spread_samples(tiny_config,
         tile = validation[2 + 34 * row:34 * (row + 1), column][..., ::-1]  # BGR -> RGB
         truth = expected[row].permute(1, 2, 0).numpy()
         assert np.abs(tile / 255.0 - truth).max() < 1 / 255 + 1e-6, row
+
+
+# ---------------------------------------------------------------------------------------------
+# CPU memory reuse
+
+
+def test_keep_freed_memory_configures_glibc_or_declines():
+    import ctypes
+    import sys
+
+    from inpainting.engine.memory import _SETTINGS, keep_freed_memory
+
+    class FakeGlibc:
+        def __init__(self, answer):
+            self.answer, self.calls = answer, []
+            self.gnu_get_libc_version = lambda: b"2.36"
+
+        def mallopt(self, parameter, value):
+            self.calls.append((parameter, value))
+            return self.answer
+
+    accepting = FakeGlibc(1)
+    assert keep_freed_memory(accepting) is True
+    assert accepting.calls == list(_SETTINGS)
+    assert keep_freed_memory(FakeGlibc(0)) is False  # rejected: reported, not raised
+
+    class NotGlibc:  # e.g. musl: no mallopt
+        pass
+
+    assert keep_freed_memory(NotGlibc()) is False
+    if sys.platform.startswith("linux") and hasattr(ctypes.CDLL(None), "gnu_get_libc_version"):
+        assert keep_freed_memory() is True  # the real C library of this process
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_cpu_runs_keep_freed_memory_unless_switched_off(tiny_config, monkeypatch, enabled):
+    import inpainting.session as session_module
+
+    calls = []
+    monkeypatch.setattr(session_module, "keep_freed_memory", lambda: calls.append(1) or True)
+    setup_training(str(tiny_config), [f"train.cpu_keep_freed_memory={str(enabled).lower()}"]
+                   ).close()
+    assert calls == ([1] if enabled else [])
