@@ -1,5 +1,6 @@
 """Shared test fixtures: every test runs seeded, on CPU, with two threads."""
 
+import logging
 import random
 from pathlib import Path
 
@@ -16,6 +17,19 @@ def _seed_everything():
     torch.manual_seed(0)
     torch.set_num_threads(2)
     yield
+
+
+@pytest.fixture(autouse=True)
+def _restore_root_logger():
+    """Training runs install console/file handlers on the root logger; remove them afterwards,
+    so that no test sees log lines (or open log files) left by another."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in [h for h in root.handlers if h not in handlers]:
+        root.removeHandler(handler)
+        handler.close()
+    root.setLevel(level)
 
 
 def make_images(folder: Path, count: int = 10) -> Path:
@@ -44,7 +58,4 @@ train: {{run_dir: {tmp_path / 'run'}, max_steps: 5, log_every: 1, val_every: 5, 
          device: cpu}}
 log: {{progress: false, grid_size: 2}}
 """, encoding="utf-8")
-    yield path
-    from inpainting.engine.reporting import setup_logging
-
-    setup_logging(None)  # close the run's log file
+    return path
