@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from run_helpers import load, run, scalars
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from inpainting.config import ConfigError, config_to_dict, load_config
@@ -25,23 +26,7 @@ CHECKPOINT_KEYS = {"model", "optimizer", "scheduler", "scaler", "ema", "step", "
                    "config", "rng_state", "data_position", "version"}
 
 
-def run(config_path, overrides=(), resume=None, init_from=None):
-    session = setup_training(str(config_path) if config_path else None, list(overrides),
-                             resume=resume, init_from=init_from)
-    try:
-        return session, session.trainer.fit()
-    finally:
-        session.close()
 
-
-def scalars(run_dir: Path, tag: str) -> dict[int, float]:
-    events = EventAccumulator(str(run_dir / "tensorboard"))
-    events.Reload()
-    return {event.step: event.value for event in events.Scalars(tag)}
-
-
-def load(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def test_five_steps_write_checkpoints_logs_and_events(tiny_config, tmp_path):

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from run_helpers import load, run, scalars
 
 from inpainting.config import ConfigError, load_config
 from inpainting.data import read_file_list, split_holdout
@@ -18,23 +18,8 @@ from inpainting.engine.distributed import mean_over_ranks
 from inpainting.session import setup_training
 
 
-def run(config_path, overrides=(), resume=None, init_from=None):
-    session = setup_training(str(config_path) if config_path else None, list(overrides),
-                             resume=resume, init_from=init_from)
-    try:
-        return session, session.trainer.fit()
-    finally:
-        session.close()
-
-
-def load(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
 def steps_logged(run_dir: Path, tag: str = "train/total") -> list[int]:
-    events = EventAccumulator(str(run_dir / "tensorboard"))
-    events.Reload()
-    return [event.step for event in events.Scalars(tag)]
+    return sorted(scalars(run_dir, tag))
 
 
 # ---------------------------------------------------------------------------------------------

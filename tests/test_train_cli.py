@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from run_helpers import load
 
 from inpainting.engine import load_model_from_checkpoint
 
@@ -25,9 +26,6 @@ def train(*argv: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(TRAIN), *argv], cwd=ROOT, capture_output=True,
                           text=True, timeout=timeout, env=env_one_thread())
 
-
-def load(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 @pytest.mark.parametrize("argv, message", [

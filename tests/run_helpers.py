@@ -1,0 +1,30 @@
+"""Helpers shared by the engine tests: run a tiny training, read its checkpoints and events."""
+
+from pathlib import Path
+
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from inpainting.session import setup_training
+
+
+def run(config_path, overrides=(), resume=None, init_from=None):
+    """Set up and fit a run as train.py does; returns (session, FitResult), session closed."""
+    session = setup_training(str(config_path) if config_path else None, list(overrides),
+                             resume=resume, init_from=init_from)
+    try:
+        return session, session.trainer.fit()
+    finally:
+        session.close()
+
+
+def load(path: Path) -> dict:
+    """A checkpoint, read the way the project always reads them (weights_only=True)."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def scalars(run_dir: Path, tag: str) -> dict[int, float]:
+    """step -> value of one TensorBoard scalar of a run."""
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    return {event.step: event.value for event in events.Scalars(tag)}
