@@ -228,6 +228,16 @@ def test_batch_stream_resumes_mid_epoch():
     stream = BatchStream(loader, epoch=1, batch=1)
     assert take(stream, 4) == full[4:8]
     assert stream.position == {"epoch": 2, "batch": 2}
+    # the last batch of an epoch closes it at once: the position to save is the next epoch
+    stream = BatchStream(loader)
+    take(stream, 3)
+    assert stream.position == {"epoch": 1, "batch": 0}
+    # positions at or past an epoch's end (older checkpoints; a resume with a larger batch
+    # size or more processes) continue with the next epoch instead of failing
+    for batch in (3, 5):
+        stream = BatchStream(loader, epoch=0, batch=batch)
+        assert take(stream, 2) == full[3:5]
+        assert stream.position == {"epoch": 1, "batch": 2}
 
 
 def test_lr_schedules():

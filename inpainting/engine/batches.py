@@ -112,7 +112,14 @@ class BatchStream:
     def __next__(self) -> dict[str, Any]:
         if self._iterator is None:
             self._start_epoch()
-        batch = next(self._iterator)
+        try:
+            batch = next(self._iterator)
+        except StopIteration:
+            # A saved position at or past the epoch's end (checkpoints of older versions, or a
+            # resume with a larger batch size or more processes): go on with the next epoch.
+            self._end_epoch()
+            self._start_epoch()
+            batch = next(self._iterator)
         self.batch += 1
         if "bad_files" in batch:
             self._bad_files += int(batch["bad_files"].sum())
