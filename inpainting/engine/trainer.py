@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -230,7 +231,7 @@ class Trainer:
         save = final or self._due(self.cfg.ckpt_every)
         log = final or self._due(self.cfg.log_every)
         if log or validate or grid or save:
-            self._check_finite(weights=save)
+            self._check_finite(weights=save or validate)  # validate may write best.pt
         if log:
             self._log_train(losses, bar)
         if validate:
@@ -328,7 +329,7 @@ class Trainer:
         if result.samples is not None:
             self._write_grid(*result.samples)
         psnr = result.overall["psnr"]
-        if self.best_metric is None or psnr > self.best_metric:
+        if math.isfinite(psnr) and (self.best_metric is None or psnr > self.best_metric):
             self.best_metric = psnr
             self.save("best.pt")
         return result
