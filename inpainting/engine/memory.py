@@ -27,10 +27,12 @@ _M_TRIM_THRESHOLD = -1
 _M_TOP_PAD = -2
 _M_MMAP_THRESHOLD = -3
 
+# (parameter, values to try in order): glibc before 2.35 caps the mmap threshold at 32 MiB on
+# 64-bit systems and rejects larger values.
 _SETTINGS = (
-    (_M_MMAP_THRESHOLD, 1 << 30),   # allocations up to 1 GiB come from the heap, not mmap
-    (_M_TRIM_THRESHOLD, (1 << 31) - 1),  # never give free heap memory back to the OS
-    (_M_TOP_PAD, 1 << 26),          # grow the heap 64 MiB at a time
+    (_M_MMAP_THRESHOLD, (1 << 30, 1 << 25)),  # allocations up to 1 GiB (or 32 MiB) from the heap
+    (_M_TRIM_THRESHOLD, ((1 << 31) - 1,)),    # never give free heap memory back to the OS
+    (_M_TOP_PAD, (1 << 26,)),                 # grow the heap 64 MiB at a time
 )
 
 
@@ -57,7 +59,10 @@ def keep_freed_memory(libc: ctypes.CDLL | None = None) -> bool:
     if isinstance(mallopt, ctypes._CFuncPtr):  # declare the C signature (int, int) -> int
         mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
         mallopt.restype = ctypes.c_int
-    applied = all(mallopt(parameter, value) == 1 for parameter, value in _SETTINGS)
+    # every setting is tried, whatever became of the others
+    results = [any(mallopt(parameter, value) == 1 for value in values)
+               for parameter, values in _SETTINGS]
+    applied = all(results)
     if not applied:
         logger.warning("glibc rejected a malloc setting; CPU training may be slower")
     return applied
