@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -166,12 +167,20 @@ def list_images(root: str | os.PathLike) -> list[Path]:
     return sorted(found)
 
 
+# A list line's path ends at the first image extension followed by whitespace or the line's end,
+# so paths may hold spaces and labels or other columns may follow ("/a/abbey/0001.jpg 0").
+_EXTENSION_ALTERNATIVES = "|".join(ext.lstrip(".") for ext in IMAGE_EXTENSIONS)
+_LISTED_PATH = re.compile(rf"(.+?\.(?:{_EXTENSION_ALTERNATIVES}))(?:\s.*)?", re.IGNORECASE)
+
+
 def read_file_list(list_file: str | os.PathLike, root: str | os.PathLike) -> list[Path]:
     """Read a Places2-style file list: one image path per line, relative to ``root``.
 
-    Blank lines and lines starting with ``#`` are ignored. Anything after the first whitespace
-    (e.g. the class label of ``places365_train_standard.txt``) is ignored, so paths cannot
-    contain spaces. A leading ``/`` is stripped, as Places2 lists write ``/a/abbey/0001.jpg``.
+    Blank lines and lines starting with ``#`` are ignored. The path runs to the first image
+    extension followed by whitespace or the line's end (spaces inside are kept); what follows,
+    e.g. the class label of ``places365_train_standard.txt``, is ignored. A line without an image
+    extension gives its first whitespace-separated token. A leading ``/`` is stripped, as
+    Places2 lists write ``/a/abbey/0001.jpg``.
     Only the first listed file is checked for existence (to catch a wrong ``root`` at start-up
     without touching millions of files); later missing files are skipped as undecodable.
 
@@ -199,7 +208,9 @@ def read_file_list(list_file: str | os.PathLike, root: str | os.PathLike) -> lis
         for line in handle:
             line = line.strip()
             if line and not line.startswith("#"):
-                paths.append(root / line.split()[0].lstrip("/"))
+                listed = _LISTED_PATH.fullmatch(line)
+                path = listed.group(1) if listed else line.split()[0]
+                paths.append(root / path.lstrip("/"))
     if not paths:
         raise ValueError(f"file list '{list_file}' lists no images; add one path per line")
     if not paths[0].exists():
@@ -269,6 +280,8 @@ def split_holdout(
                          "(train, val, test); add images")
     counts = [min(max(1, round(len(ordered) * share)), len(ordered) - 1) if share > 0 else 0
               for share in (val_fraction, test_fraction)]
+    # keep one image for training and, when asked for, one for testing
+    counts[0] = min(counts[0], len(ordered) - 1 - (test_fraction > 0))
     counts[1] = min(counts[1], len(ordered) - 1 - counts[0])
     order = np.random.default_rng(seed).permutation(len(ordered)).tolist()
     val_set = set(order[:counts[0]])
