@@ -12,7 +12,7 @@ import torch.multiprocessing as mp
 from run_helpers import load, run, scalars
 
 from inpainting.config import ConfigError, load_config
-from inpainting.data import read_file_list, split_holdout
+from inpainting.data import read_file_list, split_holdout, write_file_list
 from inpainting.engine import NonFiniteLossError
 from inpainting.engine.distributed import mean_over_ranks
 from inpainting.session import setup_training
@@ -39,6 +39,25 @@ def test_split_holdout_is_seeded_disjoint_and_keeps_the_val_split():
         split_holdout(paths, 1, 0.1, 1.0)
     with pytest.raises(ValueError, match="cannot split 2 image"):
         split_holdout(paths[:2], 1, 0.1, 0.1)
+    # a requested test share is never rounded away on a tiny set
+    assert [len(part) for part in split_holdout(paths[:3], 0, 0.5, 0.3)] == [1, 1, 1]
+
+
+def test_file_lists_round_trip_paths_with_spaces_and_read_places2_labels(tmp_path):
+    folder = tmp_path / "My Photos"
+    folder.mkdir()
+    paths = [folder / "a b.png", folder / "c.png", folder / "d 7.png"]
+    for path in paths:
+        path.write_bytes(b"")
+    write_file_list(paths, tmp_path / "run" / "splits" / "test.txt")
+    splits = tmp_path / "run" / "splits"
+    assert [p.resolve() for p in read_file_list(splits / "test.txt", splits)] == paths
+    places = tmp_path / "places.txt"
+    places.write_text("/a/abbey/00000001.jpg 0\n/b/bar/00000002.jpg 12\n", encoding="utf-8")
+    (tmp_path / "a" / "abbey").mkdir(parents=True)
+    (tmp_path / "a" / "abbey" / "00000001.jpg").write_bytes(b"")
+    assert read_file_list(places, tmp_path) == [tmp_path / "a/abbey/00000001.jpg",
+                                                tmp_path / "b/bar/00000002.jpg"]
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -155,6 +174,17 @@ class NaNGradientAtCall:
     def __call__(self, output, target, mask):
         self.calls += 1
         return self.loss(output, target, mask)
+
+
+def test_non_finite_weights_never_reach_best_pt(tiny_config, tmp_path):
+    session = setup_training(str(tiny_config), ["train.val_every=2", "train.ckpt_every=100",
+                                                "train.log_every=100"])
+    trainer = session.trainer
+    trainer.loss_fn = NaNGradientAtCall(trainer.loss_fn, trainer.model, call=2)  # a val step
+    with pytest.raises(NonFiniteLossError, match="no checkpoint was written"):
+        trainer.fit()
+    session.close()
+    assert not (tmp_path / "run" / "best.pt").exists()
 
 
 def test_non_finite_weights_are_never_saved(tiny_config, tmp_path):
@@ -292,8 +322,19 @@ def test_keep_freed_memory_configures_glibc_or_declines():
 
     accepting = FakeGlibc(1)
     assert keep_freed_memory(accepting) is True
-    assert accepting.calls == list(_SETTINGS)
-    assert keep_freed_memory(FakeGlibc(0)) is False  # rejected: reported, not raised
+    assert accepting.calls == [(parameter, values[0]) for parameter, values in _SETTINGS]
+    rejecting = FakeGlibc(0)
+    assert keep_freed_memory(rejecting) is False  # rejected: reported, not raised
+    assert [p for p, _ in rejecting.calls] == [-3, -3, -1, -2]  # every setting still tried
+
+    class OldGlibc(FakeGlibc):  # before 2.35: mmap threshold at most 32 MiB
+        def mallopt(self, parameter, value):
+            self.calls.append((parameter, value))
+            return 0 if parameter == -3 and value > 1 << 25 else 1
+
+    old = OldGlibc(1)
+    assert keep_freed_memory(old) is True
+    assert old.calls[:2] == [(-3, 1 << 30), (-3, 1 << 25)]
 
     class NotGlibc:  # e.g. musl: no mallopt
         pass
