@@ -10,9 +10,10 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 # `install` runs no pip at all.
 INSTALLED = $(PYTHON) -c "import importlib.metadata as m, json, pathlib; \
 	url = json.loads(m.distribution('pconv-inpainting').read_text('direct_url.json') or '{}'); \
+	assert url.get('dir_info', {}).get('editable') and url['url'].startswith('file://'); \
 	here = pathlib.Path(r'$(CURDIR)').resolve(); \
-	assert pathlib.Path(url.get('url', '').removeprefix('file://')).resolve() == here; \
-	import cv2, PIL, yaml, tensorboard, tqdm, pytest, skimage"
+	assert pathlib.Path(url['url'].removeprefix('file://')).resolve() == here; \
+	import cv2, PIL, yaml, tensorboard, tqdm, pytest, ruff, skimage"
 
 install:
 	@$(PYTHON) -c "import torch, torchvision" 2>/dev/null || $(PIP) install $(TORCH_SPEC)
