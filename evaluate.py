@@ -13,12 +13,12 @@ Exit codes: 0 done, 2 a problem with the arguments or the data (one line on stde
 import argparse
 import logging
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from inpainting.evaluation import EvalOptions, evaluate_checkpoint
 from inpainting.predict import OneLineParser, fail, parse_polarity
 from masks import parse_bins
+from masks.cli_types import whole_number
 
 
 def _fit(text: str) -> str:
@@ -26,21 +26,6 @@ def _fit(text: str) -> str:
     if value not in ("center_crop", "resize", "none"):
         raise argparse.ArgumentTypeError(f"unknown fit {text!r} (valid: center-crop, resize, none)")
     return value
-
-
-def _whole_number(minimum: int) -> Callable[[str], int]:
-    """An argparse type: an int >= ``minimum``, else a one-line error naming the value."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
-        return value
-
-    return parse
 
 
 def _bins(text: str) -> tuple:
@@ -64,9 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="manifest.json of `python -m masks generate`")
     p.add_argument("--polarity", type=parse_polarity, metavar="P",
                    help="mask files: known-white (default) | hole-white")
-    p.add_argument("--masks-per-bin", type=_whole_number(1), default=100, metavar="N",
+    p.add_argument("--masks-per-bin", type=whole_number(1), default=100, metavar="N",
                    help="masks generated per bin and border mode (100)")
-    p.add_argument("--mask-seed", type=_whole_number(0), default=0, metavar="S",
+    p.add_argument("--mask-seed", type=whole_number(0), default=0, metavar="S",
                    help="seed of mask generation and image/mask pairing (0)")
     p.add_argument("--bins", type=_bins, default=parse_bins("paper"), metavar="BINS",
                    help="paper (default) or lo-hi,lo-hi,...")
@@ -78,12 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="report folder (default: RUN_DIR/eval_<checkpoint name>)")
     p.add_argument("--baseline", default="", metavar="NAMES",
                    help="comma-separated baselines: opencv-telea,opencv-ns")
-    p.add_argument("--batch-size", type=_whole_number(1), default=8, metavar="N",
+    p.add_argument("--batch-size", type=whole_number(1), default=8, metavar="N",
                    help="pairs per batch (8)")
     p.add_argument("--device", default="auto", help="auto (default) | cpu | cuda")
-    p.add_argument("--workers", type=_whole_number(0), default=2, metavar="N",
+    p.add_argument("--workers", type=whole_number(0), default=2, metavar="N",
                    help="image-decoding processes (2)")
-    p.add_argument("--grid-rows", type=_whole_number(0), default=4, metavar="N",
+    p.add_argument("--grid-rows", type=whole_number(0), default=4, metavar="N",
                    help="sample rows per bin in the grids (4); 0 writes no grids")
     return p
 

@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image, ImageOps
 from tqdm import tqdm
 
-from inpainting.data import list_images, load_image
+from inpainting.data import IMAGE_EXTENSIONS, list_images, load_image
 from inpainting.inference import DEFAULT_TILE_OVERLAP, DEFAULT_TILE_SIZE, Inpainter
 from masks import load_mask
 from masks.io import iter_mask_files
@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 
 # --out suffixes that name an image file of another format than the PNG written (refused rather
 # than silently taken as a folder name).
-OTHER_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+OTHER_IMAGE_SUFFIXES = tuple(ext for ext in IMAGE_EXTENSIONS if ext != ".png")
 
 
 class UsageError(Exception):

@@ -224,7 +224,10 @@ def resolve_image_paths(data: DataConfig, seed: int, dist: DistInfo | None = Non
     paths = _paths_of(spec, data.file_list_root)
     val_spec, test_spec = data.val.strip(), data.test.strip()
     val_fraction = 0.0 if val_spec else data.val_fraction
-    train, val, test = split_holdout(paths, seed, val_fraction, data.test_fraction)
+    if val_fraction or data.test_fraction:
+        train, val, test = split_holdout(paths, seed, val_fraction, data.test_fraction)
+    else:  # nothing held out: keep the list's order, no sort of (possibly millions of) paths
+        train, val, test = paths, [], []
     if val_spec:
         val = _paths_of(val_spec, data.file_list_root)
     if test_spec:

@@ -20,6 +20,7 @@ from pathlib import Path
 import cv2
 from tqdm import tqdm
 
+from masks.cli_types import whole_number
 from masks.dataset import MANIFEST, check_writable, generate_mask_set, write_manifest
 from masks.generator import parse_bins
 from masks.io import hole_ratio, save_mask
@@ -37,24 +38,8 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+_positive_int = whole_number(1)
+_non_negative_int = whole_number(0)
 
 
 def _bins(text: str) -> list[tuple[float, float]]:

@@ -287,12 +287,10 @@ class Trainer:
     # Logging, validation, checkpoints
 
     def _log_train(self, losses: dict[str, Tensor], bar: Any) -> None:
-        keys = sorted(losses)
-        stacked = torch.stack([losses[key].float() for key in keys])
+        stacked = torch.stack([value.float() for value in losses.values()])
         if self.dist.enabled:  # log the loss of the whole global batch, not rank 0's share
-            stacked = mean_over_ranks(stacked)
-        values = dict(zip(keys, stacked.tolist()))  # the sync point
-        values = {key: values[key] for key in losses}  # keep the loss's own order
+            stacked = mean_over_ranks(stacked)  # every rank's loss has the same terms in order
+        values = dict(zip(losses, stacked.tolist()))  # the sync point
         now, then = time.perf_counter(), self._clock
         images = ((self.step - then[1]) * self.train_loader.batch_size * self.cfg.grad_accum
                   * self.dist.world_size)

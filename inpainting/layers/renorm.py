@@ -98,6 +98,11 @@ def plan_border_boxes(
     return boxes
 
 
+def _sum_except_channels(grad: Tensor) -> Tensor:
+    """(B, C, *S) -> (C,): the bias gradient of a per-channel bias."""
+    return grad.sum([d for d in range(grad.dim()) if d != 1])
+
+
 def _input_slab(x: Tensor, in_ranges: tuple[tuple[int, int], ...]) -> tuple[Tensor, tuple]:
     """The input region a box reads, zero-padded where it leaves the input; and its slices."""
     slices, pads = [], []
@@ -139,7 +144,7 @@ class BorderRenormConv(torch.autograd.Function):
         stride, padding, dilation, groups = ctx.conv_args
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         # d out / d b is 1 everywhere: (conv - b) * r + b
-        grad_b = grad_out.sum([d for d in range(grad_out.dim()) if d != 1]) if need_b else None
+        grad_b = _sum_except_channels(grad_out) if need_b else None
         if not (need_x or need_w):
             return None, None, grad_b, None, None, None, None, None
         if grad_out.is_cuda or grad_out.numel() <= _COPY_GRAD_MAX_ELEMENTS:
@@ -218,7 +223,7 @@ class RenormBias(torch.autograd.Function):
         grad_bias = None
         if ctx.needs_input_grad[2]:
             if valid is None:
-                grad_bias = grad_out.sum([d for d in range(grad_out.dim()) if d != 1])
+                grad_bias = _sum_except_channels(grad_out)
             else:
                 # sum over batch and positions of grad * valid, as (B, C, N) @ (B, N, 1)
                 flat = grad_out.flatten(2)
