@@ -1,6 +1,8 @@
 """Engine options and resume edge cases on tiny CPU runs (32x32, batch 2, depth 3)."""
 
+import io
 import shutil
+import sys
 from pathlib import Path
 
 import cv2
@@ -353,3 +355,29 @@ def test_cpu_runs_keep_freed_memory_unless_switched_off(tiny_config, monkeypatch
     setup_training(str(tiny_config), [f"train.cpu_keep_freed_memory={str(enabled).lower()}"]
                    ).close()
     assert calls == ([1] if enabled else [])
+
+
+# ---------------------------------------------------------------------------------------------
+# Progress bar
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+@pytest.mark.parametrize("terminal, enabled", [(True, True), (True, False), (False, True)])
+def test_progress_bar_on_a_terminal_only_and_unless_switched_off(tiny_config, monkeypatch,
+                                                                 terminal, enabled):
+    stderr = FakeTerminal() if terminal else io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stderr)
+    run(tiny_config, ["train.max_steps=3", "train.val_every=3",
+                      f"log.progress={str(enabled).lower()}"])
+    bars = [line for line in stderr.getvalue().replace("\r", "\n").splitlines()
+            if "step/s" in line or "s/step" in line]
+    if not (terminal and enabled):
+        assert bars == []
+        return
+    final = bars[-1]  # e.g. "100%|####| 3/3 [00:01<00:00,  2.1step/s, loss=0.41, img_s=4.2]"
+    assert "3/3" in final and "<00:00" in final  # steps and ETA
+    assert "loss=" in final and "img_s=" in final  # loss and images/s

@@ -69,8 +69,11 @@ def test_generated_masks_table_json_csv_and_baselines(setup, tmp_path, capsys):
                     "--masks-per-bin", "2", "--baseline", "opencv-telea,opencv-ns",
                     "--device", "cpu", "--workers", "0", "--batch-size", "5"])
     assert code == 0
-    table = capsys.readouterr().out
+    captured = capsys.readouterr()
+    table = captured.out
     assert "opencv-telea" in table and "opencv-ns" in table and "overall" in table
+    # the progress bar counts the 24 image/mask pairs on stderr
+    assert "evaluating" in captured.err and "24/24" in captured.err and "img/s" in captured.err
     assert len([line for line in table.splitlines() if line.startswith("(")]) == 12
     printed_counts, printed_overall = _table_counts(table)
 
