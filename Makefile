@@ -8,8 +8,10 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 
 # Succeeds when this checkout is installed (editable) and the extras' modules import: then
 # `install` runs no pip at all.
-INSTALLED = $(PYTHON) -c "import importlib.metadata as m, json, pathlib; \
-	url = json.loads(m.distribution('pconv-inpainting').read_text('direct_url.json') or '{}'); \
+# (sys.path[0] is the current folder, whose build leftover *.egg-info would shadow the install.)
+INSTALLED = $(PYTHON) -c "import importlib.metadata as m, json, pathlib, sys; \
+	dist = next(iter(m.distributions(name='pconv-inpainting', path=sys.path[1:]))); \
+	url = json.loads(dist.read_text('direct_url.json') or '{}'); \
 	assert url.get('dir_info', {}).get('editable') and url['url'].startswith('file://'); \
 	here = pathlib.Path(r'$(CURDIR)').resolve(); \
 	assert pathlib.Path(url['url'].removeprefix('file://')).resolve() == here; \
