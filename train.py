@@ -15,7 +15,7 @@ import argparse
 import sys
 
 from inpainting.engine import NonFiniteLossError
-from inpainting.session import USER_ERRORS, setup_training
+from inpainting.run_setup import USER_ERRORS, setup_training
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

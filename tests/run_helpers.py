@@ -5,7 +5,7 @@ from pathlib import Path
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from inpainting.session import setup_training
+from inpainting.run_setup import setup_training
 
 
 def run(config_path, overrides=(), resume=None, init_from=None):

@@ -19,7 +19,7 @@ from inpainting.engine import (
     make_train_loader,
     save_checkpoint,
 )
-from inpainting.session import setup_training
+from inpainting.run_setup import setup_training
 from inpainting.wiring import PixelLoss, build_model, lr_factor
 
 CHECKPOINT_KEYS = {"model", "optimizer", "scheduler", "scaler", "ema", "step", "best_metric",

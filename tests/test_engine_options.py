@@ -17,7 +17,7 @@ from inpainting.config import ConfigError, load_config
 from inpainting.data import read_file_list, split_holdout, write_file_list
 from inpainting.engine import NonFiniteLossError
 from inpainting.engine.distributed import mean_over_ranks
-from inpainting.session import setup_training
+from inpainting.run_setup import setup_training
 
 
 def steps_logged(run_dir: Path, tag: str = "train/total") -> list[int]:
@@ -348,10 +348,10 @@ def test_keep_freed_memory_configures_glibc_or_declines():
 
 @pytest.mark.parametrize("enabled", [True, False])
 def test_cpu_runs_keep_freed_memory_unless_switched_off(tiny_config, monkeypatch, enabled):
-    import inpainting.session as session_module
+    import inpainting.run_setup as run_setup_module
 
     calls = []
-    monkeypatch.setattr(session_module, "keep_freed_memory", lambda: calls.append(1) or True)
+    monkeypatch.setattr(run_setup_module, "keep_freed_memory", lambda: calls.append(1) or True)
     setup_training(str(tiny_config), [f"train.cpu_keep_freed_memory={str(enabled).lower()}"]
                    ).close()
     assert calls == ([1] if enabled else [])
