@@ -1,14 +1,16 @@
 """One training run from the command line's point of view: config -> run folder -> Trainer.
 
 ``setup_training`` resolves the config (a file, a checkpoint's own config, ``--set``
-overrides), prepares the run folder, builds everything with ``inpainting.wiring`` and returns a
-``Session`` holding a ready ``Trainer``. Everything that can fail because of user input fails
-here, before the first step, with one of ``USER_ERRORS``.
+overrides), prepares the run folder, builds each component with its package's builder
+(``inpainting.data.builders``, ``models.build_model``, ``losses.build_loss``, ``optim``) and
+returns a ``Session`` holding a ready ``Trainer``. Everything that can fail because of user
+input fails here, before the first step, with one of ``USER_ERRORS``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import random
 import time
@@ -19,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
 from inpainting.config import (
     Config,
@@ -28,9 +31,18 @@ from inpainting.config import (
     load_config,
     save_config,
 )
-from inpainting.data import write_file_list
+from inpainting.data import (
+    build_datasets,
+    build_mask_source,
+    build_val_loader,
+    build_val_masks,
+    resolve_image_paths,
+    write_file_list,
+)
+from inpainting.data.dataset import InpaintingDataset
+from inpainting.data.demo import prepare_demo_data
 from inpainting.engine import DistInfo, FitResult, ModelEma, Trainer, load_checkpoint
-from inpainting.engine.batches import check_batch_fits
+from inpainting.engine.batches import check_batch_fits, make_train_loader
 from inpainting.engine.checkpoint import find_checkpoint
 from inpainting.engine.distributed import (
     barrier,
@@ -40,19 +52,9 @@ from inpainting.engine.distributed import (
 )
 from inpainting.engine.memory import keep_freed_memory
 from inpainting.engine.reporting import make_writer, setup_logging
-from inpainting.wiring import (
-    build_datasets,
-    build_loss,
-    build_mask_source,
-    build_model,
-    build_optimizer,
-    build_scheduler,
-    build_train_loader,
-    build_val_loader,
-    build_val_masks,
-    check_device_options,
-    resolve_image_paths,
-)
+from inpainting.losses import build_loss
+from inpainting.models import build_model
+from inpainting.optim import build_optimizer, build_scheduler
 from masks import parse_bins
 
 __all__ = ["USER_ERRORS", "Session", "setup_training"]
@@ -213,13 +215,13 @@ def setup_training(config_path: str | None, overrides: list[str] | None = None,
 def _resolve_inputs(config: Config, dist: DistInfo, init_from: str | None) -> _Inputs:
     """Find the images, open the mask source, build the model and loss (VGG weights), read
     ``--init-from``: everything that can fail on user input, before anything is written."""
-    train_paths, val_paths, test_paths = resolve_image_paths(config.data, config.train.seed,
-                                                             dist)
+    train_paths, val_paths, test_paths = resolve_image_paths(
+        config.data, config.train.seed, functools.partial(_demo_data_once_per_node, dist))
     check_batch_fits(len(train_paths), config.data.batch_size, dist.world_size)
     mask_source = build_mask_source(config)
     _seed_everything(config.train.seed)
-    model = build_model(config)
-    loss = build_loss(config)
+    model = build_model(**dataclasses.asdict(config.model))
+    loss = build_loss(config.loss)
     if init_from:
         init_state = _load_init_from(config, init_from)
         # The averaged weights when the run kept them: they are the ones it validated with.
@@ -248,14 +250,15 @@ def _build_session(config: Config, run_dir: Path, dist: DistInfo, device: torch.
     model = model.to(device)
     if config.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(config, model)
+    optimizer = build_optimizer(config.optim, model)
     # A resumed run drops events logged after its checkpoint (a crash, or --resume best.pt).
     purge_step = int(state["step"]) + 1 if state is not None else None
     writer = make_writer(run_dir, config.log.tensorboard, purge_step) if dist.is_main else None
     trainer = Trainer(
         model, inputs.loss.to(device), optimizer,
         build_train_loader(config, train_set, dist, device),
-        build_val_loader(config, val_set, device) if val_set is not None else None,
+        build_val_loader(config.data, val_set, pin_memory=device.type == "cuda")
+        if val_set is not None else None,
         config, run_dir, scheduler=build_scheduler(config, optimizer), writer=writer,
         device=device, dist=dist,
         ema=ModelEma(model, config.train.ema) if config.train.ema > 0 else None,
@@ -266,3 +269,43 @@ def _build_session(config: Config, run_dir: Path, dist: DistInfo, device: torch.
                     trainer.position["epoch"], trainer.position["batch"])
     return Session(trainer, config, run_dir, dist, writer)
 
+
+def check_device_options(config: Config, device: torch.device) -> None:
+    """Refuse settings the device cannot train with, before any work starts.
+
+    Raises:
+        ConfigError: fp16 on a CPU (no GradScaler there), bf16 on a GPU without bf16, or
+            SyncBatchNorm off CUDA (PyTorch implements it for GPUs only).
+    """
+    check_precision(config.train.precision, device)
+    if config.train.sync_bn and device.type != "cuda":
+        raise ConfigError("train.sync_bn needs CUDA devices (PyTorch's SyncBatchNorm is GPU-only); "
+                          "use --set train.sync_bn=false on CPU")
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """Refuse precisions the device cannot train in.
+
+    Raises:
+        ConfigError: fp16 on a CPU (no GradScaler there), or bf16 on a GPU without bf16.
+    """
+    if precision == "fp16" and device.type != "cuda":
+        raise ConfigError("train.precision fp16 needs a CUDA device; use bf16 or fp32 on CPU")
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError("train.precision bf16 is not supported by this GPU; use fp16 or fp32")
+
+
+def _demo_data_once_per_node(dist: DistInfo, root: Path) -> tuple[Path, Path]:
+    """``prepare_demo_data`` by one process per node while the others wait at a barrier."""
+    if dist.local_rank == 0:  # one builder per node: nodes need not share a file system
+        prepare_demo_data(root, progress=True)
+    barrier()
+    return prepare_demo_data(root)
+
+
+def build_train_loader(config: Config, dataset: InpaintingDataset, dist: DistInfo,
+                       device: torch.device) -> DataLoader:
+    """The resumable training loader of this process's shard (see ``engine.batches``)."""
+    return make_train_loader(dataset, config.data.batch_size, config.data.num_workers,
+                             config.train.seed, dist.rank, dist.world_size,
+                             pin_memory=device.type == "cuda")

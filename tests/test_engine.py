@@ -1,5 +1,6 @@
 """Engine: the Trainer loop on tiny CPU runs (32x32, batch 2, depth 3, 8 channels, random VGG)."""
 
+import dataclasses
 import os
 import signal
 from pathlib import Path
@@ -19,8 +20,10 @@ from inpainting.engine import (
     make_train_loader,
     save_checkpoint,
 )
+from inpainting.losses import PixelLoss
+from inpainting.models import build_model
+from inpainting.optim import lr_factor
 from inpainting.run_setup import setup_training
-from inpainting.wiring import PixelLoss, build_model, lr_factor
 
 CHECKPOINT_KEYS = {"model", "optimizer", "scheduler", "scaler", "ema", "step", "best_metric",
                    "config", "rng_state", "data_position", "version"}
@@ -255,7 +258,7 @@ def test_train_step_overfits_one_batch(tmp_path):
     """The Trainer takes built objects: a tiny model, a pixel loss and Adam, no loaders."""
     torch.manual_seed(0)
     cfg = load_config(None, ["model.depth=3", "model.base_channels=8", "data.image_size=32"])
-    model = build_model(cfg)
+    model = build_model(**dataclasses.asdict(cfg.model))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     trainer = Trainer(model, PixelLoss({"valid": 1.0, "hole": 6.0, "tv": 0.1}), optimizer,
                       train_loader=None, val_loader=None, config=cfg, run_dir=tmp_path)

@@ -252,7 +252,7 @@ def test_build_model_registry():
     assert MODELS["pconv_unet"] is PConvUNet
     model = build_model("pconv_unet", depth=3, base_channels=8)
     assert isinstance(model, PConvUNet) and model.depth == 3
-    with pytest.raises(ValueError, match=r"unknown model 'unet' \(valid: pconv_unet\)"):
+    with pytest.raises(ValueError, match=r"unknown model.name 'unet' \(valid: pconv_unet\)"):
         build_model("unet")
     with pytest.raises(ValueError, match="unknown argument.*dept.*valid: depth"):
         build_model("pconv_unet", dept=3)

@@ -1,7 +1,7 @@
 """The training loop: step-based, resumable, single process or DDP under ``torchrun``.
 
-The ``Trainer`` receives built objects (see ``inpainting.wiring`` for how a ``Config`` becomes
-them), so tests can hand it tiny ones. ``fit()`` reads top to bottom: take ``grad_accum``
+The ``Trainer`` receives built objects (see ``inpainting.run_setup`` for how a ``Config``
+becomes them), so tests can hand it tiny ones. ``fit()`` reads top to bottom: take ``grad_accum``
 batches, one optimizer step, then whatever is due at this step (log, validate, sample grid,
 checkpoint). Loss values leave the device (``.item()``) only at those steps.
 """

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from typing import Any
 
 from torch import nn
 
+from inpainting.errors import UserInputError
 from inpainting.models.padding import (
     PADDING_MODELS,
     convert_to_partial_conv,
@@ -26,12 +28,13 @@ from inpainting.models.padding import (
     pdvgg19,
     pdvgg19_bn,
 )
-from inpainting.models.pconv_unet import PConvUNet
+from inpainting.models.pconv_unet import UPSAMPLING_MODES, PConvUNet
 
 __all__ = [
     "MODELS",
     "PADDING_MODELS",
     "PConvUNet",
+    "UPSAMPLING_MODES",
     "build_model",
     "convert_to_partial_conv",
     "load_nvidia_checkpoint",
@@ -50,36 +53,40 @@ __all__ = [
     "pdvgg19_bn",
 ]
 
-# Inpainting networks: name -> constructor; config files name the model with these keys.
-# (Classifiers with partial-convolution padding are in PADDING_MODELS.)
+# Inpainting networks: name -> constructor; ``model.name`` in a config is checked against these
+# keys. (Classifiers with partial-convolution padding are in PADDING_MODELS.)
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "pconv_unet": PConvUNet,
 }
 
 
-def build_model(name: str, **kwargs) -> nn.Module:
-    """Build a registered model by name.
+def build_model(name: str, **kwargs: Any) -> nn.Module:
+    """Build a registered inpainting network by name.
+
+    The ``model`` section of a config (or of a checkpoint's saved config) is exactly these
+    arguments: ``build_model(**dataclasses.asdict(config.model))``.
 
     Args:
         name: a key of :data:`MODELS`, e.g. ``"pconv_unet"``.
         **kwargs: the model's constructor arguments (e.g. ``depth=7, base_channels=64``).
 
     Returns:
-        The model, in training mode.
+        The model, in training mode. It maps ``(image * mask, mask)`` with image (B, 3, H, W)
+        in [0, 1] and mask (B, 1, H, W), 1 = known, 0 = hole, to ``(output, final_mask)``.
 
     Raises:
-        ValueError: if ``name`` is unknown (the message lists the valid names), or the keyword
-            arguments do not fit the model's constructor.
+        UserInputError: (a ``ValueError``) ``name`` is unknown (the message lists the valid
+            names), or the keyword arguments do not fit the model's constructor.
 
     Example:
         >>> model = build_model("pconv_unet", depth=7)
     """
     if name not in MODELS:
-        raise ValueError(f"unknown model {name!r} (valid: {', '.join(sorted(MODELS))})")
+        raise UserInputError(f"unknown model.name {name!r} (valid: {', '.join(MODELS)})")
     constructor = MODELS[name]
     signature = inspect.signature(constructor)
     unknown = sorted(set(kwargs) - set(signature.parameters))
     if unknown:
-        raise ValueError(f"unknown argument(s) {', '.join(unknown)} for model {name!r} "
-                         f"(valid: {', '.join(signature.parameters)})")
+        raise UserInputError(f"unknown argument(s) {', '.join(unknown)} for model {name!r} "
+                             f"(valid: {', '.join(signature.parameters)})")
     return constructor(**kwargs)

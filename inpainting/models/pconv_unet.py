@@ -22,7 +22,9 @@ from inpainting.layers import PartialConv2d
 
 __all__ = ["PConvUNet", "encoder_channels", "UPSAMPLING_MODES"]
 
-UPSAMPLING_MODES = ("nearest", "bilinear")
+# Decoder upsampling (``F.interpolate`` modes); ``model.upsampling`` in a config is checked
+# against this tuple.
+UPSAMPLING_MODES: tuple[str, ...] = ("nearest", "bilinear")
 
 # Kernel sizes of the first encoder layers (Liu et al. 2018); every later layer uses 3x3.
 _ENCODER_KERNELS = (7, 5, 5)
