@@ -33,6 +33,10 @@ from inpainting.config_parsing import (
     check_choice,
     read_yaml,
 )
+from inpainting.data import EVAL_MODES, MASK_SOURCES
+from inpainting.models import MODELS, UPSAMPLING_MODES
+from inpainting.optim import OPTIMIZERS, SCHEDULES
+from masks import POLARITIES, parse_bins
 
 __all__ = [
     "Config",
@@ -53,14 +57,11 @@ __all__ = [
     "save_config",
 ]
 
+# A name field is checked against the table of the code that uses it (MODELS, OPTIMIZERS,
+# SCHEDULES, ...), so the config accepts exactly what can be built. Precision and device are
+# the config's own: the engine (AUTOCAST_DTYPES, resolve_device) sits above this module.
 PRECISIONS = ("fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
-OPTIMIZERS = ("adam", "adamw")
-SCHEDULES = ("constant", "cosine", "step")
-MASK_SOURCES = ("generator", "folder")
-POLARITIES = ("known_white", "hole_white")
-EVAL_MODES = ("center_crop", "resize")
-UPSAMPLING = ("nearest", "bilinear")
 
 
 @dataclass(frozen=True)
@@ -70,13 +71,14 @@ class ModelConfig:
     name: str = "pconv_unet"  # a key of inpainting.models.MODELS
     depth: int = 8  # encoder levels; image_size must be divisible by 2**depth
     base_channels: int = 64  # channels of the first level (the paper: 64, capped at 8x)
-    upsampling: str = "nearest"
+    upsampling: str = "nearest"  # a key of inpainting.models.UPSAMPLING_MODES
     freeze_encoder_bn: bool = False  # the paper's fine-tuning phase
 
     def __post_init__(self) -> None:
+        check_choice("model.name", self.name, MODELS)
         check(1 <= self.depth <= 10, "model.depth", "in [1, 10]", self.depth)
         check(self.base_channels >= 1, "model.base_channels", ">= 1", self.base_channels)
-        check_choice("model.upsampling", self.upsampling, UPSAMPLING)
+        check_choice("model.upsampling", self.upsampling, UPSAMPLING_MODES)
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,7 @@ class DataConfig:
     image_size: int = 256
     batch_size: int = 6  # per process (per GPU under torchrun)
     num_workers: int = 4
-    eval_mode: str = "center_crop"  # validation crop: center_crop | resize
+    eval_mode: str = "center_crop"  # validation crop, a key of inpainting.data.EVAL_MODES
     random_resized_crop: bool = False
     hflip: bool = True
     strict: bool = False  # an undecodable image stops the run instead of being skipped
@@ -123,7 +125,7 @@ class DataConfig:
 class MasksConfig:
     """``masks``: training masks (generated or from a folder) and the fixed validation set."""
 
-    source: str = "generator"  # generator | folder
+    source: str = "generator"  # a key of inpainting.data.MASK_SOURCES: generator | folder
     folder: str = ""  # mask images, for source: folder
     polarity: str = "known_white"  # of the folder's files: known_white | hole_white
     augment: bool = True  # random rotation/crop/translation/dilation of folder masks
@@ -142,8 +144,6 @@ class MasksConfig:
                list(self.hole_range))
         check(self.border >= 0, "masks.border", ">= 0", self.border)
         check(self.val_count >= 1, "masks.val_count", ">= 1", self.val_count)
-        from masks import parse_bins  # the bin syntax belongs to the masks package
-
         try:
             parse_bins(self.val_bins)
         except ValueError as error:
@@ -178,7 +178,7 @@ class LossConfig:
 class OptimConfig:
     """``optim``: optimizer, learning-rate schedule and gradient clipping."""
 
-    name: str = "adam"  # adam | adamw
+    name: str = "adam"  # a key of inpainting.optim.OPTIMIZERS: adam | adamw
     lr: float = 2e-4
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0

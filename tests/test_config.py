@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from inpainting.config import (
+    DEVICES,
     Config,
     ConfigError,
     apply_overrides,
@@ -15,8 +16,26 @@ from inpainting.config import (
     load_config,
     save_config,
 )
+from inpainting.data import EVAL_MODES, MASK_SOURCES
+from inpainting.engine.trainer import AUTOCAST_DTYPES
+from inpainting.models import MODELS, UPSAMPLING_MODES
+from inpainting.optim import OPTIMIZERS, SCHEDULES
+from masks import POLARITIES
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+# Every config field that names a choice -> the table of the code that uses the name.
+CHOICE_REGISTRIES = {
+    "model.name": MODELS,
+    "model.upsampling": UPSAMPLING_MODES,
+    "data.eval_mode": EVAL_MODES,
+    "masks.source": MASK_SOURCES,
+    "masks.polarity": POLARITIES,
+    "optim.name": OPTIMIZERS,
+    "optim.schedule": SCHEDULES,
+    "train.precision": AUTOCAST_DTYPES,
+    "train.device": DEVICES,  # the config's own list; resolve_device reads it
+}
 
 # Keys that scripts and other tools rely on (issue 5): they must keep these exact names.
 FIXED_KEYS = [
@@ -197,3 +216,34 @@ def test_shipped_configs_follow_their_recipes():
     assert load_config(CONFIG_DIR / "celeba_hq_256.yaml").model.depth == 7
     finetune = load_config(CONFIG_DIR / "finetune.yaml")
     assert finetune.model.freeze_encoder_bn and finetune.optim.lr == 5e-5
+
+
+def _valid_names_of_choice_fields() -> dict[str, list[str]]:
+    """Set every string field to a name nobody registers; the fields that answer "unknown
+    section.key 'x' (valid: ...)" are choice fields, with the names they accept."""
+    found = {}
+    for section in dataclasses.fields(Config):
+        for field in dataclasses.fields(getattr(Config(), section.name)):
+            if field.type not in (str, "str"):  # "str" under postponed annotations
+                continue
+            key = f"{section.name}.{field.name}"
+            try:
+                load_config(None, [f"{key}=no-such-name"])
+            except ConfigError as error:
+                prefix = f"unknown {key} 'no-such-name' (valid: "
+                if str(error).startswith(prefix):
+                    found[key] = str(error)[len(prefix):-1].split(", ")
+    return found
+
+
+def test_choice_fields_accept_exactly_their_registry():
+    found = _valid_names_of_choice_fields()
+    assert set(found) == set(CHOICE_REGISTRIES), "a new choice field needs its registry here"
+    for key, registry in CHOICE_REGISTRIES.items():
+        assert found[key] == list(registry), key
+
+
+def test_unknown_model_name_is_a_config_error():
+    with pytest.raises(ConfigError) as info:
+        load_config(None, ["model.name=unet"])
+    assert str(info.value) == "unknown model.name 'unet' (valid: pconv_unet)"
