@@ -100,15 +100,16 @@ class Trainer:
     ) -> None:
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
         self.train_loader, self.val_loader = train_loader, val_loader
-        self.config, self.cfg = config, config.train
+        self.config = config
         self.run_dir = Path(run_dir)
         self.scheduler, self.writer, self.ema = scheduler, writer, ema
         self.device = torch.device(device)
         self.dist = dist or DistInfo()
         self.val_bins = list(val_bins)
-        self.autocast_dtype = AUTOCAST_DTYPES[self.cfg.precision]
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.cfg.precision == "fp16")
-        if self.cfg.finetune_step and not hasattr(model, "set_freeze_encoder_bn"):
+        self.autocast_dtype = AUTOCAST_DTYPES[self.config.train.precision]
+        self.scaler = torch.amp.GradScaler(self.device.type,
+                                           enabled=self.config.train.precision == "fp16")
+        if self.config.train.finetune_step and not hasattr(model, "set_freeze_encoder_bn"):
             raise ValueError("train.finetune_step needs a model with set_freeze_encoder_bn()")
         self.step = 0
         self.step_lr = optimizer.param_groups[0]["lr"]
@@ -132,7 +133,7 @@ class Trainer:
         if self.dist.enabled:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             wrapped = DistributedDataParallel(model, device_ids=device_ids)
-        if self.cfg.compile:
+        if self.config.train.compile:
             wrapped = torch.compile(wrapped)
         return wrapped
 
@@ -144,7 +145,7 @@ class Trainer:
     def _inputs(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         image = batch["image"].to(self.device, non_blocking=True)
         mask = batch["mask"].to(self.device, non_blocking=True)
-        if self.cfg.channels_last:
+        if self.config.train.channels_last:
             image = image.contiguous(memory_format=torch.channels_last)
         return image, mask
 
@@ -198,14 +199,15 @@ class Trainer:
                 checkpoint step; the bad weights are never saved).
         """
         stream = BatchStream(self.train_loader, **self.position)
-        bar = make_progress_bar(self.cfg.max_steps, self.step,
+        bar = make_progress_bar(self.config.train.max_steps, self.step,
                                 self.config.log.progress and self.dist.is_main)
         self._clock = (time.perf_counter(), self.step)
         try:
             with self._stop_signals:
-                while self.step < self.cfg.max_steps:
+                while self.step < self.config.train.max_steps:
                     self._update_phase()
-                    losses = self.train_step([next(stream) for _ in range(self.cfg.grad_accum)])
+                    accum = self.config.train.grad_accum
+                    losses = self.train_step([next(stream) for _ in range(accum)])
                     self.step += 1
                     self.position = stream.position
                     self._nonfinite |= ~torch.isfinite(losses["total"])
@@ -224,12 +226,13 @@ class Trainer:
     def _after_step(self, losses: dict[str, Tensor], bar: Any) -> bool:
         """Log / validate / save as due at this step; True when a signal asks to stop."""
         stop = self._stop_requested()
-        final = stop or self.step == self.cfg.max_steps
-        validate = not stop and (self.step == self.cfg.max_steps or self._due(self.cfg.val_every))
+        final = stop or self.step == self.config.train.max_steps
+        validate = not stop and (self.step == self.config.train.max_steps
+                                 or self._due(self.config.train.val_every))
         grid = not validate and self.config.log.image_every > 0 and self._due(
             self.config.log.image_every)
-        save = final or self._due(self.cfg.ckpt_every)
-        log = final or self._due(self.cfg.log_every)
+        save = final or self._due(self.config.train.ckpt_every)
+        log = final or self._due(self.config.train.log_every)
         if log or validate or grid or save:
             self._check_finite(weights=save or validate)  # validate may write best.pt
         if log:
@@ -240,7 +243,7 @@ class Trainer:
             self.write_sample_grid()
         if save:
             self.save("last.pt")
-            if self.cfg.keep_numbered:
+            if self.config.train.keep_numbered:
                 self.save(f"step_{self.step:07d}.pt")
         if stop:
             logger.warning("stopped by %s at step %d", self._stop_signals.received, self.step)
@@ -248,13 +251,13 @@ class Trainer:
 
     def _update_phase(self) -> None:
         """Enter the fine-tuning phase (lr finetune_lr, encoder BN frozen) at finetune_step."""
-        start = self.cfg.finetune_step
+        start = self.config.train.finetune_step
         if not start or self.step < start or self.model.freeze_encoder_bn:
             return
         self.model.set_freeze_encoder_bn(True)
         self.train_model = self._wrap(self.model)  # DDP must see the new set of trained params
         logger.info("step %d: fine-tuning phase, lr %.1e, encoder BatchNorm frozen",
-                    self.step, self.cfg.finetune_lr)
+                    self.step, self.config.train.finetune_lr)
 
     def _check_finite(self, weights: bool = False) -> None:
         """Raise ``NonFiniteLossError`` if a loss since the last check (or, with ``weights``, a
@@ -292,8 +295,8 @@ class Trainer:
             stacked = mean_over_ranks(stacked)  # every rank's loss has the same terms in order
         values = dict(zip(losses, stacked.tolist()))  # the sync point
         now, then = time.perf_counter(), self._clock
-        images = ((self.step - then[1]) * self.train_loader.batch_size * self.cfg.grad_accum
-                  * self.dist.world_size)
+        images = ((self.step - then[1]) * self.train_loader.batch_size
+                  * self.config.train.grad_accum * self.dist.world_size)
         images_per_s = images / max(now - then[0], 1e-9)
         self._clock = (now, self.step)
         if not self.dist.is_main:
@@ -306,7 +309,7 @@ class Trainer:
             self.writer.add_scalar("train/images_per_s", images_per_s, self.step)
         terms = " ".join(f"{k} {v:.4g}" for k, v in values.items() if k != "total")
         logger.info("step %d/%d | loss %.4f | %s | lr %.2e | %.1f img/s", self.step,
-                    self.cfg.max_steps, values["total"], terms, lr, images_per_s)
+                    self.config.train.max_steps, values["total"], terms, lr, images_per_s)
         bar.set_postfix(loss=f"{values['total']:.4f}", img_s=f"{images_per_s:.1f}",
                         refresh=False)
 
@@ -318,7 +321,7 @@ class Trainer:
         if not self.dist.is_main or self.val_loader is None:
             return None
         result = evaluate(self._eval_model(), self.val_loader, self.device, self.val_bins,
-                          self.autocast_dtype, self.cfg.channels_last,
+                          self.autocast_dtype, self.config.train.channels_last,
                           keep_samples=self.config.log.grid_size)
         self.last_eval = result
         logger.info("validation at step %d:\n%s", self.step, result.table())
