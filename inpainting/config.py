@@ -34,6 +34,7 @@ from inpainting.config_parsing import (
     read_yaml,
 )
 from inpainting.data import EVAL_MODES, MASK_SOURCES
+from inpainting.losses import DEFAULT_WEIGHTS
 from inpainting.models import MODELS, UPSAMPLING_MODES
 from inpainting.optim import OPTIMIZERS, SCHEDULES
 from masks import POLARITIES, parse_bins
@@ -152,14 +153,15 @@ class MasksConfig:
 
 @dataclass(frozen=True)
 class LossWeights:
-    """``loss.weights``: Liu et al., ECCV 2018, Eq. 7 (defaults are the paper's)."""
+    """``loss.weights``: Liu et al., ECCV 2018, Eq. 7; the defaults are the paper's, from
+    ``inpainting.losses.DEFAULT_WEIGHTS`` (one table for the config and the loss)."""
 
-    valid: float = 1.0
-    hole: float = 6.0
-    perceptual: float = 0.05
-    style_out: float = 120.0
-    style_comp: float = 120.0
-    tv: float = 0.1
+    valid: float = DEFAULT_WEIGHTS["valid"]
+    hole: float = DEFAULT_WEIGHTS["hole"]
+    perceptual: float = DEFAULT_WEIGHTS["perceptual"]
+    style_out: float = DEFAULT_WEIGHTS["style_out"]
+    style_comp: float = DEFAULT_WEIGHTS["style_comp"]
+    tv: float = DEFAULT_WEIGHTS["tv"]
 
     def __post_init__(self) -> None:
         for name, value in dataclasses.asdict(self).items():

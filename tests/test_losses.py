@@ -1,5 +1,6 @@
 """Tests for inpainting.losses: each term by hand, the VGG-16 extractor, weights, overfitting."""
 
+import dataclasses
 import logging
 import urllib.error
 
@@ -8,6 +9,7 @@ import torch
 import torchvision
 from torch import nn
 
+from inpainting.config import LossWeights
 from inpainting.losses import (
     DEFAULT_WEIGHTS,
     InpaintingLoss,
@@ -79,6 +81,12 @@ def test_every_term_and_total_by_hand():
     assert terms["total"].item() == pytest.approx(expected_total, rel=1e-6)
     assert DEFAULT_WEIGHTS == {"valid": 1.0, "hole": 6.0, "perceptual": 0.05, "style_out": 120.0,
                                "style_comp": 120.0, "tv": 0.1}
+
+
+def test_config_defaults_are_the_loss_defaults():
+    """One table of Eq. 7 weights: the config's ``loss.weights`` defaults read it."""
+    assert list(dataclasses.asdict(LossWeights()).items()) == list(DEFAULT_WEIGHTS.items())
+    assert InpaintingLoss(vgg_weights="none").weights == dataclasses.asdict(LossWeights())
 
 
 def test_custom_weights_override_defaults():

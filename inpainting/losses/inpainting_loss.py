@@ -30,7 +30,8 @@ __all__ = [
     "valid_loss",
 ]
 
-# Eq. 7 weights (the paper's hyperparameter search on 100 validation images).
+# Eq. 7 weights (the paper's hyperparameter search on 100 validation images); the defaults of
+# the config's ``loss.weights`` are read from this table.
 DEFAULT_WEIGHTS: dict[str, float] = {
     "valid": 1.0, "hole": 6.0, "perceptual": 0.05, "style_out": 120.0, "style_comp": 120.0,
     "tv": 0.1,
