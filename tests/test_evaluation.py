@@ -154,6 +154,25 @@ def test_manifest_and_folder_masks(tmp_path):
         masks_from_folder(tmp_path / "empty")
 
 
+def test_manifests_of_video_and_fixed_mask_sets_are_read(tmp_path):
+    """Old files of `python -m masks video` and of a run's val_masks (version 1)."""
+    save_mask(tmp_path / "00000.png", np.ones((16, 16), np.uint8))
+    (tmp_path / "manifest.json").write_text(
+        '{"source": "clip.mp4", "polarity": "known_white", "frame_step": 1,\n'
+        ' "masks": [{"file": "00000.png", "hole_ratio": 0.0}]}\n')
+    records, polarity = masks_from_manifest(tmp_path / "manifest.json")
+    assert polarity == "known_white" and [(r.name, r.border) for r in records] == [
+        ("00000.png", None)]
+    (tmp_path / "manifest.json").write_text(
+        '{"version": 1, "size": 16, "bins": [[0.01, 0.1]],\n'
+        ' "masks": [{"file": "00000.png", "hole_ratio": 0.0, "bin": 0}]}\n')
+    records, _ = masks_from_manifest(tmp_path / "manifest.json")
+    assert records[0].path == tmp_path / "00000.png" and records[0].border is None
+    (tmp_path / "manifest.json").write_text('{"masks": [{"file": "missing.png"}]}')
+    with pytest.raises(ValueError, match="missing.png' listed in"):
+        masks_from_manifest(tmp_path / "manifest.json")
+
+
 def test_run_evaluation_counts_bins_and_reports_bad_pairs(tmp_path):
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(tmp_path / "a.png")

@@ -26,7 +26,6 @@ from PIL import Image
 
 from inpainting.data import list_images, read_file_list
 from inpainting.evaluation.pairs import (
-    MANIFEST_NAME,
     MaskRecord,
     check_mask_sizes,
     make_pairs,
@@ -45,6 +44,7 @@ from inpainting.evaluation.runner import FITS, EvalSettings, PairDataset, run_ev
 from inpainting.inference import Inpainter, load_model_from_checkpoint
 from masks import PAPER_BINS
 from masks.dataset import check_writable, default_border, generate_mask_set, plan_jobs
+from masks.manifest import MANIFEST_NAME
 
 __all__ = ["EvalOptions", "EvalReport", "evaluate_checkpoint", "load_baselines"]
 
