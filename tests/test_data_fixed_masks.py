@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from inpainting.data import FixedMaskSet
+from inpainting.scoring import bin_index
 from masks import PAPER_BINS, hole_ratio, save_mask
 
 BINS = ((0.05, 0.15), (0.3, 0.4), (0.5, 0.6))
@@ -84,3 +85,37 @@ def test_version_1_manifest_still_loads(tmp_path):
     assert [loaded.bin_index(i) for i in range(3)] == [0, 1, 2]
     assert np.array_equal(loaded.masks, np.stack(masks))
     assert loaded.border is None and loaded.seed is None
+
+
+@pytest.mark.parametrize("size, border", [(32, None), (48, 4), (64, None)])
+def test_binning_by_hole_ratio_gives_the_bin_each_mask_was_made_for(size, border):
+    """The validation table bins masks by hole ratio (lo, hi]; a FixedMaskSet's masks land
+    exactly in the bins they were generated for, so the rows are those of the stored bins."""
+    for seed in range(3):
+        fixed = FixedMaskSet(24, size, bins=PAPER_BINS, border=border, seed=seed)
+        for i in range(len(fixed)):
+            assert bin_index(hole_ratio(fixed[i]), fixed.bins) == fixed.bin_index(i)
+    uneven = ((0.05, 0.15), (0.15, 0.2), (0.5, 0.6), (0.2, 0.5))  # any order, touching ends
+    fixed = FixedMaskSet(12, size, bins=uneven, border=border)
+    assert all(bin_index(hole_ratio(fixed[i]), uneven) == fixed.bin_index(i) for i in range(12))
+
+
+def test_overlapping_bins_are_refused():
+    with pytest.raises(ValueError, match=r"\(0.1, 0.3\] and \(0.2, 0.4\] overlap"):
+        FixedMaskSet(4, 32, bins=((0.2, 0.4), (0.1, 0.3)))
+
+
+def test_load_errors_name_the_problem(tmp_path):
+    with pytest.raises(ValueError, match="no manifest.json"):
+        FixedMaskSet.load(tmp_path)
+    FixedMaskSet(2, 16, bins=BINS).save(tmp_path / "set")
+    (tmp_path / "set" / "mask_00001.png").unlink()
+    with pytest.raises(ValueError, match=r"mask_00001.png' listed in .* is missing"):
+        FixedMaskSet.load(tmp_path / "set")
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="count >= 1"):
+        FixedMaskSet(0, 16)
+    with pytest.raises(ValueError, match="at least one hole-ratio bin"):
+        FixedMaskSet(2, 16, bins=())

@@ -23,10 +23,14 @@ __all__ = ["FixedMaskSet"]
 class FixedMaskSet:
     """``count`` deterministic masks of ``size x size``, mask ``i`` in bin ``i % len(bins)``.
 
+    Every mask's hole ratio lies in its bin ``(lo, hi]`` exactly (``MaskGenerator`` guarantees
+    it), and the bins may not overlap, so the bin a mask was made for is also the one its
+    hole ratio falls in: scoring by hole ratio (``inpainting.scoring``) gives the same rows.
+
     Args:
         count: number of masks (>= 1).
         size: mask side in pixels (the validation image size).
-        bins: hole-ratio ranges ``(lo, hi]``; defaults to the paper's six bins.
+        bins: hole-ratio ranges ``(lo, hi]``, pairwise disjoint; defaults to the paper's six.
         border: keep holes this many pixels away from the edge (``None``: anywhere).
         seed: mask ``i`` is drawn from ``np.random.default_rng([seed, i])``.
 
@@ -35,7 +39,7 @@ class FixedMaskSet:
     ``border`` None, as those files did not record them.
 
     Raises:
-        UserInputError: ``count < 1`` or no bins.
+        UserInputError: ``count < 1``, no bins or overlapping bins.
         ValueError: a bin/border the mask generator rejects.
     """
 
@@ -51,6 +55,7 @@ class FixedMaskSet:
             raise UserInputError(f"a fixed mask set needs count >= 1, got {count}")
         if len(bins) == 0:
             raise UserInputError("a fixed mask set needs at least one hole-ratio bin")
+        _check_disjoint(bins)
         generators = [
             MaskGenerator(size, size, hole_range=tuple(bin_range), border=border)
             for bin_range in bins
@@ -144,3 +149,13 @@ class FixedMaskSet:
         fixed.border, fixed.seed = manifest.border_px or None, manifest.seed
         return fixed
 
+
+def _check_disjoint(bins: Sequence[tuple[float, float]]) -> None:
+    """Raise unless the bins ``(lo, hi]`` are pairwise disjoint (touching ends are fine)."""
+    ordered = sorted((float(lo), float(hi)) for lo, hi in bins)
+    for (lo, hi), (next_lo, next_hi) in zip(ordered, ordered[1:]):
+        if next_lo < hi:
+            raise UserInputError(
+                f"hole-ratio bins ({lo:g}, {hi:g}] and ({next_lo:g}, {next_hi:g}] overlap; the "
+                "validation bins must be disjoint so that each mask is scored in one bin"
+            )
