@@ -92,7 +92,7 @@ class Session:
         lines = [f"Trained to step {result.step} in {minutes:.1f} min."]
         if result.last_eval is not None:
             lines += [f"Validation at step {result.step} on {self.config.masks.val_count} fixed "
-                      "masks (composite, 8-bit; 'input' = masked input, holes black):",
+                      "masks (8-bit composite; 'masked input' has its holes black):",
                       result.last_eval.table()]
         best = f" (val PSNR {result.best_psnr:.2f} dB)" if result.best_psnr is not None else ""
         lines += [f"Run folder:   {run}",

@@ -21,9 +21,10 @@ import cv2
 from tqdm import tqdm
 
 from masks.cli_types import whole_number
-from masks.dataset import MANIFEST, check_writable, generate_mask_set, write_manifest
+from masks.dataset import check_writable, generate_mask_set
 from masks.generator import parse_bins
 from masks.io import hole_ratio, save_mask
+from masks.manifest import MANIFEST_NAME, Manifest, MaskEntry, write_manifest
 from masks.stats import CONTACT_SHEET, collect_stats, format_table, write_contact_sheet
 from masks.video import from_video
 
@@ -198,14 +199,14 @@ def _run_video(args: argparse.Namespace) -> int:
         **size,
     )
     check_writable(args.out)
-    entries = {}
+    entries = []
     for index, mask in enumerate(tqdm(masks, unit="mask", disable=args.no_progress)):
         file = f"{index:05d}.png"
         save_mask(args.out / file, mask)
-        entries[file] = {"file": file, "hole_ratio": hole_ratio(mask)}
-    header = {"source": str(args.video), "polarity": "known_white", "frame_step": args.frame_step}
-    write_manifest(args.out, header, entries)
-    print(f"wrote {len(entries)} masks to {args.out}; {args.out / MANIFEST}")
+        entries.append(MaskEntry(file, hole_ratio(mask)))
+    write_manifest(args.out, Manifest(tuple(entries), source=str(args.video),
+                                      frame_step=args.frame_step))
+    print(f"wrote {len(entries)} masks to {args.out}; {args.out / MANIFEST_NAME}")
     return 0
 
 

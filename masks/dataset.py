@@ -15,13 +15,12 @@ same arguments writes only what is missing.
 
 from __future__ import annotations
 
-import json
 import logging
 import multiprocessing
 import os
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -29,12 +28,13 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from inpainting.errors import UserInputError
 from masks.generator import GENERATOR_VERSION, MaskGenerator
 from masks.io import atomic_write_bytes, encode_mask, load_mask, remove_stale_temporaries
+from masks.manifest import MANIFEST_NAME, Manifest, MaskEntry, read_manifest, write_manifest
 
 logger = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
 PAPER_BORDER, PAPER_SIZE = 50, 512
 # The options of ``python -m masks generate`` that set the size, border width and seed of a set,
 # named when a folder holding another set is resumed.
@@ -106,18 +106,12 @@ def make_mask(job: MaskJob, size: int, border_px: int) -> np.ndarray:
     return generator(np.random.default_rng(job.seed))
 
 
-def _entry(job: MaskJob, mask: np.ndarray) -> dict:
+def _entry(job: MaskJob, mask: np.ndarray) -> MaskEntry:
     ratio = np.count_nonzero(mask == 0) / mask.size
-    return {
-        "file": job.file,
-        "hole_ratio": ratio,
-        "bin": list(job.bin),
-        "border": job.border,
-        "seed": job.seed,
-    }
+    return MaskEntry(job.file, ratio, job.bin, job.border, job.seed)
 
 
-def _write_job(task: tuple[str, int, int, MaskJob]) -> dict:
+def _write_job(task: tuple[str, int, int, MaskJob]) -> MaskEntry:
     """Make one mask and write it atomically; runs in worker processes too."""
     out, size, border_px, job = task
     mask = make_mask(job, size, border_px)
@@ -164,55 +158,58 @@ def check_writable(out: Path) -> None:
         ) from error
 
 
-def read_manifest(out: Path) -> dict | None:
-    """The parsed ``manifest.json`` of a mask set, or ``None`` if there is none.
+def _old_manifest(out: Path) -> Manifest | None:
+    """The manifest of an earlier run into ``out``, or None if there is none.
 
     Raises:
-        ValueError: If the file exists but is not a valid manifest.
+        UserInputError: If the file exists but cannot be read as a manifest.
     """
-    path = out / MANIFEST
-    if not path.exists():
+    if not (out / MANIFEST_NAME).exists():
         return None
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"cannot read {str(path)!r} ({error}); delete it to rebuild it") from error
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("masks"), list):
-        raise ValueError(f"{str(path)!r} has no 'masks' list; delete it to rebuild it")
-    return manifest
+        return read_manifest(out / MANIFEST_NAME)
+    except UserInputError as error:
+        raise UserInputError(f"{error}; delete it to rebuild it") from error
 
 
-def _check_same_set(manifest: dict, header: dict, out: Path, flags: dict[str, str | None]) -> None:
-    version = manifest.get("generator_version", header["generator_version"])
-    if version != header["generator_version"]:
+def _check_same_set(
+    old: Manifest, header: Manifest, out: Path, flags: dict[str, str | None]
+) -> None:
+    """Refuse to resume a set made with another generator, size, border width or seed.
+
+    A value the old manifest does not record counts as the same.
+    """
+    version = old.generator_version
+    if version is not None and version != header.generator_version:
         raise ValueError(
             f"{str(out)!r} was made by mask generator version {version}, this is version "
-            f"{header['generator_version']}; choose a new --out"
+            f"{header.generator_version}; choose a new --out"
         )
     for key in ("size", "border_px", "seed"):
-        if key in manifest and manifest[key] != header[key]:
+        value, wanted = getattr(old, key), getattr(header, key)
+        if value is not None and value != wanted:
             flag = flags.get(key)
             if flag is None:  # the caller has no option for it: only a new folder helps
                 raise ValueError(
-                    f"{str(out)!r} holds a mask set made with {key} {manifest[key]}, not "
-                    f"{header[key]}; choose a new --out"
+                    f"{str(out)!r} holds a mask set made with {key} {value}, not "
+                    f"{wanted}; choose a new --out"
                 )
             raise ValueError(
-                f"{str(out)!r} holds a mask set made with {flag} {manifest[key]}, not "
-                f"{header[key]}; use the same {flag} to resume or choose a new --out"
+                f"{str(out)!r} holds a mask set made with {flag} {value}, not "
+                f"{wanted}; use the same {flag} to resume or choose a new --out"
             )
 
 
 def _reuse_existing(
-    out: Path, jobs: list[MaskJob], old: dict, size: int, border_px: int
-) -> tuple[dict[str, dict], list[MaskJob]]:
+    out: Path, jobs: list[MaskJob], old: Manifest | None, size: int, border_px: int
+) -> tuple[dict[str, MaskEntry], list[MaskJob]]:
     """Split jobs into finished ones (their manifest entries) and pending ones.
 
     A file with a matching manifest entry is trusted. A file without one (the run stopped
     before the manifest was saved) is kept only if it equals the mask its seed makes.
     """
-    known = {e.get("file"): e for e in old.get("masks", []) if isinstance(e, dict)}
-    entries: dict[str, dict] = {}
+    known = {entry.file: entry for entry in old.masks} if old is not None else {}
+    entries: dict[str, MaskEntry] = {}
     pending: list[MaskJob] = []
     for job in jobs:
         path = out / job.file
@@ -220,8 +217,9 @@ def _reuse_existing(
             pending.append(job)
             continue
         entry = known.get(job.file)
-        expected = {"bin": list(job.bin), "border": job.border, "seed": job.seed}
-        if entry is not None and all(entry.get(k) == v for k, v in expected.items()):
+        if entry is not None and (entry.bin, entry.border, entry.seed) == (
+            job.bin, job.border, job.seed
+        ):
             entries[job.file] = entry
             continue
         mask = make_mask(job, size, border_px)
@@ -235,34 +233,22 @@ def _reuse_existing(
             pending.append(job)
     planned = {job.file for job in jobs}
     for file, entry in known.items():  # masks of earlier runs with other bins or counts
-        if isinstance(file, str) and file not in planned and (out / file).exists():
+        if file not in planned and (out / file).exists():
             entries[file] = entry
     return entries, pending
 
 
-def write_manifest(out: Path, header: dict, entries: dict[str, dict]) -> bool:
-    """Write ``manifest.json`` atomically unless it already holds exactly this content.
-
-    Returns:
-        Whether the file was written.
-    """
-    # One mask per line: readable, diff-friendly and still plain JSON.
-    lines = ["{"] + [f" {json.dumps(key)}: {json.dumps(value)}," for key, value in header.items()]
-    masks = ",\n".join(f"  {json.dumps(entries[file])}" for file in sorted(entries))
-    lines += [' "masks": [', masks, " ]", "}"] if masks else [' "masks": []', "}"]
-    data = ("\n".join(lines) + "\n").encode("utf-8")
-    path = out / MANIFEST
-    if path.exists() and path.read_bytes() == data:
-        return False
-    atomic_write_bytes(path, data)
-    return True
+def _save(out: Path, header: Manifest, entries: dict[str, MaskEntry]) -> None:
+    """Write the manifest of ``entries``, sorted by file, under the set's ``header``."""
+    write_manifest(out, replace(header, masks=tuple(entries[file] for file in sorted(entries))))
 
 
 def _run_jobs(
-    out: Path, pending: list[MaskJob], entries: dict, header: dict, workers: int, progress: bool
+    out: Path, pending: list[MaskJob], entries: dict[str, MaskEntry], header: Manifest,
+    workers: int, progress: bool,
 ) -> None:
     """Write the pending masks, saving the manifest every half minute and at the end."""
-    tasks = [(str(out), header["size"], header["border_px"], job) for job in pending]
+    tasks = [(str(out), header.size, header.border_px, job) for job in pending]
     last_save = time.monotonic()
     pool = None
     try:
@@ -274,15 +260,15 @@ def _run_jobs(
             results = map(_write_job, tasks)
         bar = tqdm(results, total=len(tasks), unit="mask", disable=not progress or not tasks)
         for entry in bar:
-            entries[entry["file"]] = entry
+            entries[entry.file] = entry
             if time.monotonic() - last_save > _CHECKPOINT_SECONDS:
-                write_manifest(out, header, entries)
+                _save(out, header, entries)
                 last_save = time.monotonic()
     finally:
         if pool is not None:
             pool.terminate()
             pool.join()
-        write_manifest(out, header, entries)
+        _save(out, header, entries)
 
 
 def generate_mask_set(
@@ -331,15 +317,11 @@ def generate_mask_set(
             _generator(size, tuple(bin_range), border_px if border else None)
     out = Path(out)
     check_writable(out)
-    header = {
-        "size": size,
-        "polarity": "known_white",
-        "border_px": border_px,
-        "seed": seed,
-        "generator_version": GENERATOR_VERSION,
-    }
-    old = read_manifest(out) or {}
-    _check_same_set(old, header, out, GENERATE_FLAGS if flags is None else flags)
+    header = Manifest(masks=(), size=size, border_px=border_px, seed=seed,
+                      generator_version=GENERATOR_VERSION)
+    old = _old_manifest(out)
+    if old is not None:
+        _check_same_set(old, header, out, GENERATE_FLAGS if flags is None else flags)
     removed = remove_stale_temporaries(out)
     if removed:
         logger.info("removed %d temporary files of an interrupted run", removed)
@@ -348,4 +330,4 @@ def generate_mask_set(
     kept = len(jobs) - len(pending)
     logger.info("%d masks planned, %d already on disk, %d to write", len(jobs), kept, len(pending))
     _run_jobs(out, pending, entries, header, workers, progress)
-    return GenerationReport(written=len(pending), kept=kept, manifest=out / MANIFEST)
+    return GenerationReport(written=len(pending), kept=kept, manifest=out / MANIFEST_NAME)

@@ -15,9 +15,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from masks.dataset import read_manifest
 from masks.generator import PAPER_BINS
 from masks.io import atomic_write_bytes, hole_ratio, iter_mask_files, load_mask
+from masks.manifest import MANIFEST_NAME, MaskEntry, read_manifest
 
 CONTACT_SHEET = "contact_sheet.png"
 _RAMP = " .:-=+*#%@"  # ASCII bar heights for the within-bin histogram
@@ -70,18 +70,18 @@ class FolderStats:
     problems: list[str]
 
 
-def _entries(folder: Path, polarity: str | None) -> tuple[list[dict], str, bool]:
-    manifest = read_manifest(folder)
-    if manifest is None:
+def _entries(folder: Path, polarity: str | None) -> tuple[list[MaskEntry], str, bool]:
+    if not (folder / MANIFEST_NAME).exists():
         files = [p.relative_to(folder).as_posix() for p in iter_mask_files(folder)]
-        entries = [{"file": f} for f in files if f != CONTACT_SHEET]
+        entries = [MaskEntry(f) for f in files if f != CONTACT_SHEET]
         return entries, polarity or "known_white", False
-    listed = manifest.get("polarity", "known_white")
+    manifest = read_manifest(folder / MANIFEST_NAME)
+    listed = manifest.polarity
     if polarity is not None and polarity != listed:
         raise ValueError(
             f"manifest.json says the masks are {listed}, not {polarity}; drop --polarity"
         )
-    return [e for e in manifest["masks"] if isinstance(e, dict)], listed, True
+    return list(manifest.masks), listed, True
 
 
 def collect_stats(
@@ -116,15 +116,15 @@ def collect_stats(
     groups: dict[tuple, Group] = {}
     problems: list[str] = []
     for entry in tqdm(entries, unit="mask", disable=not progress):
-        file = str(entry.get("file"))
+        file = entry.file
         try:
             ratio = hole_ratio(load_mask(folder / file, polarity))
         except (OSError, ValueError) as error:
             problems.append(f"{file}: {error}")
             continue
         if has_manifest:
-            key = (tuple(entry.get("bin", (0.0, 1.0))), entry.get("border"))
-            listed = entry.get("hole_ratio")
+            key = (entry.bin or (0.0, 1.0), entry.border)
+            listed = entry.hole_ratio
             if listed is not None and abs(listed - ratio) > 1e-9:
                 problems.append(f"{file}: hole ratio {ratio:.6f}, manifest says {listed:.6f}")
         else:

@@ -62,9 +62,16 @@ def test_five_steps_write_checkpoints_logs_and_events(tiny_config, tmp_path):
     assert result.sample_path == run_dir / "samples" / "step_0000005.png"
     log_text = (run_dir / "train.log").read_text()
     assert "step 5/5 | loss" in log_text and "validation at step 5" in log_text
-    bins = result.last_eval.per_bin
-    assert len(bins) == 6 and sum(row["count"] for row in bins) == 6
+    rows = result.last_eval.scores["model"].rows
+    assert len(rows) == 6 and sum(row["count"] for row in rows) == 6  # one mask per paper bin
     assert result.last_eval.overall["psnr"] > 0
+    masked_input = result.last_eval.scores["masked input"].overall["psnr"]
+    assert [e.value for e in events.Scalars("val/psnr_masked_input")][-1] == pytest.approx(
+        masked_input)
+    for row in rows:
+        lo, hi = row["bin"]
+        assert events.Scalars(f"val_bins/psnr_{lo:g}-{hi:g}")[-1].value == pytest.approx(
+            row["psnr"])
 
 
 def test_resume_matches_uninterrupted_run(tiny_config, tmp_path):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from run_helpers import run
 
 from inpainting.models import PConvUNet
 from masks import PAPER_BINS, hole_ratio, load_mask
@@ -217,3 +218,43 @@ def test_rerun_in_the_same_folder_scores_only_the_requested_masks(setup, tmp_pat
         lines = capsys.readouterr().err.strip().splitlines()
         assert len(lines) == 1 and f"{flag} {old}," in lines[0] and "--out" in lines[0], lines
         assert "--seed" not in lines[0] and "--size" not in lines[0], lines
+
+
+def _model_rows(table):
+    """(hole ratio, border, count, L1 %, PSNR, SSIM) of the first method, row by row."""
+    lines = table.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("hole ratio")) + 1
+    rows = []
+    for line in lines[start:]:
+        label, rest = (line[:13].strip(), line[13:].split())
+        rows.append((label, *rest[:5]) if label != "overall" else (label, "", *rest[:4]))
+        if label == "overall":
+            return rows
+    raise AssertionError(f"no overall line in {table!r}")
+
+
+def test_training_validation_and_evaluate_print_the_same_numbers(tiny_config, tmp_path, capsys):
+    """A run's last validation table (train.py's summary) and evaluate.py on the run's
+    validation images and saved val_masks, paired the same way, print equal numbers."""
+    session, result = run(tiny_config, ["masks.val_count=6"])
+    run_dir = tmp_path / "run"
+    summary = session.summary(result)
+    # evaluate.py gives mask i image order[i mod N], order a permutation seeded by --mask-seed;
+    # validation gives mask i image i mod N: pick a seed whose permutation is the identity.
+    images = (run_dir / "splits" / "val.txt").read_text().split()
+    seed = next(s for s in range(100)
+                if list(np.random.default_rng(s).permutation(len(images))) == [0, 1])
+    assert len(images) == 2
+    capsys.readouterr()
+    code = _main()(["--checkpoint", str(run_dir / "last.pt"), "--images",
+                    str(run_dir / "splits" / "val.txt"), "--masks", str(run_dir / "val_masks"),
+                    "--mask-seed", str(seed), "--batch-size", "2", "--out",
+                    str(tmp_path / "report"), "--device", "cpu", "--workers", "0"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    validation_rows, evaluate_rows = _model_rows(summary), _model_rows(printed)
+    assert len(validation_rows) == 7 and validation_rows[-1][:3] == ("overall", "", "6")
+    assert evaluate_rows == validation_rows
+    content = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert content["overall"]["psnr"] == result.last_eval.overall["psnr"]
+    assert content["overall"]["ssim"] == result.last_eval.overall["ssim"]

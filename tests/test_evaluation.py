@@ -1,4 +1,4 @@
-"""Evaluation internals: pairing, bins, border detection, scoring, aggregation, reports."""
+"""Evaluation internals: pairing, border detection, running, report files."""
 
 import csv
 import json
@@ -18,22 +18,13 @@ from inpainting.evaluation.pairs import (
     masks_from_manifest,
 )
 from inpainting.evaluation.report import (
-    aggregate,
-    format_table,
     save_grids,
     write_metrics_csv,
     write_metrics_json,
     write_per_image_csv,
 )
-from inpainting.evaluation.runner import (
-    EvalSettings,
-    PairDataset,
-    bin_index,
-    has_border,
-    run_evaluation,
-    score,
-)
-from inpainting.metrics import psnr
+from inpainting.evaluation.runner import EvalSettings, PairDataset, has_border, run_evaluation
+from inpainting.scoring import aggregate, bin_index, format_table
 from masks import PAPER_BINS, save_mask
 
 BINS = tuple(PAPER_BINS)
@@ -62,14 +53,6 @@ def test_assignment_uses_every_mask_once_and_cycles_images_deterministically():
     assert order != [p.image for p in make_pairs(images, Path("/img"), records, seed=6)]
 
 
-def test_bin_index_is_half_open():
-    assert bin_index(0.01, BINS) is None
-    assert bin_index(0.010001, BINS) == 0
-    assert bin_index(0.1, BINS) == 0
-    assert bin_index(0.6, BINS) == 5
-    assert bin_index(0.61, BINS) is None
-
-
 def test_has_border():
     mask = np.ones((20, 20), np.uint8)
     mask[5:10, 5:10] = 0
@@ -77,41 +60,14 @@ def test_has_border():
     assert not has_border(mask, 0)
 
 
-def test_score_on_composite_quantised_to_8_bits():
-    image = torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8)
-    mask = torch.ones(2, 1, 16, 16)
-    mask[:, :, 4:12, 4:12] = 0
-    prediction = torch.rand(2, 3, 16, 16)
-    metrics, composite = score(image, mask, prediction)
-    expected = torch.where(mask.bool(), image, (prediction * 255).round().to(torch.uint8))
-    torch.testing.assert_close(composite, expected)
-    target = image.float() / 255
-    torch.testing.assert_close(metrics["psnr"], psnr(expected.float() / 255, target))
-    hole_error = (expected.float() - image.float()).abs() / 255 * (1 - mask)
-    torch.testing.assert_close(metrics["l1_hole"], 100 * hole_error.sum((1, 2, 3)) / (64 * 3))
-    # a perfect prediction is perfect everywhere
-    perfect, _ = score(image, mask, image.float() / 255)
-    assert torch.isinf(perfect["psnr"]).all() and torch.allclose(perfect["ssim"], torch.ones(2))
-
-
-def _record(bin_, border, value):
-    return {"file": "f", "mask": "m", "bin": bin_, "border": border, "hole_ratio": 0.05,
+def _record(ratio, border, value):
+    return {"file": "f", "mask": "m", "hole_ratio": ratio, "border": border,
             "psnr": value, "ssim": value / 100, "l1": value / 10, "l1_hole": value / 5}
 
 
-def test_aggregate_rows_and_overall():
-    records = [_record(0, False, 10.0), _record(0, False, 20.0), _record(2, True, 30.0),
-               _record(None, False, 40.0)]
-    rows, overall = aggregate(records, BINS)
-    assert [(r["bin"], r["border"], r["count"]) for r in rows] == [
-        ([0.01, 0.1], False, 2), (None, False, 1), ([0.2, 0.3], True, 1)]
-    assert rows[0]["psnr"] == 15.0 and rows[0]["l1_hole"] == 3.0
-    assert overall == {"count": 4, "psnr": 25.0, "ssim": 0.25, "l1": 2.5, "l1_hole": 5.0}
-
-
 def test_reports_json_csv_table_and_grids(tmp_path):
-    model = [_record(0, False, 10.0), _record(1, True, 20.0)]
-    base = [_record(0, False, 5.0), _record(1, True, 8.0)]
+    model = [_record(0.05, False, 10.0), _record(0.15, True, 20.0)]
+    base = [_record(0.05, False, 5.0), _record(0.15, True, 8.0)]
     results = {"model": aggregate(model, BINS), "opencv-ns": aggregate(base, BINS)}
     results["model"][1]["psnr"] = math.inf  # must not break strict JSON
     write_metrics_json(tmp_path / "m.json", "ckpt.pt", results)
@@ -154,6 +110,25 @@ def test_manifest_and_folder_masks(tmp_path):
         masks_from_folder(tmp_path / "empty")
 
 
+def test_manifests_of_video_and_fixed_mask_sets_are_read(tmp_path):
+    """Old files of `python -m masks video` and of a run's val_masks (version 1)."""
+    save_mask(tmp_path / "00000.png", np.ones((16, 16), np.uint8))
+    (tmp_path / "manifest.json").write_text(
+        '{"source": "clip.mp4", "polarity": "known_white", "frame_step": 1,\n'
+        ' "masks": [{"file": "00000.png", "hole_ratio": 0.0}]}\n')
+    records, polarity = masks_from_manifest(tmp_path / "manifest.json")
+    assert polarity == "known_white" and [(r.name, r.border) for r in records] == [
+        ("00000.png", None)]
+    (tmp_path / "manifest.json").write_text(
+        '{"version": 1, "size": 16, "bins": [[0.01, 0.1]],\n'
+        ' "masks": [{"file": "00000.png", "hole_ratio": 0.0, "bin": 0}]}\n')
+    records, _ = masks_from_manifest(tmp_path / "manifest.json")
+    assert records[0].path == tmp_path / "00000.png" and records[0].border is None
+    (tmp_path / "manifest.json").write_text('{"masks": [{"file": "missing.png"}]}')
+    with pytest.raises(ValueError, match="missing.png' listed in"):
+        masks_from_manifest(tmp_path / "manifest.json")
+
+
 def test_run_evaluation_counts_bins_and_reports_bad_pairs(tmp_path):
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(tmp_path / "a.png")
@@ -167,7 +142,8 @@ def test_run_evaluation_counts_bins_and_reports_bad_pairs(tmp_path):
     dataset = PairDataset(pairs, EvalSettings(16, 16, "center_crop", border_px=2))
     predictors = {"model": lambda image, mask: image, "gray": lambda image, m: image * 0 + 0.5}
     result = run_evaluation(dataset, predictors, BINS, batch_size=2, grid_rows=1, progress=False)
-    assert [r["bin"] for r in result.records["model"]] == [0, 1, 3]
+    assert [bin_index(r["hole_ratio"], BINS) for r in result.records["model"]] == [0, 1, 3]
+    assert [r["hole_ratio"] for r in result.records["model"]] == [10 / 256, 40 / 256, 90 / 256]
     assert [r["border"] for r in result.records["model"]] == [False] * 3  # holes start at row 0
     assert all(r["l1_hole"] > 0 for r in result.records["gray"])
     assert len(result.samples) == 3 and set(result.samples[(0, False)][0]["outputs"]) == {

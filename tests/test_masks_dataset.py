@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 import masks.dataset as dataset
+import masks.manifest as manifest_module
 from masks import MaskGenerator, hole_ratio, load_mask
-from masks.dataset import MANIFEST, default_border, generate_mask_set
+from masks.dataset import default_border, generate_mask_set
+from masks.manifest import MANIFEST_NAME
 
 BINS = [(0.01, 0.1), (0.3, 0.4)]
 
@@ -29,7 +31,7 @@ def _generate(out, **kwargs):
 def test_layout_manifest_and_masks(tmp_path):
     report = _generate(tmp_path)
     assert (report.written, report.kept) == (12, 0)
-    manifest = json.loads((tmp_path / MANIFEST).read_text())
+    manifest = json.loads((tmp_path / MANIFEST_NAME).read_text())
     assert manifest["size"] == 48 and manifest["polarity"] == "known_white"
     assert manifest["border_px"] == default_border(48) == 5
     assert len(manifest["masks"]) == 12
@@ -56,6 +58,7 @@ def test_second_run_writes_nothing(tmp_path, monkeypatch):
         raise AssertionError("the second run wrote a file")
 
     monkeypatch.setattr(dataset, "atomic_write_bytes", no_writes)
+    monkeypatch.setattr(manifest_module, "atomic_write_bytes", no_writes)
     report = _generate(tmp_path)
     assert (report.written, report.kept) == (0, 12)
     assert _snapshot(tmp_path) == before
@@ -86,7 +89,7 @@ def test_interrupted_run_leaves_whole_files_and_resumes(tmp_path, monkeypatch):
     pngs = list((tmp_path / "run").rglob("*.png"))
     assert len(pngs) == 5 and not list((tmp_path / "run").rglob("*.tmp"))
     assert all(load_mask(p).shape == (48, 48) for p in pngs)
-    assert len(json.loads((tmp_path / "run" / MANIFEST).read_text())["masks"]) == 5
+    assert len(json.loads((tmp_path / "run" / MANIFEST_NAME).read_text())["masks"]) == 5
     monkeypatch.setattr(dataset, "_write_job", real_write_job)
     report = _generate(tmp_path / "run")
     assert (report.written, report.kept) == (7, 5)
@@ -96,7 +99,7 @@ def test_interrupted_run_leaves_whole_files_and_resumes(tmp_path, monkeypatch):
 
 def test_resume_without_manifest_checks_files_and_removes_temporaries(tmp_path):
     _generate(tmp_path)
-    (tmp_path / MANIFEST).unlink()
+    (tmp_path / MANIFEST_NAME).unlink()
     stale = tmp_path / "border" / "0.01-0.1" / ".00001.png.999.tmp"
     stale.write_bytes(b"half a png")
     wrong = tmp_path / "no_border" / "0.3-0.4" / "00002.png"
@@ -104,7 +107,7 @@ def test_resume_without_manifest_checks_files_and_removes_temporaries(tmp_path):
     report = _generate(tmp_path)
     assert (report.written, report.kept) == (1, 11)
     assert not stale.exists()
-    assert len(json.loads((tmp_path / MANIFEST).read_text())["masks"]) == 12
+    assert len(json.loads((tmp_path / MANIFEST_NAME).read_text())["masks"]) == 12
 
 
 def test_more_masks_per_bin_extends_the_set(tmp_path):
@@ -113,7 +116,7 @@ def test_more_masks_per_bin_extends_the_set(tmp_path):
     report = _generate(tmp_path, bins=[(0.1, 0.2)], borders=(False,), count_per_bin=5)
     assert (report.written, report.kept) == (2, 3)
     after = _snapshot(tmp_path)
-    assert all(after[name] == first[name] for name in first if name != MANIFEST)
+    assert all(after[name] == first[name] for name in first if name != MANIFEST_NAME)
 
 
 def test_mask_seeds_ignore_bin_order(tmp_path):
@@ -175,14 +178,30 @@ def test_unwritable_folder(tmp_path):
 
 def test_set_from_another_generator_version_is_refused(tmp_path):
     _generate(tmp_path)
-    manifest = json.loads((tmp_path / MANIFEST).read_text())
+    manifest = json.loads((tmp_path / MANIFEST_NAME).read_text())
     manifest["generator_version"] = 0
-    (tmp_path / MANIFEST).write_text(json.dumps(manifest))
+    (tmp_path / MANIFEST_NAME).write_text(json.dumps(manifest))
     with pytest.raises(ValueError, match="generator version 0"):
         _generate(tmp_path)
 
 
 def test_broken_manifest_is_reported(tmp_path):
-    tmp_path.joinpath(MANIFEST).write_text("{not json")
+    tmp_path.joinpath(MANIFEST_NAME).write_text("{not json")
     with pytest.raises(ValueError, match="delete it to rebuild"):
         _generate(tmp_path)
+
+
+def test_resume_from_a_manifest_without_version_keeps_every_mask(tmp_path):
+    """Sets made before the shared manifest schema (no "version") resume without rewriting."""
+    _generate(tmp_path)
+    entries = json.loads((tmp_path / MANIFEST_NAME).read_text())["masks"]
+    old = {"size": 48, "polarity": "known_white", "border_px": 5, "seed": 1,
+           "generator_version": 1, "masks": entries}
+    (tmp_path / MANIFEST_NAME).write_text(json.dumps(old))
+    before = {name: data for name, data in _snapshot(tmp_path).items() if name != MANIFEST_NAME}
+    report = _generate(tmp_path)
+    assert (report.written, report.kept) == (0, 12)
+    after = _snapshot(tmp_path)
+    assert all(after[name] == data for name, data in before.items())
+    content = json.loads((tmp_path / MANIFEST_NAME).read_text())
+    assert content["version"] == 2 and content["masks"] == entries

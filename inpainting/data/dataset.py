@@ -69,8 +69,7 @@ class InpaintingDataset(torch.utils.data.Dataset):
         train: random (seeded) crop and flip if true, else the deterministic ``eval_mode``.
         mask_source: a callable ``(rng) -> uint8 (S, S)`` mask (``masks.MaskGenerator``,
             ``masks.FolderMaskSource``), or a ``FixedMaskSet`` of size ``S``, whose mask
-            ``index % len(set)`` goes with sample ``index`` and whose bin is reported as
-            ``sample["bin"]``.
+            ``index % len(set)`` goes with sample ``index``.
         seed: base seed (>= 0) of all per-sample randomness.
         eval_mode: ``"center_crop"`` or ``"resize"`` (used when ``train`` is false).
         random_resized_crop: training only: random resized crop instead of a random crop.
@@ -84,7 +83,6 @@ class InpaintingDataset(torch.utils.data.Dataset):
         ``index``: int, the dataset index.
         ``path``: str, the file actually used (differs from ``paths[index]`` after a skip).
         ``bad_files``: int, undecodable files skipped to produce this sample.
-        ``bin``: int, only with a ``FixedMaskSet``: the hole-ratio bin of the mask.
 
     Raises:
         ValueError: empty ``paths``, negative ``seed``, bad sizes or modes, or a
@@ -148,9 +146,7 @@ class InpaintingDataset(torch.utils.data.Dataset):
             "bad_files": bad_files,
         }
         if isinstance(self.mask_source, FixedMaskSet):
-            position = index % len(self.mask_source)
-            mask = self.mask_source[position]
-            sample["bin"] = self.mask_source.bin_index(position)
+            mask = self.mask_source[index % len(self.mask_source)]
         else:
             mask = self.mask_source(mask_rng)
         sample["mask"] = self._mask_tensor(mask)

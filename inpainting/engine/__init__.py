@@ -11,18 +11,18 @@ from inpainting.engine.checkpoint import (
 from inpainting.engine.distributed import DistInfo, init_distributed
 from inpainting.engine.ema import ModelEma
 from inpainting.engine.trainer import FitResult, NonFiniteLossError, Trainer
-from inpainting.engine.validation import EvalResult, evaluate, sample_grid
+from inpainting.engine.validation import ValidationResult, evaluate, sample_grid
 
 __all__ = [
     "CHECKPOINT_VERSION",
     "BatchStream",
     "DistInfo",
-    "EvalResult",
     "FitResult",
     "ModelEma",
     "NonFiniteLossError",
     "ResumableSampler",
     "Trainer",
+    "ValidationResult",
     "evaluate",
     "find_checkpoint",
     "init_distributed",

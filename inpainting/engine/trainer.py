@@ -35,7 +35,7 @@ from inpainting.engine.distributed import DistInfo, all_reduce_flag, mean_over_r
 from inpainting.engine.ema import ModelEma
 from inpainting.engine.reporting import make_progress_bar
 from inpainting.engine.signals import StopSignals
-from inpainting.engine.validation import EvalResult, evaluate, sample_grid, spread_indices
+from inpainting.engine.validation import ValidationResult, evaluate, sample_grid, spread_indices
 
 __all__ = ["AUTOCAST_DTYPES", "FitResult", "NonFiniteLossError", "Trainer"]
 
@@ -55,7 +55,7 @@ class FitResult:
     step: int
     stopped_by: str | None
     best_psnr: float | None
-    last_eval: EvalResult | None
+    last_eval: ValidationResult | None
     sample_path: Path | None
 
 
@@ -115,7 +115,7 @@ class Trainer:
         self.step_lr = optimizer.param_groups[0]["lr"]
         self.best_metric: float | None = None
         self.position = {"epoch": 0, "batch": 0}
-        self.last_eval: EvalResult | None = None
+        self.last_eval: ValidationResult | None = None
         self.sample_path: Path | None = None
         self.train_model = self._wrap(model)
         self._nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
@@ -316,13 +316,14 @@ class Trainer:
     def _eval_model(self) -> nn.Module:
         return self.ema.module if self.ema is not None else self.model
 
-    def validate(self) -> EvalResult | None:
+    def validate(self) -> ValidationResult | None:
         """Evaluate on the fixed validation masks (rank 0); keep ``best.pt`` by PSNR."""
         if not self.dist.is_main or self.val_loader is None:
             return None
         result = evaluate(self._eval_model(), self.val_loader, self.device, self.val_bins,
                           self.autocast_dtype, self.config.train.channels_last,
-                          keep_samples=self.config.log.grid_size)
+                          keep_samples=self.config.log.grid_size,
+                          border=self.config.masks.border > 0)
         self.last_eval = result
         logger.info("validation at step %d:\n%s", self.step, result.table())
         if self.writer is not None:

@@ -1,6 +1,7 @@
-"""Evaluation per hole-ratio bin (Liu et al., ECCV 2018, Table 1): pairing, scoring, reports.
+"""Evaluation per hole-ratio bin (Liu et al., ECCV 2018, Table 1): pairing, running, reports.
 
-``evaluate.py`` is a thin command line over :func:`evaluate_checkpoint`.
+``evaluate.py`` is a thin command line over :func:`evaluate_checkpoint`. The scorer, the
+aggregate and the table are ``inpainting.scoring``'s, shared with training validation.
 """
 
 from inpainting.evaluation.api import EvalOptions, EvalReport, evaluate_checkpoint, load_baselines
@@ -11,8 +12,7 @@ from inpainting.evaluation.pairs import (
     masks_from_folder,
     masks_from_manifest,
 )
-from inpainting.evaluation.report import aggregate, format_table
-from inpainting.evaluation.runner import FITS, EvalSettings, PairDataset, run_evaluation, score
+from inpainting.evaluation.runner import FITS, EvalSettings, PairDataset, run_evaluation
 
 __all__ = [
     "FITS",
@@ -22,13 +22,10 @@ __all__ = [
     "MaskRecord",
     "Pair",
     "PairDataset",
-    "aggregate",
     "evaluate_checkpoint",
-    "format_table",
     "load_baselines",
     "make_pairs",
     "masks_from_folder",
     "masks_from_manifest",
     "run_evaluation",
-    "score",
 ]

@@ -26,7 +26,6 @@ from PIL import Image
 
 from inpainting.data import list_images, read_file_list
 from inpainting.evaluation.pairs import (
-    MANIFEST_NAME,
     MaskRecord,
     check_mask_sizes,
     make_pairs,
@@ -34,8 +33,6 @@ from inpainting.evaluation.pairs import (
     masks_from_manifest,
 )
 from inpainting.evaluation.report import (
-    aggregate,
-    format_table,
     save_grids,
     write_metrics_csv,
     write_metrics_json,
@@ -43,8 +40,10 @@ from inpainting.evaluation.report import (
 )
 from inpainting.evaluation.runner import FITS, EvalSettings, PairDataset, run_evaluation
 from inpainting.inference import Inpainter, load_model_from_checkpoint
+from inpainting.scoring import Summary, aggregate, format_table
 from masks import PAPER_BINS
 from masks.dataset import check_writable, default_border, generate_mask_set, plan_jobs
+from masks.manifest import MANIFEST_NAME
 
 __all__ = ["EvalOptions", "EvalReport", "evaluate_checkpoint", "load_baselines"]
 
@@ -100,9 +99,9 @@ class EvalOptions:
 
 @dataclass
 class EvalReport:
-    """What :func:`evaluate_checkpoint` produced: method -> ``(rows, overall)`` and the table."""
+    """What :func:`evaluate_checkpoint` produced: method -> its means, and the table."""
 
-    results: dict[str, tuple[list[dict], dict]]
+    results: dict[str, Summary]
     table: str
     out: Path
 

@@ -13,7 +13,6 @@ test images in one of two deterministic ways:
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass
@@ -22,7 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from masks.io import check_polarity, iter_mask_files
+from masks.io import iter_mask_files
+from masks.manifest import read_manifest
 
 __all__ = [
     "MaskRecord",
@@ -36,8 +36,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-MANIFEST_NAME = "manifest.json"
 
 
 @dataclass(frozen=True)
@@ -85,44 +83,32 @@ def masks_from_folder(folder: str | os.PathLike) -> list[MaskRecord]:
 def masks_from_manifest(
     manifest: str | os.PathLike, root: str | os.PathLike | None = None
 ) -> tuple[list[MaskRecord], str]:
-    """Masks listed in a ``manifest.json`` of ``python -m masks generate``.
-
-    The manifest reads ``{"size": 512, "polarity": "known_white", "masks": [{"file":
-    "border/0.01-0.1/00000.png", "hole_ratio": ..., "bin": [lo, hi], "border": true,
-    "seed": ...}, ...]}``; only ``file`` is required per mask.
+    """Masks listed in a ``manifest.json`` (``masks.manifest``, any of its versions).
 
     Args:
         manifest: The JSON file.
         root: Folder the ``file`` entries are relative to; defaults to the manifest's folder.
 
     Returns:
-        ``(records, polarity)``: the masks in manifest order and the file polarity
-        (``"known_white"`` when the manifest does not say).
+        ``(records, polarity)``: the masks in manifest order, with the border mode each entry
+        records, and the file polarity.
 
     Raises:
-        ValueError: If the manifest is missing or malformed, or a listed file is missing.
+        ValueError: If the manifest is missing, malformed or lists no masks, or a listed file
+            is missing.
     """
     manifest = Path(manifest)
-    if not manifest.is_file():
-        raise ValueError(f"manifest '{manifest}' does not exist; pass the manifest.json of a set")
-    try:
-        content = json.loads(manifest.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"cannot read manifest '{manifest}': {error}") from error
-    entries = content.get("masks") if isinstance(content, dict) else None
-    if not isinstance(entries, list) or not entries:
-        raise ValueError(f"manifest '{manifest}' has no non-empty 'masks' list")
+    content = read_manifest(manifest)
+    if not content.masks:
+        raise ValueError(f"manifest '{manifest}' lists no masks")
     root = Path(root) if root is not None else manifest.parent
     records = []
-    for entry in entries:
-        if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
-            raise ValueError(f"manifest '{manifest}': every mask entry needs a 'file' string")
-        path = root / entry["file"]
+    for entry in content.masks:
+        path = root / entry.file
         if not path.is_file():
             raise ValueError(f"mask '{path}' listed in '{manifest}' does not exist")
-        border = entry.get("border")
-        records.append(MaskRecord(path, entry["file"], None if border is None else bool(border)))
-    return records, check_polarity(content.get("polarity", "known_white"))
+        records.append(MaskRecord(path, entry.file, entry.border))
+    return records, content.polarity
 
 
 def check_mask_sizes(records: list[MaskRecord], height: int, width: int) -> None:

@@ -1,9 +1,7 @@
 """Scoring image/mask pairs with a model and with baselines.
 
-Every method's prediction is composited with the known pixels of the input and quantised to
-8 bits, ``where(mask, image, round(255 * prediction) / 255)``, exactly the image a user would
-save, and scored against the ground truth over the whole image (PSNR, SSIM, L1 %, as in
-Liu et al., ECCV 2018, Table 1) and over the hole only (``l1_hole``).
+Every method's prediction is scored by ``inpainting.scoring.score`` (the 8-bit composite with
+the known pixels, against the ground truth), the scorer training validation uses too.
 """
 
 from __future__ import annotations
@@ -21,19 +19,17 @@ from tqdm import tqdm
 
 from inpainting.data import EVAL_MODES, load_image
 from inpainting.evaluation.pairs import Pair
-from inpainting.metrics import l1, psnr, ssim, to_uint8_levels
+from inpainting.scoring import bin_index, image_records, score
 from masks import load_mask
 
 __all__ = [
     "FITS",
-    "EvalResult",
     "EvalSettings",
     "PairDataset",
+    "PairResults",
     "Predictor",
-    "bin_index",
     "has_border",
     "run_evaluation",
-    "score",
 ]
 
 logger = logging.getLogger(__name__)
@@ -41,7 +37,6 @@ logger = logging.getLogger(__name__)
 # How a test image is brought to the evaluation size: the data module's eval modes, or "none"
 # (the image must already have the masks' size).
 FITS: tuple[str, ...] = (*EVAL_MODES, "none")
-METRIC_NAMES: tuple[str, ...] = ("psnr", "ssim", "l1", "l1_hole")
 
 # (image (B, C, H, W) in [0, 1] with holes zeroed, mask (B, 1, H, W) 1 = known) -> prediction
 Predictor = Callable[[Tensor, Tensor], Tensor]
@@ -77,17 +72,9 @@ def has_border(mask: np.ndarray, border_px: int) -> bool:
     return bool(np.all(mask[~inner] != 0))
 
 
-def bin_index(ratio: float, bins: tuple[tuple[float, float], ...]) -> int | None:
-    """Index of the bin ``(lo, hi]`` holding ``ratio``, or ``None`` when no bin does."""
-    for index, (lo, hi) in enumerate(bins):
-        if lo < ratio <= hi:
-            return index
-    return None
-
-
 class PairDataset(Dataset):
     """Decoded pairs: ``{"image": uint8 (C, H, W), "mask": uint8 (1, H, W) 1 = known,
-    "index": int, "hole_ratio": float, "border": bool, "error": str}``.
+    "index": int, "border": bool, "error": str}``.
 
     A pair that cannot be used (undecodable file, wrong size) yields zero tensors and a
     non-empty ``error``, so the main process can stop with one clear message even when
@@ -106,7 +93,7 @@ class PairDataset(Dataset):
         sample = {
             "image": torch.zeros(s.channels, s.height, s.width, dtype=torch.uint8),
             "mask": torch.zeros(1, s.height, s.width, dtype=torch.uint8),
-            "index": index, "hole_ratio": 0.0, "border": False, "error": "",
+            "index": index, "border": False, "error": "",
         }
         try:
             image, mask, border = self._load(self.pairs[index])
@@ -115,7 +102,6 @@ class PairDataset(Dataset):
             return sample
         sample["image"] = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
         sample["mask"] = torch.from_numpy(mask)[None]
-        sample["hole_ratio"] = float(np.count_nonzero(mask == 0) / mask.size)
         sample["border"] = border
         return sample
 
@@ -142,38 +128,14 @@ class PairDataset(Dataset):
         return image, mask, border
 
 
-def score(image: Tensor, mask: Tensor, prediction: Tensor) -> tuple[dict[str, Tensor], Tensor]:
-    """Metrics of the 8-bit composite of ``prediction`` against ``image``.
-
-    Args:
-        image: (B, C, H, W) uint8 ground truth.
-        mask: (B, 1, H, W), 1 = known, 0 = hole.
-        prediction: (B, C, H, W) float prediction (values outside [0, 1] are clipped).
-
-    Returns:
-        ``(metrics, composite)``: ``{"psnr", "ssim", "l1", "l1_hole"}`` -> (B,) float tensors
-        (L1 in percent; ``l1_hole`` over hole pixels only), and the (B, C, H, W) uint8 composite.
-    """
-    device = prediction.device
-    target = image.to(device, torch.float32) / 255.0
-    known = mask.to(device, torch.float32)
-    composite = torch.where(known.bool(), target, to_uint8_levels(prediction.float()))
-    metrics = {
-        "psnr": psnr(composite, target),
-        "ssim": ssim(composite, target),
-        "l1": l1(composite, target),
-        "l1_hole": l1(composite, target, known),
-    }
-    return metrics, composite.mul(255.0).round().to(torch.uint8)
-
-
 @dataclass
-class EvalResult:
+class PairResults:
     """Per-image results of every method and the sample images for the grids.
 
     Attributes:
-        records: method name -> one dict per pair (``file``, ``mask``, ``bin`` (index or
-            ``None``), ``border``, ``hole_ratio``, ``psnr``, ``ssim``, ``l1``, ``l1_hole``).
+        records: method name -> one dict per pair: ``file``, ``mask`` and the keys of
+            ``inpainting.scoring.image_records`` (``hole_ratio``, ``border``, ``psnr``,
+            ``ssim``, ``l1``, ``l1_hole``).
         samples: (bin index or None, border) -> up to ``grid_rows`` dicts with ``image``
             (H, W, C) uint8, ``mask`` (H, W) uint8 1 = known and ``outputs`` (method ->
             (H, W, C) uint8 composite).
@@ -191,14 +153,14 @@ def run_evaluation(
     workers: int = 0,
     grid_rows: int = 4,
     progress: bool = True,
-) -> EvalResult:
+) -> PairResults:
     """Score every pair of ``dataset`` with every predictor.
 
     Args:
         dataset: The pairs.
         predictors: method name -> function ``(image (B, C, H, W) in [0, 1] with holes zeroed,
             mask (B, 1, H, W) float, 1 = known) -> (B, C, H, W) prediction``.
-        bins: Hole-ratio bins ``(lo, hi]`` for the bin index of each pair.
+        bins: Hole-ratio bins ``(lo, hi]`` that group the samples kept for the grids.
         batch_size: Pairs per forward pass.
         workers: DataLoader worker processes decoding the files.
         grid_rows: Samples kept per (bin, border) group for the grids; 0 keeps none.
@@ -211,45 +173,36 @@ def run_evaluation(
         ValueError: The first unusable pair (undecodable file, wrong size), one line.
     """
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
-    result = EvalResult(records={name: [] for name in predictors})
+    result = PairResults(records={name: [] for name in predictors})
     with tqdm(total=len(dataset), unit="img", desc="evaluating", disable=not progress) as bar:
         for batch in loader:
             errors = [error for error in batch["error"] if error]
             if errors:
                 raise ValueError(errors[0])
             mask = batch["mask"].float()
-            masked = batch["image"].float() / 255.0 * mask
+            image = batch["image"].float() / 255.0
+            names = [(dataset.pairs[i].name, dataset.pairs[i].mask.name)
+                     for i in batch["index"].tolist()]
             composites = {}
             for name, predictor in predictors.items():
-                metrics, composites[name] = score(batch["image"], mask, predictor(masked, mask))
-                _append_records(result.records[name], batch, dataset, metrics, bins)
+                metrics, merged = score(image, mask, predictor(image * mask, mask))
+                composites[name] = merged.mul(255.0).round().to(torch.uint8)
+                records = image_records(metrics, mask, batch["border"].tolist())
+                result.records[name] += [{"file": file, "mask": mask_name, **record}
+                                         for (file, mask_name), record in zip(names, records)]
             if grid_rows > 0:
-                _keep_samples(result.samples, batch, composites, bins, grid_rows)
+                ratios = [r["hole_ratio"] for r in records]
+                _keep_samples(result.samples, batch, ratios, composites, bins, grid_rows)
             bar.update(len(batch["index"]))
     return result
 
 
-def _append_records(
-    records: list[dict], batch: dict, dataset: PairDataset, metrics: dict[str, Tensor],
-    bins: tuple[tuple[float, float], ...],
-) -> None:
-    values = {name: metrics[name].double().cpu().tolist() for name in METRIC_NAMES}
-    for row, index in enumerate(batch["index"].tolist()):
-        pair = dataset.pairs[index]
-        ratio = float(batch["hole_ratio"][row])
-        records.append({
-            "file": pair.name, "mask": pair.mask.name, "bin": bin_index(ratio, bins),
-            "border": bool(batch["border"][row]), "hole_ratio": ratio,
-            **{name: values[name][row] for name in METRIC_NAMES},
-        })
-
-
 def _keep_samples(
-    samples: dict, batch: dict, composites: dict[str, Tensor],
+    samples: dict, batch: dict, ratios: list[float], composites: dict[str, Tensor],
     bins: tuple[tuple[float, float], ...], grid_rows: int,
 ) -> None:
-    for row in range(len(batch["index"])):
-        key = (bin_index(float(batch["hole_ratio"][row]), bins), bool(batch["border"][row]))
+    for row, ratio in enumerate(ratios):
+        key = (bin_index(ratio, bins), bool(batch["border"][row]))
         group = samples.setdefault(key, [])
         if len(group) >= grid_rows:
             continue
