@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from inpainting.errors import EnvironmentProblem, UserInputError
 from masks.generator import GENERATOR_VERSION, MaskGenerator
 from masks.io import atomic_write_bytes, encode_mask, load_mask, remove_stale_temporaries
 
@@ -150,7 +151,7 @@ def check_writable(out: Path) -> None:
     """Create ``out`` if needed and make sure files can be written there.
 
     Raises:
-        ValueError: If the folder cannot be created or written, naming the reason.
+        EnvironmentProblem: If the folder cannot be created or written, naming the reason.
     """
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -159,7 +160,7 @@ def check_writable(out: Path) -> None:
         probe.unlink()
     except OSError as error:
         reason = error.strerror or str(error)
-        raise ValueError(
+        raise EnvironmentProblem(
             f"cannot write to {str(out)!r}: {reason}; choose a writable folder"
         ) from error
 
@@ -168,24 +169,26 @@ def read_manifest(out: Path) -> dict | None:
     """The parsed ``manifest.json`` of a mask set, or ``None`` if there is none.
 
     Raises:
-        ValueError: If the file exists but is not a valid manifest.
+        UserInputError: If the file exists but is not a valid manifest.
+        OSError: If it cannot be read (permissions).
     """
     path = out / MANIFEST
     if not path.exists():
         return None
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"cannot read {str(path)!r} ({error}); delete it to rebuild it") from error
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise UserInputError(f"cannot read {str(path)!r} ({error}); delete it to rebuild "
+                             "it") from error
     if not isinstance(manifest, dict) or not isinstance(manifest.get("masks"), list):
-        raise ValueError(f"{str(path)!r} has no 'masks' list; delete it to rebuild it")
+        raise UserInputError(f"{str(path)!r} has no 'masks' list; delete it to rebuild it")
     return manifest
 
 
 def _check_same_set(manifest: dict, header: dict, out: Path, flags: dict[str, str | None]) -> None:
     version = manifest.get("generator_version", header["generator_version"])
     if version != header["generator_version"]:
-        raise ValueError(
+        raise UserInputError(
             f"{str(out)!r} was made by mask generator version {version}, this is version "
             f"{header['generator_version']}; choose a new --out"
         )
@@ -193,11 +196,11 @@ def _check_same_set(manifest: dict, header: dict, out: Path, flags: dict[str, st
         if key in manifest and manifest[key] != header[key]:
             flag = flags.get(key)
             if flag is None:  # the caller has no option for it: only a new folder helps
-                raise ValueError(
+                raise UserInputError(
                     f"{str(out)!r} holds a mask set made with {key} {manifest[key]}, not "
                     f"{header[key]}; choose a new --out"
                 )
-            raise ValueError(
+            raise UserInputError(
                 f"{str(out)!r} holds a mask set made with {flag} {manifest[key]}, not "
                 f"{header[key]}; use the same {flag} to resume or choose a new --out"
             )
@@ -317,8 +320,10 @@ def generate_mask_set(
         How many masks were written and kept, and the manifest path.
 
     Raises:
-        ValueError: For bad arguments, an unwritable folder, or a folder holding a set made
-            with another size, border width or seed.
+        ValueError: For bad arguments (the command line checks them first).
+        UserInputError: For impossible bins, or a folder holding a set made with another size,
+            border width or seed.
+        EnvironmentProblem: For an unwritable folder.
     """
     for name, value in (("size", size), ("count_per_bin", count_per_bin), ("workers", workers)):
         if value < 1:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import masks.dataset as dataset
+from inpainting.errors import EnvironmentProblem
 from masks import MaskGenerator, hole_ratio, load_mask
 from masks.dataset import MANIFEST, default_border, generate_mask_set
 
@@ -169,7 +170,7 @@ def test_bad_arguments(tmp_path, kwargs, match):
 
 def test_unwritable_folder(tmp_path):
     (tmp_path / "file").write_text("x")
-    with pytest.raises(ValueError, match="cannot write to"):
+    with pytest.raises(EnvironmentProblem, match="cannot write to"):  # exit code 3
         _generate(tmp_path / "file" / "out")
 
 
