@@ -12,6 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
+from inpainting.inference import Inpainter
 from inpainting.models import PConvUNet
 from masks import PAPER_BINS, hole_ratio, load_mask
 
@@ -217,3 +218,28 @@ def test_rerun_in_the_same_folder_scores_only_the_requested_masks(setup, tmp_pat
         lines = capsys.readouterr().err.strip().splitlines()
         assert len(lines) == 1 and f"{flag} {old}," in lines[0] and "--out" in lines[0], lines
         assert "--seed" not in lines[0] and "--size" not in lines[0], lines
+
+
+def test_a_file_that_is_not_a_checkpoint_is_one_line_with_exit_code_2(setup, tmp_path, capsys):
+    _, images = setup
+    notes = tmp_path / "notes.pt"
+    notes.write_text("not a checkpoint\n")
+    code = _main()(["--checkpoint", str(notes), "--images", str(images),
+                    "--out", str(tmp_path / "r"), "--device", "cpu", "--workers", "0"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith("evaluate.py: error: cannot read checkpoint"), lines
+    assert "notes.pt" in lines[0], lines
+
+
+def test_a_failure_while_scoring_keeps_its_traceback(setup, tmp_path, monkeypatch):
+    """A CUDA failure or a bug is not turned into a one-line exit 2."""
+    checkpoint, images = setup
+
+    def cuda_failure(self, image, mask):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    monkeypatch.setattr(Inpainter, "predict", cuda_failure)
+    with pytest.raises(RuntimeError, match="CUDA error"):
+        _main()(["--checkpoint", str(checkpoint), "--images", str(images), "--masks-per-bin", "1",
+                 "--out", str(tmp_path / "r"), "--device", "cpu", "--workers", "0"])
