@@ -3,7 +3,7 @@
 ``setup_training`` resolves the config (a file, a checkpoint's own config, ``--set``
 overrides), prepares the run folder, builds everything with ``inpainting.wiring`` and returns a
 ``Session`` holding a ready ``Trainer``. Everything that can fail because of user input fails
-here, before the first step, with one of ``USER_ERRORS``.
+here, before the first step, with a ``UserInputError`` (``inpainting.errors``).
 """
 
 from __future__ import annotations
@@ -55,12 +55,9 @@ from inpainting.wiring import (
 )
 from masks import parse_bins
 
-__all__ = ["USER_ERRORS", "Session", "setup_training"]
+__all__ = ["Session", "setup_training"]
 
 logger = logging.getLogger(__name__)
-
-# Errors caused by the config, the data or the files named on the command line.
-USER_ERRORS = (ConfigError, ValueError, FileNotFoundError, ModuleNotFoundError, RuntimeError)
 
 
 @dataclass
@@ -174,7 +171,9 @@ def setup_training(config_path: str | None, overrides: list[str] | None = None,
         A ``Session`` with a ready ``Trainer``.
 
     Raises:
-        One of ``USER_ERRORS`` with a one-line message.
+        UserInputError: (``ConfigError`` among them) a problem with the config, the data or
+            the files named, with a one-line message.
+        OSError: a file or folder cannot be read or written.
     """
     if resume and init_from:
         raise ConfigError("use either --resume (continue a run) or --init-from (new run)")

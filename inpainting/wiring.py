@@ -207,7 +207,7 @@ def resolve_image_paths(data: DataConfig, seed: int, dist: DistInfo | None = Non
 
     Raises:
         ConfigError: ``data.train`` is empty.
-        ValueError: a folder or list is missing or empty (from ``inpainting.data``).
+        UserInputError: a folder or list is missing or empty (from ``inpainting.data``).
     """
     dist = dist or DistInfo()
     spec = data.train.strip()

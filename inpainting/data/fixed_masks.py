@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from inpainting.errors import UserInputError
 from masks import PAPER_BINS, MaskGenerator, hole_ratio, load_mask, save_mask
 
 __all__ = ["MANIFEST_NAME", "FixedMaskSet"]
@@ -116,12 +117,12 @@ class FixedMaskSet:
             The same masks, bins and bin assignment.
 
         Raises:
-            ValueError: no manifest, or a mask file missing or of the wrong size.
+            UserInputError: no manifest, or a mask file missing or of the wrong size.
         """
         folder = Path(folder)
         manifest_path = folder / MANIFEST_NAME
         if not manifest_path.is_file():
-            raise ValueError(
+            raise UserInputError(
                 f"no {MANIFEST_NAME} in '{folder}'; it is not a saved FixedMaskSet (write one "
                 "with FixedMaskSet(...).save(folder))"
             )
@@ -131,13 +132,15 @@ class FixedMaskSet:
         for entry in manifest["masks"]:
             path = folder / entry["file"]
             if not path.is_file():
-                raise ValueError(f"mask file '{path}' listed in '{manifest_path}' is missing")
+                raise UserInputError(f"mask file '{path}' listed in '{manifest_path}' is "
+                                     "missing")
             mask = load_mask(path, "known_white")
             if mask.shape != (size, size):
-                raise ValueError(f"mask '{path}' is {mask.shape}, expected ({size}, {size})")
+                raise UserInputError(f"mask '{path}' is {mask.shape}, expected ({size}, "
+                                     f"{size})")
             masks.append(mask)
         if not masks:
-            raise ValueError(f"'{manifest_path}' lists no masks")
+            raise UserInputError(f"'{manifest_path}' lists no masks")
         fixed = cls.__new__(cls)
         fixed._set_contents(
             np.stack(masks), [e["bin"] for e in manifest["masks"]], manifest["bins"]
