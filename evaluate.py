@@ -7,7 +7,9 @@ Without --masks, masks are generated into REPORT_DIR/masks (--masks-per-bin per 
 without border); a rerun with the same --out reuses them and scores exactly the requested ones.
 See inpainting/evaluation/ for pairing rules and the report files.
 
-Exit codes: 0 done, 2 a problem with the arguments or the data (one line on stderr), 130 Ctrl-C.
+Exit codes (``inpainting.errors``): 0 done; 2 a problem with the arguments or the data (one
+line on stderr); 3 a file or folder cannot be read or written, or the disk is full (one line);
+130 Ctrl-C (generated masks are kept); a bug or a CUDA failure keeps its traceback.
 """
 
 import argparse
@@ -15,17 +17,14 @@ import logging
 import sys
 from pathlib import Path
 
+from inpainting.cli import OneLineParser, choice, parse_polarity, run_main, whole_number
+from inpainting.errors import EXIT_INTERRUPTED
 from inpainting.evaluation import EvalOptions, evaluate_checkpoint
-from inpainting.predict import OneLineParser, fail, parse_polarity
 from masks import parse_bins
-from masks.cli_types import whole_number
 
+PROG = "evaluate.py"
 
-def _fit(text: str) -> str:
-    value = text.replace("-", "_")
-    if value not in ("center_crop", "resize", "none"):
-        raise argparse.ArgumentTypeError(f"unknown fit {text!r} (valid: center-crop, resize, none)")
-    return value
+_fit = choice({"center-crop": "center_crop", "resize": "resize", "none": "none"})
 
 
 def _bins(text: str) -> tuple:
@@ -36,7 +35,7 @@ def _bins(text: str) -> tuple:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = OneLineParser(prog="evaluate.py", description=__doc__.split("\n")[0])
+    p = OneLineParser(prog=PROG, description=__doc__.split("\n")[0])
     p.add_argument("--checkpoint", type=Path, required=True, metavar="CKPT",
                    help="checkpoint .pt of a run, or a run folder (its last.pt)")
     p.add_argument("--images", type=Path, required=True, metavar="DIR|LIST",
@@ -55,8 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seed of mask generation and image/mask pairing (0)")
     p.add_argument("--bins", type=_bins, default=parse_bins("paper"), metavar="BINS",
                    help="paper (default) or lo-hi,lo-hi,...")
-    p.add_argument("--image-size", type=int, metavar="S",
-                   help="evaluation size (default: the checkpoint's data.image_size)")
+    p.add_argument("--image-size", type=whole_number(11), metavar="S",
+                   help="evaluation size, >= 11 for the SSIM window (default: the "
+                   "checkpoint's data.image_size)")
     p.add_argument("--fit", type=_fit, metavar="MODE",
                    help="center-crop | resize | none (default: the checkpoint's data.eval_mode)")
     p.add_argument("--out", type=Path, metavar="DIR",
@@ -80,29 +80,32 @@ def default_out(checkpoint: Path) -> Path:
     return checkpoint.parent / f"eval_{checkpoint.stem}"
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        options = EvalOptions(
-            checkpoint=args.checkpoint, images=args.images, image_root=args.image_root,
-            out=args.out or default_out(args.checkpoint), masks=args.masks,
-            manifest=args.manifest, polarity=args.polarity, masks_per_bin=args.masks_per_bin,
-            mask_seed=args.mask_seed, image_size=args.image_size, fit=args.fit, bins=args.bins,
-            baselines=tuple(name.strip() for name in args.baseline.split(",") if name.strip()),
-            batch_size=args.batch_size, device=args.device, workers=args.workers,
-            grid_rows=args.grid_rows,
-        )
-        report = evaluate_checkpoint(options)
-    except (ValueError, OSError) as error:  # user errors: bad paths, data or options
-        return fail(error)
-    except KeyboardInterrupt:
-        print("evaluate.py: interrupted (generated masks are kept for the next run)",
-              file=sys.stderr)
-        return 130
+def evaluate(args: argparse.Namespace) -> int:
+    """Score the checkpoint as the arguments say and print the table; returns 0."""
+    options = EvalOptions(
+        checkpoint=args.checkpoint, images=args.images, image_root=args.image_root,
+        out=args.out or default_out(args.checkpoint), masks=args.masks,
+        manifest=args.manifest, polarity=args.polarity, masks_per_bin=args.masks_per_bin,
+        mask_seed=args.mask_seed, image_size=args.image_size, fit=args.fit, bins=args.bins,
+        baselines=tuple(name.strip() for name in args.baseline.split(",") if name.strip()),
+        batch_size=args.batch_size, device=args.device, workers=args.workers,
+        grid_rows=args.grid_rows,
+    )
+    report = evaluate_checkpoint(options)
     print(report.table)
     print(f"\nreport written to {report.out}")
     return 0
+
+
+def _interrupted() -> int:
+    print(f"{PROG}: interrupted (generated masks are kept for the next run)", file=sys.stderr)
+    return EXIT_INTERRUPTED
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    return run_main(PROG, lambda: evaluate(args), interrupted=_interrupted)
 
 
 if __name__ == "__main__":

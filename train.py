@@ -5,8 +5,11 @@
     python train.py --config configs/finetune.yaml --init-from runs/x/best.pt  # weights only
     torchrun --nproc_per_node 4 train.py --config configs/places2_512.yaml   # several GPUs
 
-Exit codes: 0 done (or stopped by Ctrl-C / SIGTERM after saving), 1 the loss became NaN/inf,
-2 a problem with the command line, config or data (one line on stderr).
+Exit codes (``inpainting.errors``): 0 done, or stopped by Ctrl-C / SIGTERM after saving
+``last.pt`` (resume with --resume); 1 the loss became NaN/inf, or a bug or a CUDA/NCCL failure
+(with its traceback); 2 a problem with the command line, config or data (one line on stderr);
+3 a file or folder cannot be read or written, or the disk is full (one line); 130 a second
+Ctrl-C, or one during set-up: stopped at once, without saving.
 """
 
 from __future__ import annotations
@@ -14,38 +17,47 @@ from __future__ import annotations
 import argparse
 import sys
 
+from inpainting.cli import OneLineParser, run_main
 from inpainting.engine import NonFiniteLossError
-from inpainting.run_setup import USER_ERRORS, setup_training
+from inpainting.errors import EXIT_FAILED, EXIT_OK
+from inpainting.run_setup import setup_training
+
+PROG = "train.py"
+
+_SIGNALS_HELP = ("During training, Ctrl-C or SIGTERM finishes the step, saves last.pt and "
+                 "exits 0;\na second Ctrl-C stops at once (130). A NaN/inf loss exits 1.")
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Train a partial-convolution inpainting model.")
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line parser of ``train.py``."""
+    parser = OneLineParser(prog=PROG, description="Train a partial-convolution inpainting model.",
+                           epilog=_SIGNALS_HELP)
     parser.add_argument("--config", help="YAML config, e.g. configs/demo.yaml")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE", help="override a config key, e.g. optim.lr=1e-4")
     parser.add_argument("--resume", metavar="RUN_DIR|CKPT", help="continue a run")
     parser.add_argument("--init-from", metavar="CKPT", help="start a new run from these weights")
-    return parser.parse_args(argv)
+    return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        session = setup_training(args.config, args.overrides, args.resume, args.init_from)
-    except USER_ERRORS as error:
-        message = " ".join(str(error).split())
-        print(f"error: {message or type(error).__name__}", file=sys.stderr)
-        return 2
+def train(args: argparse.Namespace) -> int:
+    """Set up the run, fit it and print the summary; returns the exit code."""
+    session = setup_training(args.config, args.overrides, args.resume, args.init_from)
     try:
         result = session.trainer.fit()
-    except NonFiniteLossError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    except NonFiniteLossError as error:  # the run itself failed: one line, exit 1
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return EXIT_FAILED
     finally:
         session.close()
     if session.dist.is_main:
         print(session.summary(result))
-    return 0
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_main(PROG, lambda: train(args))
 
 
 if __name__ == "__main__":

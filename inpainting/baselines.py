@@ -23,6 +23,8 @@ import cv2
 import numpy as np
 import torch
 
+from inpainting.errors import UserInputError
+
 Baseline = Callable[..., torch.Tensor]
 
 
@@ -103,8 +105,8 @@ def get_baseline(name: str) -> Baseline:
         The function ``fn(image, mask, inpaint_radius=3) -> (B, C, H, W)``.
 
     Raises:
-        ValueError: For an unknown name; the message lists the valid ones.
+        UserInputError: For an unknown name; the message lists the valid ones.
     """
     if name not in BASELINES:
-        raise ValueError(f"unknown baseline {name!r} (valid: {', '.join(sorted(BASELINES))})")
+        raise UserInputError(f"unknown baseline {name!r} (valid: {', '.join(sorted(BASELINES))})")
     return BASELINES[name]

@@ -34,10 +34,11 @@ __all__ = [
 ]
 
 # errno values of an OSError that the user fixes outside the program: permissions, space,
-# a path that is not what it should be.
+# a path that is not what it should be (EEXIST: the project only sees it from ``mkdir`` on a
+# path where a file stands).
 _ENVIRONMENT_ERRNOS = {
     errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR,
-    errno.EISDIR, errno.ENAMETOOLONG, errno.ELOOP, errno.EFBIG,
+    errno.EISDIR, errno.ENAMETOOLONG, errno.ELOOP, errno.EFBIG, errno.EEXIST,
 }
 
 
@@ -56,8 +57,17 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def one_line(error: BaseException) -> str:
-    """The error's message on one line (its type name when it has none)."""
-    return " ".join(str(error).split()) or type(error).__name__
+    """The error's message on one line (its type name when it has none).
+
+    An error that a DataLoader worker raised comes back re-created from a message holding the
+    worker's traceback; its last line, less the type name, is the original message.
+    """
+    text = str(error)
+    if "\nOriginal Traceback" in text:
+        last = text.strip().splitlines()[-1]
+        prefix = f"{type(error).__module__}.{type(error).__qualname__}: "
+        text = last[len(prefix):] if last.startswith(prefix) else last
+    return " ".join(text.split()) or type(error).__name__
 
 
 def is_environment_error(error: BaseException) -> bool:
@@ -79,6 +89,7 @@ def environment_message(error: OSError) -> str:
         errno.EPERM: "check its permissions or choose another path",
         errno.EROFS: "choose a path on a writable file system",
         errno.ENOTDIR: "a part of the path is a file, not a folder",
+        errno.EEXIST: "a file stands where a folder is needed; move it or choose another path",
     }
     fix = fixes.get(error.errno, "check the path")
     return f"{error.strerror.lower()}:{path}; {fix}"

@@ -20,12 +20,17 @@ from typing import Any
 
 import yaml
 
+from inpainting.errors import UserInputError
+
 __all__ = ["ConfigError", "apply_overrides", "build_dataclass", "check", "check_choice",
            "read_yaml"]
 
 
-class ConfigError(ValueError):
-    """A configuration problem the user can fix; the message is one line naming the key."""
+class ConfigError(UserInputError):
+    """A configuration problem the user can fix; the message is one line naming the key.
+
+    A ``UserInputError``, so the command line reports it as one line with exit code 2.
+    """
 
 
 def check(ok: bool, key: str, rule: str, value: Any) -> None:
@@ -173,6 +178,8 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file '{path}' does not exist")
     try:
         values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file '{path}' is not UTF-8 text; pass a YAML file") from None
     except yaml.YAMLError as error:
         mark, problem = getattr(error, "problem_mark", None), getattr(error, "problem", None)
         where = f" (line {mark.line + 1}: {problem})" if mark is not None and problem else ""

@@ -1,7 +1,8 @@
 """What can go wrong, by meaning, and the exit code each meaning gets on the command line.
 
 Every entry point (``train.py``, ``evaluate.py``, ``python -m inpainting.predict``,
-``python -m masks``) follows one convention, printed in each ``--help`` (``EXIT_CODES_HELP``):
+``python -m masks``, ``python -m inpainting.data.demo``) follows one convention, printed in each
+``--help`` (``EXIT_CODES_HELP``, added by ``inpainting.cli.OneLineParser``):
 
 - ``UserInputError`` (exit 2): the command line, the config or the data the user named is
   wrong. Raised where the input is checked, with one line naming the input and the fix.
@@ -32,12 +33,12 @@ EXIT_USAGE = 2  # bad command line, config or input data
 EXIT_ENVIRONMENT = 3  # a named file or folder cannot be read or written, or the disk is full
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), where the command does not save and exit 0
 
-EXIT_CODES_HELP = (
-    "exit codes: 0 done; 1 the work failed (see the message) or a bug (traceback); "
-    "2 bad command line, config or input data (one line on stderr); "
-    "3 a file or folder cannot be read or written, or the disk is full (one line); "
-    "130 interrupted"
-)
+EXIT_CODES_HELP = """exit codes:
+  0    done
+  1    the work failed (see the message), or a bug or CUDA failure (with its traceback)
+  2    bad command line, config or input data (one line on stderr)
+  3    a file or folder cannot be read or written, or the disk is full (one line)
+  130  interrupted (Ctrl-C)"""
 
 
 class UserInputError(ValueError):

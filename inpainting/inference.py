@@ -22,6 +22,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
+from inpainting.errors import UserInputError
+
 __all__ = [
     "DEFAULT_TILE_OVERLAP",
     "DEFAULT_TILE_SIZE",
@@ -44,16 +46,18 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     """Turn ``"auto"``/``None``/``"cpu"``/``"cuda[:k]"`` into a device.
 
     Raises:
-        ValueError: If CUDA is requested but not available, or the name is not a device.
+        UserInputError: If CUDA is requested but not available, or the name is not a device.
     """
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         resolved = torch.device(device)
-    except (RuntimeError, TypeError) as error:
-        raise ValueError(f"unknown device {device!r} (valid: auto, cpu, cuda, cuda:N)") from error
+    except (RuntimeError, TypeError) as error:  # torch.device's parse error of the name
+        raise UserInputError(f"unknown device {device!r} (valid: auto, cpu, cuda, "
+                             "cuda:N)") from error
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but CUDA is not available; use --device cpu")
+        raise UserInputError("device 'cuda' requested but CUDA is not available; use "
+                             "--device cpu")
     return resolved
 
 
@@ -63,8 +67,7 @@ def load_model_from_checkpoint(
     """Rebuild the model stored in a training checkpoint (or a run folder's ``last.pt``).
 
     A thin wrapper around :func:`inpainting.engine.load_model_from_checkpoint` (which uses the
-    EMA weights when the run kept them) that also accepts ``"auto"`` as device and reports a
-    checkpoint that does not fit its own model config as ``ValueError``.
+    EMA weights when the run kept them) that also accepts ``"auto"`` as device.
 
     Args:
         path: ``.pt`` file written by the trainer, or a run folder.
@@ -74,15 +77,12 @@ def load_model_from_checkpoint(
         ``(model, config)``: the model in eval mode on ``device`` and the resolved config dict.
 
     Raises:
-        FileNotFoundError: If there is no such checkpoint.
-        ValueError: If the file is not a readable checkpoint of this project.
+        UserInputError: If there is no such checkpoint, the file is not a readable checkpoint
+            of this project or does not fit its own model config, or the device is unknown.
     """
     from inpainting.engine import load_model_from_checkpoint as load  # engine sits above
 
-    try:
-        return load(path, resolve_device(device))
-    except (KeyError, TypeError, RuntimeError) as error:
-        raise ValueError(f"checkpoint '{path}' does not fit its model config: {error}") from error
+    return load(path, resolve_device(device))
 
 
 def to_known_mask(mask: np.ndarray | Image.Image) -> np.ndarray:
@@ -183,7 +183,7 @@ class Inpainter:
         batch_size: Tiles per forward pass.
 
     Raises:
-        ValueError: If ``tile_overlap`` is not in ``[0, tile_size)`` or ``batch_size < 1``.
+        UserInputError: If ``tile_overlap`` is not in ``[0, tile_size)`` or ``batch_size < 1``.
 
     Example:
         >>> inpainter = Inpainter.from_checkpoint("runs/demo/best.pt")
@@ -199,12 +199,12 @@ class Inpainter:
         batch_size: int = 4,
     ) -> None:
         if tile_size < 1 or not 0 <= tile_overlap < tile_size:
-            raise ValueError(
-                f"need tile_size >= 1 and 0 <= tile_overlap < tile_size, got tile_size="
-                f"{tile_size}, tile_overlap={tile_overlap}"
+            raise UserInputError(
+                f"need tile_size >= 1 and 0 <= tile_overlap < tile_size (--tile-size, "
+                f"--tile-overlap), got tile_size={tile_size}, tile_overlap={tile_overlap}"
             )
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise UserInputError(f"batch_size (--batch-size) must be >= 1, got {batch_size}")
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.multiple = 2 ** int(getattr(model, "depth", 0))

@@ -15,6 +15,10 @@ be a PNG with an alpha channel, whose fully transparent pixels (alpha 0) are the
 are white = known by default; ``--polarity hole-white`` reads white = hole. Any image size works
 (see :mod:`inpainting.inference`); known pixels are written back unchanged.
 
+Exit codes (as every command of the project, ``inpainting.errors``): 0 done; 2 bad arguments or
+input files (one line on stderr); 3 a file or folder cannot be read or written, or the disk is
+full (one line); 130 interrupted; a bug or a CUDA failure keeps its traceback.
+
 The Python API is :class:`inpainting.inference.Inpainter`, re-exported here.
 """
 
@@ -29,55 +33,28 @@ import numpy as np
 from PIL import Image, ImageOps
 from tqdm import tqdm
 
+from inpainting.cli import OneLineParser, parse_polarity, run_main, whole_number
 from inpainting.data import IMAGE_EXTENSIONS, list_images, load_image
+from inpainting.errors import UserInputError
 from inpainting.inference import DEFAULT_TILE_OVERLAP, DEFAULT_TILE_SIZE, Inpainter
 from masks import load_mask
 from masks.io import iter_mask_files
 
-__all__ = ["Inpainter", "OneLineParser", "UsageError", "fail", "main", "parse_polarity"]
+__all__ = ["Inpainter", "main"]
 
 logger = logging.getLogger(__name__)
+
+PROG = "python -m inpainting.predict"
 
 # --out suffixes that name an image file of another format than the PNG written (refused rather
 # than silently taken as a folder name).
 OTHER_IMAGE_SUFFIXES = tuple(ext for ext in IMAGE_EXTENSIONS if ext != ".png")
 
 
-class UsageError(Exception):
-    """Bad command-line input; the message is printed as one line and the exit code is 2."""
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose errors are one line on stderr (no usage block), exit code 2."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def fail(error: BaseException) -> int:
-    """Print ``error`` as one ``error: ...`` line on stderr and return exit code 2."""
-    print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
-    return 2
-
-
-def parse_polarity(text: str) -> str:
-    """Map ``known-white``/``hole-white`` (or the underscore spelling) to the ``masks`` name.
-
-    Raises:
-        argparse.ArgumentTypeError: For any other value.
-    """
-    value = text.strip().lower().replace("-", "_")
-    if value not in ("known_white", "hole_white"):
-        raise argparse.ArgumentTypeError(
-            f"unknown polarity {text!r} (valid: known-white, hole-white)"
-        )
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser of ``python -m inpainting.predict``."""
     parser = OneLineParser(
-        prog="python -m inpainting.predict",
+        prog=PROG,
         description="Inpaint the holes of images with a trained partial-convolution model.",
     )
     parser.add_argument("--checkpoint", required=True, help="checkpoint .pt file of a run")
@@ -95,25 +72,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="mask files: known-white (white = known, default) or hole-white (white = hole)",
     )
     parser.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
-    parser.add_argument("--tile-size", type=int, default=DEFAULT_TILE_SIZE,
+    parser.add_argument("--tile-size", type=whole_number(1), default=DEFAULT_TILE_SIZE,
                         help="inpaint images larger than this in overlapping tiles (pixels)")
-    parser.add_argument("--tile-overlap", type=int, default=DEFAULT_TILE_OVERLAP,
+    parser.add_argument("--tile-overlap", type=whole_number(0), default=DEFAULT_TILE_OVERLAP,
                         help="overlap of neighbouring tiles (pixels)")
-    parser.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
+    parser.add_argument("--batch-size", type=whole_number(1), default=4,
+                        help="tiles per forward pass")
     return parser
 
 
 def alpha_mask(path: Path) -> np.ndarray:
     """Known-pixel mask from the alpha channel of an image file (alpha 0 = hole).
 
+    Returns:
+        bool (H, W), True = known.
+
     Raises:
-        UsageError: If the file has no alpha channel.
+        UserInputError: If the file has no alpha channel.
     """
     with Image.open(path) as opened:
         image = ImageOps.exif_transpose(opened)
         has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
         if not has_alpha:
-            raise UsageError(
+            raise UserInputError(
                 f"no --mask given and '{path}' has no alpha channel; pass --mask FILE|DIR "
                 "(white = known) or a PNG whose transparent pixels are the holes"
             )
@@ -124,32 +105,30 @@ def plan_jobs(image: Path, mask: Path | None, out: Path) -> list[tuple[Path, Pat
     """Pair inputs, masks and outputs: a list of ``(image, mask or None, output)`` paths.
 
     Raises:
-        UsageError: If a path is missing, ``out`` names a non-PNG image file, or a folder of
-            masks lacks one for an image.
+        UserInputError: If a path is missing, ``out`` names a non-PNG image file, or a folder
+            of masks lacks one for an image.
     """
     if out.suffix.lower() in OTHER_IMAGE_SUFFIXES:
-        raise UsageError(
+        raise UserInputError(
             f"--out '{out}': outputs are written as lossless PNG; use a .png file name "
             "or a folder"
         )
     if not image.exists():
-        raise UsageError(f"--image '{image}' does not exist")
+        raise UserInputError(f"--image '{image}' does not exist")
     if mask is not None and not mask.exists():
-        raise UsageError(f"--mask '{mask}' does not exist")
+        raise UserInputError(f"--mask '{mask}' does not exist")
     if image.is_file():
         if mask is not None and mask.is_dir():
             found = [p for p in iter_mask_files(mask) if p.stem == image.stem]
             if not found:
-                raise UsageError(f"no mask named '{image.stem}.*' in --mask folder '{mask}'")
+                raise UserInputError(f"no mask named '{image.stem}.*' in --mask folder '{mask}'")
             mask = found[0]
         target = out if out.suffix.lower() == ".png" else out / f"{image.stem}.png"
         return [(image, mask, target)]
     if out.suffix.lower() == ".png":
-        raise UsageError(f"--image '{image}' is a folder, so --out must be a folder, not '{out}'")
-    try:
-        images = list_images(image)
-    except ValueError as error:
-        raise UsageError(str(error)) from error
+        raise UserInputError(f"--image '{image}' is a folder, so --out must be a folder, not "
+                             f"'{out}'")
+    images = list_images(image)
     by_name = {}
     if mask is not None and mask.is_dir():
         by_name = {p.relative_to(mask).with_suffix(""): p for p in iter_mask_files(mask)}
@@ -160,8 +139,9 @@ def plan_jobs(image: Path, mask: Path | None, out: Path) -> list[tuple[Path, Pat
         if mask is not None and mask.is_dir():
             paired = by_name.get(relative)
             if paired is None:
-                raise UsageError(f"no mask for image '{path}' in '{mask}' (expected "
-                                 f"'{mask / relative}.png'; masks are paired by file name)")
+                raise UserInputError(f"no mask for image '{path}' in '{mask}' (expected "
+                                     f"'{mask / relative}.png'; masks are paired by file "
+                                     "name)")
         jobs.append((path, paired, out / relative.with_suffix(".png")))
     return jobs
 
@@ -175,7 +155,7 @@ def run_job(inpainter: Inpainter, job: tuple[Path, Path | None, Path], polarity:
     else:
         known = load_mask(mask_path, polarity).astype(bool)
     if known.shape != rgb.shape[:2]:
-        raise UsageError(
+        raise UserInputError(
             f"mask '{mask_path}' is {known.shape[1]}x{known.shape[0]} but image '{image_path}' "
             f"is {rgb.shape[1]}x{rgb.shape[0]}; use a mask of the image's size"
         )
@@ -185,23 +165,25 @@ def run_job(inpainter: Inpainter, job: tuple[Path, Path | None, Path], polarity:
     Image.fromarray(result).save(out_path, format="PNG")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (0 success, 2 bad input)."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        mask = Path(args.mask) if args.mask else None
-        jobs = plan_jobs(Path(args.image), mask, Path(args.out))
-        inpainter = Inpainter.from_checkpoint(
-            args.checkpoint, device=args.device, tile_size=args.tile_size,
-            tile_overlap=args.tile_overlap, batch_size=args.batch_size,
-        )
-        for job in tqdm(jobs, desc="inpainting", unit="image", disable=len(jobs) < 2):
-            run_job(inpainter, job, args.polarity)
-    except (UsageError, ValueError, OSError) as error:
-        return fail(error)
+def inpaint_files(args: argparse.Namespace) -> int:
+    """Plan the jobs, load the checkpoint and inpaint every image; returns 0."""
+    mask = Path(args.mask) if args.mask else None
+    jobs = plan_jobs(Path(args.image), mask, Path(args.out))
+    inpainter = Inpainter.from_checkpoint(
+        args.checkpoint, device=args.device, tile_size=args.tile_size,
+        tile_overlap=args.tile_overlap, batch_size=args.batch_size,
+    )
+    for job in tqdm(jobs, desc="inpainting", unit="image", disable=len(jobs) < 2):
+        run_job(inpainter, job, args.polarity)
     logger.info("wrote %d image(s) to %s", len(jobs), args.out)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (see the module docstring)."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    return run_main(PROG, lambda: inpaint_files(args))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
 overrides), prepares the run folder, builds each component with its package's builder
 (``inpainting.data.builders``, ``models.build_model``, ``losses.build_loss``, ``optim``) and
 returns a ``Session`` holding a ready ``Trainer``. Everything that can fail because of user
-input fails here, before the first step, with one of ``USER_ERRORS``.
+input fails here, before the first step, with a ``UserInputError`` (``inpainting.errors``).
 """
 
 from __future__ import annotations
@@ -57,12 +57,9 @@ from inpainting.models import build_model
 from inpainting.optim import build_optimizer, build_scheduler
 from masks import parse_bins
 
-__all__ = ["USER_ERRORS", "Session", "setup_training"]
+__all__ = ["Session", "setup_training"]
 
 logger = logging.getLogger(__name__)
-
-# Errors caused by the config, the data or the files named on the command line.
-USER_ERRORS = (ConfigError, ValueError, FileNotFoundError, ModuleNotFoundError, RuntimeError)
 
 
 @dataclass
@@ -176,7 +173,9 @@ def setup_training(config_path: str | None, overrides: list[str] | None = None,
         A ``Session`` with a ready ``Trainer``.
 
     Raises:
-        One of ``USER_ERRORS`` with a one-line message.
+        UserInputError: (``ConfigError`` among them) a problem with the config, the data or
+            the files named, with a one-line message.
+        OSError: a file or folder cannot be read or written.
     """
     if resume and init_from:
         raise ConfigError("use either --resume (continue a run) or --init-from (new run)")

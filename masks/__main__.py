@@ -6,7 +6,10 @@ examples:
   python -m masks stats nvidia_test_masks --polarity hole-white
   python -m masks video clip.mp4 --out mask_sets/clip --size 512
 
-Bad arguments print one line on stderr and exit with status 2.
+Exit codes (``inpainting.errors``, as for every command of the project): 0 done; 1 stats found
+missing or changed files; 2 bad arguments or input files (one line on stderr); 3 a folder cannot
+be written or the disk is full (one line); 130 interrupted (run the same command again to
+resume); a bug keeps its traceback.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from pathlib import Path
 import cv2
 from tqdm import tqdm
 
-from masks.cli_types import whole_number
+from inpainting.cli import OneLineParser, parse_polarity, run_main, whole_number
+from inpainting.errors import EXIT_INTERRUPTED
 from masks.dataset import check_writable, generate_mask_set
 from masks.generator import parse_bins
 from masks.io import hole_ratio, save_mask
@@ -29,14 +33,6 @@ from masks.stats import CONTACT_SHEET, collect_stats, format_table, write_contac
 from masks.video import from_video
 
 _BORDER_MODES = {"both": (True, False), "on": (True,), "off": (False,)}
-
-
-class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line (no usage block) and exit with status 2."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
-        raise SystemExit(2)
 
 
 _positive_int = whole_number(1)
@@ -57,15 +53,9 @@ def _hole_range(text: str) -> tuple[float, float]:
     return bins[0]
 
 
-def _polarity(text: str) -> str:
-    valid = {"known-white": "known_white", "hole-white": "hole_white"}
-    if text not in valid:
-        raise argparse.ArgumentTypeError(f"unknown polarity {text!r} (valid: {', '.join(valid)})")
-    return valid[text]
-
-
 def _add_generate(commands) -> None:
-    parser = commands.add_parser("generate", help="write a binned mask set with manifest.json")
+    about = "write a binned mask set with manifest.json"
+    parser = commands.add_parser("generate", help=about, description=about)
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--size", type=_positive_int, default=512, help="mask side (512)")
     parser.add_argument(
@@ -101,11 +91,12 @@ def _add_generate(commands) -> None:
 
 
 def _add_stats(commands) -> None:
-    parser = commands.add_parser("stats", help="hole-ratio table and contact sheet of a folder")
+    about = "hole-ratio table and contact sheet of a folder"
+    parser = commands.add_parser("stats", help=about, description=about)
     parser.add_argument("folder", type=Path, metavar="DIR", help="mask folder")
     parser.add_argument(
         "--polarity",
-        type=_polarity,
+        type=parse_polarity,
         default=None,
         help="known-white or hole-white (plain folders; default known-white)",
     )
@@ -121,7 +112,8 @@ def _add_stats(commands) -> None:
 
 
 def _add_video(commands) -> None:
-    parser = commands.add_parser("video", help="occlusion masks from a video")
+    about = "occlusion masks from a video"
+    parser = commands.add_parser("video", help=about, description=about)
     parser.add_argument("video", type=Path, metavar="VIDEO", help="video file")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument(
@@ -147,12 +139,12 @@ def _add_video(commands) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m masks`` argument parser."""
-    parser = _Parser(
-        prog="python -m masks",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    description = __doc__.split("\nExit codes")[0]  # OneLineParser adds the codes as epilog
+    parser = OneLineParser(prog="python -m masks", description=description,
+                           epilog="stats exits 1 when files are missing or changed.")
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_generate(commands)
     _add_stats(commands)
     _add_video(commands)
@@ -211,22 +203,17 @@ def _run_video(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (2 for bad arguments)."""
+    """Run the CLI; returns the exit status (see ``--help``)."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)
     prog = f"{parser.prog} {args.command}"
-    try:
-        return args.run(args)
-    except ValueError as error:  # every user-input problem surfaces as ValueError
-        print(f"{prog}: error: {error}", file=sys.stderr)
-        return 2
-    except OSError as error:  # e.g. the disk filled up mid-run
-        print(f"{prog}: error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
+
+    def interrupted() -> int:
         print(f"{prog}: interrupted; run the same command again to resume", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+
+    return run_main(prog, lambda: args.run(args), interrupted=interrupted)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from inpainting.errors import UserInputError
+from inpainting.errors import EnvironmentProblem, UserInputError
 from masks.generator import GENERATOR_VERSION, MaskGenerator
 from masks.io import atomic_write_bytes, encode_mask, load_mask, remove_stale_temporaries
 from masks.manifest import MANIFEST_NAME, Manifest, MaskEntry, read_manifest, write_manifest
@@ -144,7 +144,7 @@ def check_writable(out: Path) -> None:
     """Create ``out`` if needed and make sure files can be written there.
 
     Raises:
-        ValueError: If the folder cannot be created or written, naming the reason.
+        EnvironmentProblem: If the folder cannot be created or written, naming the reason.
     """
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -153,7 +153,7 @@ def check_writable(out: Path) -> None:
         probe.unlink()
     except OSError as error:
         reason = error.strerror or str(error)
-        raise ValueError(
+        raise EnvironmentProblem(
             f"cannot write to {str(out)!r}: {reason}; choose a writable folder"
         ) from error
 
@@ -181,7 +181,7 @@ def _check_same_set(
     """
     version = old.generator_version
     if version is not None and version != header.generator_version:
-        raise ValueError(
+        raise UserInputError(
             f"{str(out)!r} was made by mask generator version {version}, this is version "
             f"{header.generator_version}; choose a new --out"
         )
@@ -190,11 +190,11 @@ def _check_same_set(
         if value is not None and value != wanted:
             flag = flags.get(key)
             if flag is None:  # the caller has no option for it: only a new folder helps
-                raise ValueError(
+                raise UserInputError(
                     f"{str(out)!r} holds a mask set made with {key} {value}, not "
                     f"{wanted}; choose a new --out"
                 )
-            raise ValueError(
+            raise UserInputError(
                 f"{str(out)!r} holds a mask set made with {flag} {value}, not "
                 f"{wanted}; use the same {flag} to resume or choose a new --out"
             )
@@ -303,8 +303,10 @@ def generate_mask_set(
         How many masks were written and kept, and the manifest path.
 
     Raises:
-        ValueError: For bad arguments, an unwritable folder, or a folder holding a set made
-            with another size, border width or seed.
+        ValueError: For bad arguments (the command line checks them first).
+        UserInputError: For impossible bins, or a folder holding a set made with another size,
+            border width or seed.
+        EnvironmentProblem: For an unwritable folder.
     """
     for name, value in (("size", size), ("count_per_bin", count_per_bin), ("workers", workers)):
         if value < 1:

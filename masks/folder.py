@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 
+from inpainting.errors import UserInputError
 from masks.augment import Augmentation
 from masks.io import IMAGE_SUFFIXES, check_polarity, iter_mask_files, load_mask, resize_mask
 
@@ -32,8 +33,9 @@ class FolderMaskSource:
         augmentation: Augmentation settings; ``None`` uses :class:`Augmentation` defaults.
 
     Raises:
-        ValueError: If the folder is missing or holds no mask images, the polarity is unknown
-            or the size is not positive.
+        UserInputError: If the folder is missing or holds no mask images, or the polarity is
+            unknown.
+        ValueError: If the size is not positive.
     """
 
     def __init__(
@@ -50,11 +52,12 @@ class FolderMaskSource:
             raise ValueError(f"mask size must be positive, got {height}x{width}")
         self.polarity = check_polarity(polarity)
         if not os.path.isdir(folder):
-            raise ValueError(f"mask folder {os.fspath(folder)!r} does not exist")
+            raise UserInputError(f"mask folder {os.fspath(folder)!r} does not exist")
         self.files = list(iter_mask_files(folder))
         if not self.files:
             suffixes = ", ".join(IMAGE_SUFFIXES)
-            raise ValueError(f"mask folder {os.fspath(folder)!r} holds no {suffixes} files")
+            raise UserInputError(f"mask folder {os.fspath(folder)!r} holds no {suffixes} "
+                                 "files")
         logger.info("found %d mask files in %s", len(self.files), os.fspath(folder))
         self.height, self.width = int(height), int(width)
         self.augment = augment

@@ -24,6 +24,7 @@ import re
 import cv2
 import numpy as np
 
+from inpainting.errors import UserInputError
 from masks.augment import Augmentation
 from masks.shapes import DEFAULT_SHAPE_WEIGHTS, HOLE, SHAPES
 
@@ -46,13 +47,13 @@ def check_range(lo: float, hi: float) -> tuple[float, float]:
     """Validate a hole-ratio range (lo, hi] and return it as floats.
 
     Raises:
-        ValueError: Unless 0 <= lo < hi <= 1.
+        UserInputError: Unless 0 <= lo < hi <= 1.
     """
     lo, hi = float(lo), float(hi)
     if not (0.0 <= lo <= 1.0 and 0.0 <= hi <= 1.0):
-        raise ValueError(f"hole-ratio range ({lo:g}, {hi:g}] must lie inside [0, 1]")
+        raise UserInputError(f"hole-ratio range ({lo:g}, {hi:g}] must lie inside [0, 1]")
     if lo >= hi:
-        raise ValueError(f"hole-ratio range ({lo:g}, {hi:g}] needs lo < hi")
+        raise UserInputError(f"hole-ratio range ({lo:g}, {hi:g}] needs lo < hi")
     return lo, hi
 
 
@@ -67,8 +68,8 @@ def parse_bins(text: str) -> list[tuple[float, float]]:
         The bins as a list of (lo, hi) float pairs, in the given order.
 
     Raises:
-        ValueError: If the text is malformed, a bin lies outside [0, 1], has lo >= hi, or a bin
-            is repeated.
+        UserInputError: If the text is malformed, a bin lies outside [0, 1], has lo >= hi, or a
+            bin is repeated.
     """
     if text.strip().lower() == "paper":
         return list(PAPER_BINS)
@@ -76,13 +77,13 @@ def parse_bins(text: str) -> list[tuple[float, float]]:
     for part in text.split(","):
         match = _BIN_PATTERN.match(part)
         if match is None:
-            raise ValueError(
+            raise UserInputError(
                 f"bad bin {part.strip()!r} in {text!r}: use 'paper' or lo-hi pairs "
                 "like '0.01-0.1,0.3-0.4'"
             )
         bin_range = check_range(float(match.group(1)), float(match.group(2)))
         if bin_range in bins:
-            raise ValueError(f"bin {part.strip()!r} is given twice in {text!r}")
+            raise UserInputError(f"bin {part.strip()!r} is given twice in {text!r}")
         bins.append(bin_range)
     return bins
 
@@ -132,8 +133,9 @@ class MaskGenerator:
         augmentation: Raw-mask augmentation; ``None`` uses :class:`Augmentation` defaults.
 
     Raises:
-        ValueError: If a size is not positive, the range is invalid, the border leaves no room,
-            the range cannot be met at this size, or a shape name is unknown.
+        UserInputError: If the range is invalid, the border leaves no room or the range cannot
+            be met at this size (all come from the user's settings).
+        ValueError: If a size is not positive or a shape weight is unknown or negative.
 
     Example:
         >>> generator = MaskGenerator(512, 512, hole_range=(0.1, 0.2), rng=0)
@@ -156,7 +158,7 @@ class MaskGenerator:
         self.hole_range = check_range(*hole_range)
         self.border = int(border or 0)
         if self.border < 0 or 2 * self.border >= min(self.height, self.width):
-            raise ValueError(
+            raise UserInputError(
                 f"border {border} leaves no room for holes in a {self.height}x{self.width} mask "
                 f"(need 0 <= border < {(min(self.height, self.width) + 1) // 2})"
             )
@@ -165,7 +167,7 @@ class MaskGenerator:
         self._first, last = count_bounds(*self.hole_range, pixels)
         self._last = min(last, interior)
         if self._first > self._last:
-            raise ValueError(
+            raise UserInputError(
                 f"no {self.height}x{self.width} mask with border {self.border} has a hole ratio "
                 f"in ({self.hole_range[0]:g}, {self.hole_range[1]:g}]; widen the range or "
                 "enlarge the mask"

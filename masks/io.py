@@ -16,6 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from inpainting.errors import UserInputError
+
 POLARITIES: tuple[str, ...] = ("known_white", "hole_white")
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp")
 # Grey values >= this count as white when a file is not exactly black and white
@@ -35,11 +37,11 @@ def check_polarity(polarity: str) -> str:
         The same string.
 
     Raises:
-        ValueError: For any other value; the message lists the valid ones.
+        UserInputError: For any other value; the message lists the valid ones.
     """
     if polarity not in POLARITIES:
         valid = ", ".join(POLARITIES)
-        raise ValueError(f"unknown mask polarity {polarity!r} (valid: {valid})")
+        raise UserInputError(f"unknown mask polarity {polarity!r} (valid: {valid})")
     return polarity
 
 
@@ -70,14 +72,15 @@ def load_mask(path: str | os.PathLike, polarity: str = "known_white") -> np.ndar
         uint8 (H, W) mask, 1 = known, 0 = hole.
 
     Raises:
-        ValueError: If ``polarity`` is unknown or the file cannot be decoded as an image.
+        UserInputError: If ``polarity`` is unknown or the file cannot be decoded as an image.
         FileNotFoundError: If ``path`` does not exist.
     """
     check_polarity(polarity)
     data = np.fromfile(os.fspath(path), dtype=np.uint8)
     grey = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None
     if grey is None:
-        raise ValueError(f"cannot decode {os.fspath(path)!r} as an image (PNG, JPEG or BMP)")
+        raise UserInputError(f"cannot decode {os.fspath(path)!r} as an image (PNG, JPEG or "
+                             "BMP)")
     white = grey >= WHITE_THRESHOLD
     known = white if polarity == "known_white" else ~white
     return known.view(np.uint8)

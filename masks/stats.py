@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from inpainting.errors import UserInputError
 from masks.generator import PAPER_BINS
 from masks.io import atomic_write_bytes, hole_ratio, iter_mask_files, load_mask
 from masks.manifest import MANIFEST_NAME, MaskEntry, read_manifest
@@ -78,7 +79,7 @@ def _entries(folder: Path, polarity: str | None) -> tuple[list[MaskEntry], str, 
     manifest = read_manifest(folder / MANIFEST_NAME)
     listed = manifest.polarity
     if polarity is not None and polarity != listed:
-        raise ValueError(
+        raise UserInputError(
             f"manifest.json says the masks are {listed}, not {polarity}; drop --polarity"
         )
     return list(manifest.masks), listed, True
@@ -104,14 +105,15 @@ def collect_stats(
         files).
 
     Raises:
-        ValueError: If the folder is missing or holds no masks, or the polarity conflicts.
+        UserInputError: If the folder is missing or holds no masks, its manifest is unreadable,
+            or the polarity conflicts.
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise ValueError(f"mask folder {str(folder)!r} does not exist")
+        raise UserInputError(f"mask folder {str(folder)!r} does not exist")
     entries, polarity, has_manifest = _entries(folder, polarity)
     if not entries:
-        raise ValueError(f"no mask images in {str(folder)!r}")
+        raise UserInputError(f"no mask images in {str(folder)!r}")
     bins = list(bins or PAPER_BINS)
     groups: dict[tuple, Group] = {}
     problems: list[str] = []

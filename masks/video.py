@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from inpainting.errors import UserInputError
 from masks.generator import check_range
 from masks.io import hole_ratio, resize_mask
 
@@ -146,12 +147,12 @@ def occlusion_mask(
 def _open_video(path: str | os.PathLike) -> tuple[cv2.VideoCapture, np.ndarray]:
     """Open a video and read its first frame (seeking back is unreliable for some codecs)."""
     if not os.path.isfile(path):
-        raise ValueError(f"cannot open video {os.fspath(path)!r}: no such file")
+        raise UserInputError(f"cannot open video {os.fspath(path)!r}: no such file")
     capture = cv2.VideoCapture(os.fspath(path))
     ok, first = capture.read() if capture.isOpened() else (False, None)
     if not ok:
         capture.release()
-        raise ValueError(
+        raise UserInputError(
             f"cannot open video {os.fspath(path)!r}: OpenCV cannot decode it "
             "(use a format its FFmpeg backend reads, e.g. .mp4 or .avi)"
         )
@@ -210,7 +211,8 @@ def from_video(
         An iterator of uint8 (H, W) masks, 1 = known, 0 = hole.
 
     Raises:
-        ValueError: If the video cannot be opened or an argument is out of range.
+        UserInputError: If the video cannot be opened or ``hole_range`` is out of range.
+        ValueError: If another argument is out of range (the command line checks them first).
     """
     if frame_step < 1:
         raise ValueError(f"frame_step must be >= 1, got {frame_step}")

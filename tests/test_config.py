@@ -18,6 +18,7 @@ from inpainting.config import (
 )
 from inpainting.data import EVAL_MODES, MASK_SOURCES
 from inpainting.engine.trainer import AUTOCAST_DTYPES
+from inpainting.errors import UserInputError
 from inpainting.models import MODELS, UPSAMPLING_MODES
 from inpainting.optim import OPTIMIZERS, SCHEDULES
 from masks import POLARITIES
@@ -171,12 +172,17 @@ def test_bad_files(tmp_path):
                                     "here)")
     with pytest.raises(ConfigError, match="must hold a mapping of sections at the top"):
         load_config(write(tmp_path, "- 1\n- 2\n"))
+    binary = tmp_path / "weights.yaml"
+    binary.write_bytes(b"\x80\x04\x95 a pickle, not YAML")
+    with pytest.raises(ConfigError, match=r"config file '.*weights.yaml' is not UTF-8 text"):
+        load_config(binary)
 
 
 def test_errors_are_value_errors_and_one_line():
     with pytest.raises(ValueError) as info:
         load_config(None, ["optim.lrr=1"])
     assert "\n" not in str(info.value)
+    assert isinstance(info.value, UserInputError)  # one line and exit code 2 on the command line
 
 
 def test_round_trip_through_dict_and_yaml(tmp_path):

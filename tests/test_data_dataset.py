@@ -10,6 +10,7 @@ from PIL import Image
 from test_data_io import GOOD, gradient_rgb, write_image_zoo
 
 from inpainting.data import FixedMaskSet, ImageDecodeError, InpaintingDataset
+from inpainting.errors import UserInputError
 from masks import FolderMaskSource, MaskGenerator, save_mask
 
 SIZE = 16
@@ -86,7 +87,7 @@ def test_strict_raises_naming_the_file(tmp_path):
 def test_only_bad_files_is_an_error_not_a_hang(tmp_path):
     zoo = write_image_zoo(tmp_path / "zoo")
     dataset = InpaintingDataset([zoo["corrupt"], zoo["truncated"]], SIZE, True, generator(), 0)
-    with pytest.raises(RuntimeError, match="could not be decoded"):
+    with pytest.raises(UserInputError, match="could not be decoded"):
         dataset[0]
 
 

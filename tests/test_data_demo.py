@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from inpainting.data import demo, list_images, load_image
+from inpainting.errors import UserInputError
 
 
 def photo_of(crop_path):
@@ -60,7 +61,7 @@ def test_incomplete_set_is_rebuilt_identically(tmp_path, demo_root):
 
 def test_missing_scikit_image_says_how_to_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "skimage", None)  # makes "import skimage" fail
-    with pytest.raises(ModuleNotFoundError, match="pip install scikit-image"):
+    with pytest.raises(UserInputError, match="pip install scikit-image"):
         demo.prepare_demo_data(tmp_path / "demo")
 
 
@@ -76,3 +77,13 @@ def test_cli_unwritable_root_is_one_line_and_exit_2(tmp_path, capsys):
     assert demo.main([str(blocker)]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "choose a writable folder" in error and "a_file" in error
+
+
+def test_cli_unreadable_root_is_one_line_and_exit_3(tmp_path, monkeypatch, capsys):
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "demo"))
+
+    monkeypatch.setattr(demo.tempfile, "TemporaryDirectory", denied)
+    assert demo.main([str(tmp_path / "demo")]) == 3
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "permission denied" in error and "demo" in error

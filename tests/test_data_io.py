@@ -14,6 +14,7 @@ from inpainting.data import (
     read_file_list,
     split_paths,
 )
+from inpainting.errors import UserInputError
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
 
@@ -217,16 +218,19 @@ def test_read_file_list_places2_format(tmp_path):
 def test_read_file_list_errors(tmp_path):
     root = tmp_path / "root"
     root.mkdir()
-    with pytest.raises(ValueError, match=r"file list '.*absent.txt' does not exist"):
+    with pytest.raises(UserInputError, match=r"file list '.*absent.txt' does not exist"):
         read_file_list(tmp_path / "absent.txt", root)
     list_file = tmp_path / "list.txt"
     list_file.write_text("# only a comment\n\n")
-    with pytest.raises(ValueError, match="lists no images"):
+    with pytest.raises(UserInputError, match="lists no images"):
         read_file_list(list_file, root)
-    with pytest.raises(ValueError, match=r"image root '.*elsewhere'"):
+    with pytest.raises(UserInputError, match=r"image root '.*elsewhere'"):
         read_file_list(list_file, tmp_path / "elsewhere")
     list_file.write_text("x/missing.jpg\n")
-    with pytest.raises(ValueError, match=r"first entry .* does not exist"):
+    with pytest.raises(UserInputError, match=r"first entry .* does not exist"):
+        read_file_list(list_file, root)
+    list_file.write_bytes(b"\xff\xfe binary, not a list\n")
+    with pytest.raises(UserInputError, match=r"file list '.*list.txt' is not UTF-8 text"):
         read_file_list(list_file, root)
 
 

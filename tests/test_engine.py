@@ -20,6 +20,7 @@ from inpainting.engine import (
     make_train_loader,
     save_checkpoint,
 )
+from inpainting.errors import UserInputError
 from inpainting.losses import PixelLoss
 from inpainting.models import build_model
 from inpainting.optim import lr_factor
@@ -203,7 +204,7 @@ def test_existing_run_dir_and_finished_resume_are_user_errors(tiny_config, tmp_p
         setup_training(str(tiny_config), ["train.max_steps=1"])
     with pytest.raises(ConfigError, match="checkpoint is at step 1, train.max_steps is 1"):
         setup_training(None, [], resume=str(tmp_path / "run"))
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(UserInputError, match="does not exist"):
         setup_training(None, [], resume=str(tmp_path / "missing"))
 
 

@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 from run_helpers import run
 
+from inpainting.inference import Inpainter
 from inpainting.models import PConvUNet
 from masks import PAPER_BINS, hole_ratio, load_mask
 
@@ -258,3 +259,28 @@ def test_training_validation_and_evaluate_print_the_same_numbers(tiny_config, tm
     content = json.loads((tmp_path / "report" / "metrics.json").read_text())
     assert content["overall"]["psnr"] == result.last_eval.overall["psnr"]
     assert content["overall"]["ssim"] == result.last_eval.overall["ssim"]
+
+
+def test_a_file_that_is_not_a_checkpoint_is_one_line_with_exit_code_2(setup, tmp_path, capsys):
+    _, images = setup
+    notes = tmp_path / "notes.pt"
+    notes.write_text("not a checkpoint\n")
+    code = _main()(["--checkpoint", str(notes), "--images", str(images),
+                    "--out", str(tmp_path / "r"), "--device", "cpu", "--workers", "0"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith("evaluate.py: error: cannot read checkpoint"), lines
+    assert "notes.pt" in lines[0], lines
+
+
+def test_a_failure_while_scoring_keeps_its_traceback(setup, tmp_path, monkeypatch):
+    """A CUDA failure or a bug is not turned into a one-line exit 2."""
+    checkpoint, images = setup
+
+    def cuda_failure(self, image, mask):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    monkeypatch.setattr(Inpainter, "predict", cuda_failure)
+    with pytest.raises(RuntimeError, match="CUDA error"):
+        _main()(["--checkpoint", str(checkpoint), "--images", str(images), "--masks-per-bin", "1",
+                 "--out", str(tmp_path / "r"), "--device", "cpu", "--workers", "0"])

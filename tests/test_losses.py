@@ -10,6 +10,7 @@ import torchvision
 from torch import nn
 
 from inpainting.config import LossWeights
+from inpainting.errors import EnvironmentProblem, UserInputError
 from inpainting.losses import (
     DEFAULT_WEIGHTS,
     InpaintingLoss,
@@ -283,7 +284,7 @@ def test_offline_imagenet_fails_with_file_to_place_and_alternatives(monkeypatch)
         raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
 
     monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", offline)
-    with pytest.raises(RuntimeError) as info:
+    with pytest.raises(EnvironmentProblem) as info:  # the machine's problem: exit code 3
         InpaintingLoss(vgg_weights="imagenet")
     message = str(info.value)
     assert str(imagenet_cache_file()) in message
@@ -310,11 +311,11 @@ def test_local_state_dict_loads(tmp_path, prefix):
 
 
 def test_local_file_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="neither 'imagenet', 'none' nor an existing"):
+    with pytest.raises(UserInputError, match="neither 'imagenet', 'none' nor an existing"):
         VGG16Features(str(tmp_path / "missing.pth"))
     bad = tmp_path / "bad.pth"
     torch.save({"features.0.weight": torch.zeros(64, 3, 3, 3)}, bad)
-    with pytest.raises(ValueError, match="not a VGG-16 state dict: missing 0.bias"):
+    with pytest.raises(UserInputError, match="not a VGG-16 state dict: missing 0.bias"):
         VGG16Features(str(bad))
 
 
@@ -323,7 +324,7 @@ def _write_bytes(path, data):
     return path
 
 
-def test_unreadable_local_file_raises_one_clear_value_error(tmp_path):
+def test_unreadable_local_file_raises_one_clear_user_input_error(tmp_path):
     state = _random_features_state("features.")
     torch.save(state, tmp_path / "good.pth")
     good = (tmp_path / "good.pth").read_bytes()
@@ -335,28 +336,52 @@ def test_unreadable_local_file_raises_one_clear_value_error(tmp_path):
         tmp_path / "module.pth",
     ]
     for path in files:
-        with pytest.raises(ValueError) as info:
+        with pytest.raises(UserInputError) as info:
             VGG16Features(str(path))
         message = str(info.value)
         assert f"vgg_weights file {path} cannot be read" in message, path.name
         assert "vgg16().state_dict()" in message and "vgg16().features.state_dict()" in message
         assert "'imagenet'" in message and "'none'" in message
     torch.save(torch.zeros(3), tmp_path / "tensor.pth")
-    with pytest.raises(ValueError, match=r"does not hold a state dict \(got Tensor\).*'none'"):
+    with pytest.raises(UserInputError, match=r"does not hold a state dict \(got Tensor\).*'none'"):
         VGG16Features(str(tmp_path / "tensor.pth"))
 
 
-def test_state_dict_of_another_network_raises_value_error(tmp_path):
+def test_state_dict_of_another_network_raises_user_input_error(tmp_path):
     vgg19 = torchvision.models.vgg19().features.state_dict()  # conv at index 16, not a pool
     torch.save(vgg19, tmp_path / "vgg19.pth")
-    with pytest.raises(ValueError, match=r"not a VGG-16 state dict: unexpected 16.bias, 16.weight"):
+    with pytest.raises(UserInputError,
+                       match=r"not a VGG-16 state dict: unexpected 16.bias, 16.weight"):
         VGG16Features(str(tmp_path / "vgg19.pth"))
     gray = _random_features_state("")
     gray["0.weight"] = torch.zeros(64, 1, 3, 3)
     torch.save(gray, tmp_path / "gray.pth")
-    with pytest.raises(ValueError, match=r"wrong shapes 0.weight \(64, 1, 3, 3\) instead of "
+    with pytest.raises(UserInputError, match=r"wrong shapes 0.weight \(64, 1, 3, 3\) instead of "
                                          r"\(64, 3, 3, 3\).*'imagenet'"):
         VGG16Features(str(tmp_path / "gray.pth"))
+
+
+def test_corrupt_cached_imagenet_weights_name_the_file(monkeypatch):
+    def torn_cache(*args, **kwargs):
+        raise RuntimeError("invalid hash value (expected \"397923af\", got \"0000\")")
+
+    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", torn_cache)
+    with pytest.raises(UserInputError, match="delete the file to download it again") as info:
+        InpaintingLoss(vgg_weights="imagenet")
+    assert str(imagenet_cache_file()) in str(info.value)
+
+
+def test_unreadable_local_file_stays_an_os_error(tmp_path, monkeypatch):
+    """Permissions are the environment's problem (exit code 3), not a bad weights file."""
+    path = tmp_path / "vgg16.pth"
+    torch.save(_random_features_state(""), path)
+
+    def denied(file, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(file))
+
+    monkeypatch.setattr(torch, "load", denied)
+    with pytest.raises(PermissionError):
+        VGG16Features(str(path))
 
 
 @pytest.mark.slow

@@ -114,7 +114,6 @@ def test_video_command(tmp_path, capsys):
         (["generate", "--out", "o", "--count-per-bin", "0"], "--count-per-bin: must be >= 1"),
         (["generate", "--out", "o", "--size", "abc"], "expected a whole number"),
         (["generate", "--out", "o", "--size", "32", "--border-px", "20"], "no room"),
-        (["generate", "--out", "blocker/sub"], "cannot write to"),
         (["generate"], "--out"),
         ([], "COMMAND"),
         (["stats", "missing"], "does not exist"),
@@ -132,3 +131,34 @@ def test_bad_arguments_exit_2_with_one_line(tmp_path, args, message):
     assert len(lines) == 1, result.stderr
     assert "Traceback" not in result.stderr and message in lines[0]
     assert not (tmp_path / "o").exists()
+
+
+def test_unwritable_out_is_one_line_with_exit_code_3(tmp_path):
+    """A folder that cannot be written is the environment's problem (exit 3), not an argument's."""
+    (tmp_path / "blocker").write_text("a file, not a folder")
+    result = _cli("generate", "--out", "blocker/sub", cwd=tmp_path)
+    assert result.returncode == 3
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot write to 'blocker/sub'" in lines[0], result.stderr
+    assert "choose a writable folder" in lines[0] and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command", [[], ["generate"], ["stats"], ["video"]])
+def test_help_of_every_command_states_the_exit_codes(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--help"])
+    assert exit_info.value.code == 0
+    printed = capsys.readouterr().out
+    assert "exit codes:" in printed and "130" in printed
+    assert all(f"  {code} " in printed for code in ("0", "1", "2", "3"))
+
+
+def test_a_bug_keeps_its_traceback(tmp_path, monkeypatch):
+    """Only UserInputError and environment OSErrors become one line; a bug's ValueError does not."""
+
+    def buggy(*args, **kwargs):
+        raise ValueError("a bug, not the user's input")
+
+    monkeypatch.setattr("masks.__main__.collect_stats", buggy)
+    with pytest.raises(ValueError, match="a bug"):
+        main(["stats", str(tmp_path), "--no-progress"])

@@ -7,6 +7,7 @@ import pytest
 
 import masks.dataset as dataset
 import masks.manifest as manifest_module
+from inpainting.errors import EnvironmentProblem
 from masks import MaskGenerator, hole_ratio, load_mask
 from masks.dataset import default_border, generate_mask_set
 from masks.manifest import MANIFEST_NAME
@@ -172,7 +173,7 @@ def test_bad_arguments(tmp_path, kwargs, match):
 
 def test_unwritable_folder(tmp_path):
     (tmp_path / "file").write_text("x")
-    with pytest.raises(ValueError, match="cannot write to"):
+    with pytest.raises(EnvironmentProblem, match="cannot write to"):  # exit code 3
         _generate(tmp_path / "file" / "out")
 
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from inpainting.errors import UserInputError
 from inpainting.inference import Inpainter, reflect_pad, tile_starts, to_known_mask
 from inpainting.models import PConvUNet
 from inpainting.predict import main
@@ -170,9 +171,12 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     (tmp_path / "in").mkdir()
     Image.fromarray(image).save(tmp_path / "in" / "y.png")
     (tmp_path / "masks").mkdir()
+    (tmp_path / "notes.pt").write_text("not a checkpoint\n")
     cases = {
         "does not exist": ["--checkpoint", str(tmp_path / "missing.pt"), "--image",
                            str(tmp_path / "x.png"), "--mask", str(tmp_path / "small.png")],
+        "cannot read checkpoint": ["--checkpoint", str(tmp_path / "notes.pt"), "--image",
+                                   str(tmp_path / "x.png"), "--mask", str(tmp_path / "x.png")],
         "no alpha channel": ["--checkpoint", str(checkpoint), "--image", str(tmp_path / "x.png")],
         "image's size": ["--checkpoint", str(checkpoint), "--image", str(tmp_path / "x.png"),
                       "--mask", str(tmp_path / "small.png")],
@@ -193,7 +197,50 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
         assert code == 2 and len(err.splitlines()) == 1, (name, err)
         assert "lossless PNG" in err and "folder" in err and name in err, (name, err)
         assert not (tmp_path / name).exists()
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--checkpoint", str(checkpoint), "--image", "x", "--out", "y", "--polarity", "up"])
-    err = capsys.readouterr().err.strip()
-    assert exit_info.value.code == 2 and "polarity" in err and len(err.splitlines()) == 1
+    for flag, value in [("--polarity", "up"), ("--tile-size", "0"), ("--batch-size", "two"),
+                        ("--tile-overlap", "-1")]:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["--checkpoint", str(checkpoint), "--image", "x", "--out", "y", flag, value])
+        err = capsys.readouterr().err.strip()
+        assert exit_info.value.code == 2 and flag in err and len(err.splitlines()) == 1, err
+
+
+def _torch_file_bytes(tmp_path: Path) -> bytes:
+    return _checkpoint(tmp_path / "good.pt").read_bytes()
+
+
+@pytest.mark.parametrize("content", [
+    lambda tmp: b"a text file, not a checkpoint\n",
+    lambda tmp: b"",
+    lambda tmp: _torch_file_bytes(tmp)[:1000],  # truncated zip
+])
+def test_a_file_that_is_not_a_checkpoint_is_a_user_input_error(tmp_path, content):
+    path = tmp_path / "bad.pt"
+    path.write_bytes(content(tmp_path))
+    with pytest.raises(UserInputError, match=f"cannot read checkpoint '{path}'.*train.py"):
+        Inpainter.from_checkpoint(path, device="cpu")
+
+
+def test_a_checkpoint_of_another_model_is_a_user_input_error(tmp_path):
+    path = _checkpoint(tmp_path / "tiny.pt")
+    state = torch.load(path, weights_only=True)
+    state["config"]["model"]["depth"] = 4  # the weights are those of a depth-3 network
+    torch.save(state, path)
+    with pytest.raises(UserInputError, match="does not fit its model config"):
+        Inpainter.from_checkpoint(path, device="cpu")
+
+
+def test_a_failure_while_inpainting_keeps_its_traceback(tmp_path, monkeypatch):
+    """Only user input and the environment become one line; a CUDA failure does not."""
+    checkpoint = _checkpoint(tmp_path / "tiny.pt")
+    image, mask = _image_and_mask(20, 30)
+    Image.fromarray(image).save(tmp_path / "x.png")
+    Image.fromarray(mask * 255).save(tmp_path / "hole.png")
+
+    def cuda_failure(self, image, known):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    monkeypatch.setattr(Inpainter, "inpaint_array", cuda_failure)
+    with pytest.raises(RuntimeError, match="CUDA error"):
+        main(["--checkpoint", str(checkpoint), "--image", str(tmp_path / "x.png"), "--mask",
+              str(tmp_path / "hole.png"), "--out", str(tmp_path / "out.png"), "--device", "cpu"])

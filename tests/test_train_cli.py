@@ -1,6 +1,7 @@
 """train.py as users run it: in a subprocess, killed with SIGTERM, and under torchrun (gloo)."""
 
 import os
+import runpy
 import signal
 import subprocess
 import sys
@@ -29,7 +30,7 @@ def train(*argv: str, timeout: float = 300) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--set", "optim.lr=1e-4"], "error: no config given: use --config configs/X.yaml"),
+    (["--set", "optim.lr=1e-4"], "no config given: use --config configs/X.yaml"),
     (["--config", "missing.yaml"], "missing.yaml"),
     (["--config", "{config}", "--set", "optim.lrr=1"], "unknown key 'optim.lrr'"),
     (["--config", "{config}", "--set", "data.image_size=30"], "data.image_size"),
@@ -42,9 +43,68 @@ def test_user_errors_are_one_line_with_exit_code_2(tiny_config, tmp_path, argv, 
     done = train(*argv)
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    assert len(lines) == 1 and lines[0].startswith("train.py: error: "), done.stderr
     assert message.format(tmp=tmp_path) in lines[0]
     assert "Traceback" not in done.stderr
+
+
+def _main():
+    return runpy.run_path(str(TRAIN))["main"]
+
+
+def test_help_states_the_exit_codes_and_what_ctrl_c_does(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        _main()(["--help"])
+    printed = capsys.readouterr().out
+    assert exit_info.value.code == 0 and "exit codes:" in printed
+    assert all(f"  {code} " in printed for code in ("0", "1", "2", "3", "130"))
+    assert "SIGTERM" in printed and "saves last.pt and exits 0" in printed
+
+
+def test_bad_argument_is_one_line_with_exit_code_2(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        _main()(["--config"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith("train.py: error: argument --config"), lines
+
+
+def test_unwritable_run_folder_is_one_line_with_exit_code_3(tiny_config, tmp_path, capsys):
+    (tmp_path / "blocker").write_text("a file where the run folder's parent should be")
+    code = _main()(["--config", str(tiny_config), "--set",
+                    f"train.run_dir={tmp_path / 'blocker' / 'run'}"])
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if "error" in line]  # the log warns about VGG
+    assert code == 3 and len(errors) == 1 and "Traceback" not in err, err
+    assert errors[0].startswith("train.py: error: ") and "blocker" in errors[0], errors
+    assert "a part of the path is a file, not a folder" in errors[0], errors
+
+
+@pytest.mark.parametrize("error", [RuntimeError("CUDA error: an illegal memory access"),
+                                   ValueError("a bug in a builder")])
+def test_failures_during_set_up_keep_their_traceback(tiny_config, monkeypatch, error):
+    """A CUDA/NCCL failure or a bug is no user error: it is not turned into a one-line exit 2."""
+
+    def broken_builder(**model):
+        raise error
+
+    monkeypatch.setattr("inpainting.run_setup.build_model", broken_builder)
+    with pytest.raises(type(error), match=str(error)):
+        _main()(["--config", str(tiny_config)])
+
+
+def test_a_runtime_error_in_set_up_exits_1_with_a_traceback(tiny_config):
+    script = ("import runpy, sys\n"
+              "import inpainting.run_setup as session\n"
+              "def broken_builder(**model):\n"
+              "    raise RuntimeError('NCCL error: unhandled system error')\n"
+              "session.build_model = broken_builder\n"
+              f"sys.argv = ['train.py', '--config', {str(tiny_config)!r}]\n"
+              f"runpy.run_path({str(TRAIN)!r}, run_name='__main__')\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300, env=env_one_thread())
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" in done.stderr and "NCCL error" in done.stderr
 
 
 def test_sigterm_saves_a_loadable_checkpoint_and_the_run_resumes(tiny_config, tmp_path):

@@ -91,7 +91,7 @@ def resolve_image_paths(
 
     Raises:
         ConfigError: ``data.train`` is empty.
-        ValueError: a folder or list is missing or empty (from ``inpainting.data.io``).
+        UserInputError: a folder or list is missing or empty (from ``inpainting.data.io``).
     """
     spec = data.train.strip()
     if not spec:
@@ -124,7 +124,7 @@ def build_mask_source(config: Config) -> MaskSource:
         A callable ``(rng) -> uint8 (S, S)`` mask, 1 = known, 0 = hole, S = ``data.image_size``.
 
     Raises:
-        ValueError: the mask folder is missing or holds no mask images.
+        UserInputError: the mask folder is missing or holds no mask images.
     """
     return MASK_SOURCES[config.masks.source](config.masks, config.data.image_size)
 

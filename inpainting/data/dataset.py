@@ -26,6 +26,7 @@ import torch
 from inpainting.data.fixed_masks import FixedMaskSet
 from inpainting.data.io import ImageDecodeError, load_image
 from inpainting.data.transforms import EvalTransform, TrainTransform
+from inpainting.errors import UserInputError
 
 __all__ = ["MAX_CONSECUTIVE_BAD_FILES", "InpaintingDataset", "MaskSource", "sample_rngs"]
 
@@ -86,7 +87,9 @@ class InpaintingDataset(torch.utils.data.Dataset):
 
     Raises:
         ValueError: empty ``paths``, negative ``seed``, bad sizes or modes, or a
-            ``FixedMaskSet`` of another size.
+            ``FixedMaskSet`` of another size (the caller's contract; the config checks first).
+        UserInputError: when a sample is read, ``MAX_CONSECUTIVE_BAD_FILES`` undecodable files
+            in a row (``ImageDecodeError`` at once with ``strict``).
     """
 
     def __init__(
@@ -163,7 +166,7 @@ class InpaintingDataset(torch.utils.data.Dataset):
                 if self.strict:
                     raise
                 logger.warning("skipping undecodable image (%s)", error)
-        raise RuntimeError(
+        raise UserInputError(
             f"{attempts} image files in a row from '{self.paths[index]}' on could not be "
             "decoded; check the dataset (format, permissions, mounted disk)"
         )

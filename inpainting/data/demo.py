@@ -10,11 +10,13 @@ This is for trying the code, not for real results: a real run needs a real datas
 Places2 or CelebA-HQ.
 
 Command line: ``python -m inpainting.data.demo ROOT`` prepares ``ROOT/train`` and ``ROOT/val``.
+Exit codes (as every command of the project, ``inpainting.errors``): 0 done; 2 ``ROOT`` is a
+file, or scikit-image is missing or unusable; 3 ``ROOT`` cannot be written or the disk is full
+(one line on stderr); 130 interrupted.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -28,11 +30,15 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from inpainting.cli import OneLineParser, run_main
 from inpainting.data.io import ImageDecodeError, load_image
+from inpainting.errors import EnvironmentProblem, UserInputError
 
 __all__ = ["DEMO_VERSION", "TRAIN_PHOTOS", "VAL_PHOTOS", "prepare_demo_data", "skimage_photo_dir"]
 
 logger = logging.getLogger(__name__)
+
+PROG = "python -m inpainting.data.demo"
 
 DEMO_VERSION = 1  # bump when the recipe changes, so old caches are rebuilt
 # Files in skimage/data; colour photographs plus a few grey textures for variety. Only the
@@ -61,12 +67,12 @@ def skimage_photo_dir() -> Path:
     """Folder of the image files bundled with scikit-image.
 
     Raises:
-        ModuleNotFoundError: scikit-image is not installed; the message says how to get it.
+        UserInputError: scikit-image is not installed; the message says how to get it.
     """
     try:
         import skimage
     except ImportError as error:
-        raise ModuleNotFoundError(
+        raise UserInputError(
             "the demo data is built from scikit-image's bundled photos, but scikit-image is not "
             "installed: pip install scikit-image (or pip install -e '.[demo]')"
         ) from error
@@ -107,11 +113,12 @@ def _write_split(
         for crop_index, crop in enumerate(_crops(photo, per_photo, rng)):
             path = out_dir / f"{stem}_{crop_index:03d}.png"
             if not cv2.imwrite(str(path), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR)):
-                raise OSError(f"could not write demo image '{path}'")
+                raise EnvironmentProblem(f"could not write demo image '{path}'; check the "
+                                         "folder's permissions and free space")
             written += 1
         bar.update(1)
     if written == 0:
-        raise RuntimeError(
+        raise UserInputError(
             f"none of the scikit-image photos {', '.join(names)} could be read from "
             f"'{photo_dir}'; reinstall scikit-image"
         )
@@ -147,13 +154,16 @@ def prepare_demo_data(root: str | os.PathLike, progress: bool = False) -> tuple[
         ``(train_dir, val_dir)``.
 
     Raises:
-        ModuleNotFoundError: scikit-image is missing (``pip install scikit-image``).
-        RuntimeError: none of a split's photos could be read.
+        UserInputError: ``root`` is a file, scikit-image is missing (``pip install
+            scikit-image``), or none of a split's photos could be read.
+        OSError: ``root`` cannot be written (``EnvironmentProblem`` when OpenCV says so).
     """
     root = Path(root)
     train_dir, val_dir = root / "train", root / "val"
     if _cached(root):
         return train_dir, val_dir
+    if root.exists() and not root.is_dir():
+        raise UserInputError(f"demo data folder '{root}' is a file; choose a writable folder")
     photo_dir = skimage_photo_dir()
     root.mkdir(parents=True, exist_ok=True)
     (root / _MARKER).unlink(missing_ok=True)
@@ -180,23 +190,16 @@ def prepare_demo_data(root: str | os.PathLike, progress: bool = False) -> tuple[
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m inpainting.data.demo ROOT``: prepare the demo data and print its folders."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = OneLineParser(prog=PROG, description=__doc__.split("\n")[0])
     parser.add_argument("root", type=Path, help="folder to hold train/ and val/")
     args = parser.parse_args(argv)
-    try:
+
+    def body() -> int:
         train_dir, val_dir = prepare_demo_data(args.root, progress=sys.stderr.isatty())
-    except (ModuleNotFoundError, RuntimeError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except OSError as error:
-        print(
-            f"error: cannot write demo data under '{args.root}' ({error.strerror or error}); "
-            "choose a writable folder",
-            file=sys.stderr,
-        )
-        return 2
-    print(f"train: {train_dir}\nval: {val_dir}")
-    return 0
+        print(f"train: {train_dir}\nval: {val_dir}")
+        return 0
+
+    return run_main(PROG, body)
 
 
 if __name__ == "__main__":

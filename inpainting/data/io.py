@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from inpainting.errors import UserInputError
+
 __all__ = [
     "ALPHA_BACKGROUND",
     "IMAGE_EXTENSIONS",
@@ -45,8 +47,8 @@ ALPHA_BACKGROUND = (255, 255, 255)
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 
 
-class ImageDecodeError(OSError):
-    """An image file could not be opened or decoded.
+class ImageDecodeError(UserInputError):
+    """An image file could not be opened or decoded: the user's data is unusable (exit code 2).
 
     Attributes:
         path: the file that failed.
@@ -141,12 +143,12 @@ def list_images(root: str | os.PathLike) -> list[Path]:
         Sorted paths whose extension is one of ``IMAGE_EXTENSIONS`` (case-insensitive).
 
     Raises:
-        ValueError: ``root`` is missing, not a folder, or holds no image file.
+        UserInputError: ``root`` is missing, not a folder, or holds no image file.
     """
     root = Path(root)
     if not root.is_dir():
         what = "is not a folder" if root.exists() else "does not exist"
-        raise ValueError(
+        raise UserInputError(
             f"image folder '{root}' {what}; point the config at a folder of images "
             f"({', '.join(IMAGE_EXTENSIONS)})"
         )
@@ -160,7 +162,7 @@ def list_images(root: str | os.PathLike) -> list[Path]:
         visited.add(real)
         found.extend(Path(folder) / name for name in files if _is_image_name(name))
     if not found:
-        raise ValueError(
+        raise UserInputError(
             f"no images found under '{root}' (looked recursively for "
             f"{', '.join(IMAGE_EXTENSIONS)}); put images there or point the config elsewhere"
         )
@@ -192,29 +194,34 @@ def read_file_list(list_file: str | os.PathLike, root: str | os.PathLike) -> lis
         The listed paths joined to ``root``, in file order.
 
     Raises:
-        ValueError: the list file or ``root`` is missing, the list is empty, or its first
+        UserInputError: the list file or ``root`` is missing, the list is empty, or its first
             entry does not exist under ``root``.
     """
     list_file, root = Path(list_file), Path(root)
     if not list_file.is_file():
-        raise ValueError(f"file list '{list_file}' does not exist; check the path in the config")
+        raise UserInputError(f"file list '{list_file}' does not exist; check the path in the "
+                             "config")
     if not root.is_dir():
-        raise ValueError(
+        raise UserInputError(
             f"image root '{root}' for file list '{list_file}' does not exist; set it to the "
             "folder the listed paths are relative to"
         )
     paths = []
-    with open(list_file, encoding="utf-8") as handle:
-        for line in handle:
-            line = line.strip()
-            if line and not line.startswith("#"):
-                listed = _LISTED_PATH.fullmatch(line)
-                path = listed.group(1) if listed else line.split()[0]
-                paths.append(root / path.lstrip("/"))
+    try:
+        with open(list_file, encoding="utf-8") as handle:  # streamed: lists run to millions
+            for line in handle:
+                line = line.strip()
+                if line and not line.startswith("#"):
+                    listed = _LISTED_PATH.fullmatch(line)
+                    path = listed.group(1) if listed else line.split()[0]
+                    paths.append(root / path.lstrip("/"))
+    except UnicodeDecodeError:
+        raise UserInputError(f"file list '{list_file}' is not UTF-8 text; give a text file "
+                             "with one image path per line") from None
     if not paths:
-        raise ValueError(f"file list '{list_file}' lists no images; add one path per line")
+        raise UserInputError(f"file list '{list_file}' lists no images; add one path per line")
     if not paths[0].exists():
-        raise ValueError(
+        raise UserInputError(
             f"'{paths[0]}', the first entry of '{list_file}', does not exist; is '{root}' the "
             "folder the listed paths are relative to?"
         )
@@ -239,12 +246,13 @@ def split_paths(
         ``(train, val)``.
 
     Raises:
-        ValueError: ``val_fraction`` outside ``(0, 1)`` or fewer than two paths.
+        ValueError: ``val_fraction`` outside ``(0, 1)``.
+        UserInputError: fewer than two paths.
     """
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
     if len(paths) < 2:
-        raise ValueError(f"cannot split {len(paths)} image(s) into train and val; need >= 2")
+        raise UserInputError(f"cannot split {len(paths)} image(s) into train and val; need >= 2")
     train, val, _ = split_holdout(paths, seed, val_fraction)
     return train, val
 
@@ -268,7 +276,8 @@ def split_holdout(
         ``(train, val, test)``, each in sorted order; train keeps at least one image.
 
     Raises:
-        ValueError: a share outside ``[0, 1)`` or too few paths for the requested parts.
+        ValueError: a share outside ``[0, 1)`` (the config checks them first).
+        UserInputError: too few paths for the requested parts.
     """
     for name, share in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
         if not 0.0 <= share < 1.0:
@@ -276,8 +285,8 @@ def split_holdout(
     ordered = sorted(Path(p) for p in paths)
     parts = 1 + (val_fraction > 0) + (test_fraction > 0)
     if len(ordered) < parts:
-        raise ValueError(f"cannot split {len(ordered)} image(s) into {parts} parts "
-                         "(train, val, test); add images")
+        raise UserInputError(f"cannot split {len(ordered)} image(s) into {parts} parts "
+                             "(train, val, test); add images")
     counts = [min(max(1, round(len(ordered) * share)), len(ordered) - 1) if share > 0 else 0
               for share in (val_fraction, test_fraction)]
     # keep one image for training and, when asked for, one for testing

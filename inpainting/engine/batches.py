@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
+from inpainting.errors import UserInputError
+
 __all__ = ["BatchStream", "ResumableSampler", "check_batch_fits", "make_train_loader"]
 
 logger = logging.getLogger(__name__)
@@ -49,11 +51,12 @@ class ResumableSampler(Sampler[int]):
 
 
 def check_batch_fits(images: int, batch_size: int, world_size: int = 1) -> None:
-    """Raise ValueError when a process's share of ``images`` holds no full batch."""
+    """Raise UserInputError when a process's share of ``images`` holds no full batch."""
     if images // world_size < batch_size:
         per_process = " per process" if world_size > 1 else ""
-        raise ValueError(f"the training set has {images} images, fewer than data.batch_size "
-                         f"{batch_size}{per_process}; add images or lower data.batch_size")
+        raise UserInputError(f"the training set has {images} images, fewer than "
+                             f"data.batch_size {batch_size}{per_process}; add images or lower "
+                             "data.batch_size")
 
 
 def make_train_loader(dataset: Dataset, batch_size: int, num_workers: int, seed: int,

@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from inpainting.errors import UserInputError
+
 __all__ = [
     "CHECKPOINT_VERSION",
     "capture_rng_state",
@@ -57,16 +59,17 @@ def find_checkpoint(path: str | os.PathLike) -> Path:
     """``RUN_DIR`` (-> ``RUN_DIR/last.pt``) or a checkpoint file -> the checkpoint file.
 
     Raises:
-        FileNotFoundError: neither exists; the message says what was looked for.
+        UserInputError: neither exists; the message says what was looked for.
     """
     path = Path(path).expanduser()
     if path.is_dir():
         if (path / "last.pt").is_file():
             return path / "last.pt"
-        raise FileNotFoundError(f"no last.pt in run folder '{path}'; pass a checkpoint file")
+        raise UserInputError(f"no last.pt in run folder '{path}'; pass a checkpoint file")
     if path.is_file():
         return path
-    raise FileNotFoundError(f"checkpoint or run folder '{path}' does not exist")
+    raise UserInputError(f"checkpoint or run folder '{path}' does not exist; pass a checkpoint "
+                         "file (.pt) or a run folder")
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
@@ -74,25 +77,33 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
 
     Args:
         path: a checkpoint file or a run folder (its ``last.pt``).
-        map_location: as for ``torch.load``.
+        map_location: as for ``torch.load``; the default ``"cpu"`` keeps a CUDA failure from
+            reading as a bad file.
 
     Returns:
         The checkpoint dict (see the module docstring).
 
     Raises:
-        FileNotFoundError: no such checkpoint.
-        ValueError: not a checkpoint of this project, or from a newer version.
+        UserInputError: no such checkpoint, not a checkpoint of this project (not a torch file,
+            truncated, a foreign pickle), or one from a newer version.
+        OSError: the file cannot be read (permissions); the command line gives exit code 3.
     """
     path = find_checkpoint(path)
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # truncated file, foreign pickle, not a torch file at all
-        raise ValueError(f"cannot read checkpoint '{path}': {error}") from None
+    except OSError:
+        raise
+    except Exception as error:  # KeyError (a text file), EOFError (empty), RuntimeError
+        # (truncated zip), UnpicklingError (foreign pickle): no common type
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise UserInputError(f"cannot read checkpoint '{path}' ({type(error).__name__}: "
+                             f"{first_line}); pass a .pt file written by train.py") from error
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
-        raise ValueError(f"'{path}' is not a training checkpoint of this project")
+        raise UserInputError(f"'{path}' is not a training checkpoint of this project; pass a "
+                             ".pt file written by train.py")
     if int(state.get("version", 0)) > CHECKPOINT_VERSION:
-        raise ValueError(f"checkpoint '{path}' has version {state['version']}, newer than this "
-                         f"code ({CHECKPOINT_VERSION}); update the package")
+        raise UserInputError(f"checkpoint '{path}' has version {state['version']}, newer than "
+                             f"this code ({CHECKPOINT_VERSION}); update the package")
     return state
 
 
@@ -112,15 +123,21 @@ def load_model_from_checkpoint(
         config as a nested dict (``config["data"]["image_size"]`` etc.).
 
     Raises:
-        FileNotFoundError, ValueError: see ``load_checkpoint``.
+        UserInputError: see ``load_checkpoint``, or the weights do not fit the model its config
+            describes.
     """
     from inpainting.models import build_model  # engine sits above models
 
     state = load_checkpoint(path, map_location="cpu")
     config = state["config"]
-    model = build_model(**config["model"])
-    weights = state["ema"]["model"] if state.get("ema") else state["model"]
-    model.load_state_dict(weights)
+    try:  # on the CPU, so these errors are about the file's content, never the device
+        model = build_model(**config["model"])
+        weights = state["ema"]["model"] if state.get("ema") else state["model"]
+        model.load_state_dict(weights)
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        message = " ".join(str(error).split())
+        raise UserInputError(f"checkpoint '{path}' does not fit its model config: "
+                             f"{message}") from error
     return model.to(device).eval(), config
 
 

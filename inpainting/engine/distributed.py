@@ -14,6 +14,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from inpainting.errors import UserInputError
+
 __all__ = [
     "DistInfo",
     "all_reduce_flag",
@@ -48,10 +50,10 @@ def resolve_device(choice: str, local_rank: int = 0) -> torch.device:
     """``auto`` | ``cpu`` | ``cuda`` -> a device (``cuda:local_rank`` under torchrun).
 
     Raises:
-        ValueError: ``cuda`` was asked for but no CUDA device is available.
+        UserInputError: ``cuda`` was asked for but no CUDA device is available.
     """
     if choice == "cuda" and not torch.cuda.is_available():
-        raise ValueError("train.device is 'cuda' but no CUDA device is available; "
+        raise UserInputError("train.device is 'cuda' but no CUDA device is available; "
                          "use --set train.device=cpu (or auto)")
     if choice == "cpu" or (choice == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from inpainting.errors import UserInputError
+
 __all__ = ["TqdmHandler", "make_progress_bar", "make_writer", "setup_logging"]
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -56,7 +58,11 @@ def make_writer(run_dir: Path, enabled: bool, purge_step: int | None = None):
     """
     if not enabled:
         return None
-    from torch.utils.tensorboard import SummaryWriter  # imports tensorboard: only when used
+    try:
+        from torch.utils.tensorboard import SummaryWriter  # imports tensorboard: only when used
+    except ImportError as error:
+        raise UserInputError("log.tensorboard is true but tensorboard is not installed: pip "
+                             "install tensorboard, or --set log.tensorboard=false") from error
 
     return SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"), purge_step=purge_step)
 

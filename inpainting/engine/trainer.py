@@ -36,6 +36,7 @@ from inpainting.engine.ema import ModelEma
 from inpainting.engine.reporting import make_progress_bar
 from inpainting.engine.signals import StopSignals
 from inpainting.engine.validation import ValidationResult, evaluate, sample_grid, spread_indices
+from inpainting.errors import UserInputError
 
 __all__ = ["AUTOCAST_DTYPES", "FitResult", "NonFiniteLossError", "Trainer"]
 
@@ -110,7 +111,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type,
                                            enabled=self.config.train.precision == "fp16")
         if self.config.train.finetune_step and not hasattr(model, "set_freeze_encoder_bn"):
-            raise ValueError("train.finetune_step needs a model with set_freeze_encoder_bn()")
+            raise UserInputError("train.finetune_step needs a model with set_freeze_encoder_bn()")
         self.step = 0
         self.step_lr = optimizer.param_groups[0]["lr"]
         self.best_metric: float | None = None

@@ -25,6 +25,7 @@ from typing import Any
 from PIL import Image
 
 from inpainting.data import list_images, read_file_list
+from inpainting.errors import UserInputError
 from inpainting.evaluation.pairs import (
     MaskRecord,
     check_mask_sizes,
@@ -110,7 +111,7 @@ def load_baselines(names: tuple[str, ...]) -> dict[str, Any]:
     """Look up baseline functions by name (``inpainting.baselines.get_baseline``).
 
     Raises:
-        ValueError: For an unknown name (the message lists the valid ones).
+        UserInputError: For an unknown name (the message lists the valid ones).
     """
     if not names:
         return {}
@@ -121,7 +122,7 @@ def load_baselines(names: tuple[str, ...]) -> dict[str, Any]:
 
 def _list_test_images(options: EvalOptions) -> tuple[list[Path], Path]:
     if not options.images.exists():
-        raise ValueError(f"--images '{options.images}' does not exist; pass a folder of test "
+        raise UserInputError(f"--images '{options.images}' does not exist; pass a folder of test "
                          "images or a file list")
     if options.images.is_file():
         root = options.image_root or options.images.parent
@@ -140,7 +141,7 @@ def _resolve_masks(
     if manifest is not None:
         records, polarity = masks_from_manifest(manifest, options.masks)
         if options.polarity is not None and options.polarity != polarity:
-            raise ValueError(f"--polarity {options.polarity} contradicts the polarity "
+            raise UserInputError(f"--polarity {options.polarity} contradicts the polarity "
                              f"{polarity} of manifest '{manifest}'; drop --polarity")
         return records, polarity
     if options.masks is not None:
@@ -179,9 +180,9 @@ def evaluate_checkpoint(options: EvalOptions) -> EvalReport:
     ``masks/``.
 
     Raises:
-        FileNotFoundError: The checkpoint is missing.
-        ValueError: Any other bad input (empty folder, mismatched sizes, unknown baseline...),
-            with a one-line message.
+        UserInputError: Bad input (a missing checkpoint, an empty folder, mismatched sizes, an
+            unknown baseline...), with a one-line message.
+        OSError: The report folder cannot be written (``EnvironmentProblem``).
     """
     baselines = load_baselines(options.baselines)
     model, config = load_model_from_checkpoint(options.checkpoint, options.device)

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from inpainting.errors import UserInputError
 from masks.io import iter_mask_files
 from masks.manifest import read_manifest
 
@@ -67,16 +68,16 @@ def masks_from_folder(folder: str | os.PathLike) -> list[MaskRecord]:
     """All mask images under ``folder`` (recursive, sorted), border unknown.
 
     Raises:
-        ValueError: If the folder is missing or holds no PNG/JPEG/BMP file.
+        UserInputError: If the folder is missing or holds no PNG/JPEG/BMP file.
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise ValueError(f"mask folder '{folder}' does not exist; pass a folder of mask PNGs")
+        raise UserInputError(f"mask folder '{folder}' does not exist; pass a folder of mask PNGs")
     records = [
         MaskRecord(path, path.relative_to(folder).as_posix()) for path in iter_mask_files(folder)
     ]
     if not records:
-        raise ValueError(f"no mask images (.png, .jpg, .bmp) in '{folder}'")
+        raise UserInputError(f"no mask images (.png, .jpg, .bmp) in '{folder}'")
     return records
 
 
@@ -94,19 +95,19 @@ def masks_from_manifest(
         records, and the file polarity.
 
     Raises:
-        ValueError: If the manifest is missing, malformed or lists no masks, or a listed file
+        UserInputError: If the manifest is missing, malformed or lists no masks, or a listed file
             is missing.
     """
     manifest = Path(manifest)
     content = read_manifest(manifest)
     if not content.masks:
-        raise ValueError(f"manifest '{manifest}' lists no masks")
+        raise UserInputError(f"manifest '{manifest}' lists no masks")
     root = Path(root) if root is not None else manifest.parent
     records = []
     for entry in content.masks:
         path = root / entry.file
         if not path.is_file():
-            raise ValueError(f"mask '{path}' listed in '{manifest}' does not exist")
+            raise UserInputError(f"mask '{path}' listed in '{manifest}' does not exist")
         records.append(MaskRecord(path, entry.file, entry.border))
     return records, content.polarity
 
@@ -115,16 +116,16 @@ def check_mask_sizes(records: list[MaskRecord], height: int, width: int) -> None
     """Check every mask file is ``height x width`` from its header (no decoding).
 
     Raises:
-        ValueError: Naming the first mask of another size and how to fix it.
+        UserInputError: Naming the first mask of another size and how to fix it.
     """
     for record in records:
         try:
             with Image.open(record.path) as opened:
                 mask_width, mask_height = opened.size
         except OSError as error:
-            raise ValueError(f"cannot read mask '{record.path}': {error}") from error
+            raise UserInputError(f"cannot read mask '{record.path}': {error}") from error
         if (mask_height, mask_width) != (height, width):
-            raise ValueError(
+            raise UserInputError(
                 f"mask '{record.path}' is {mask_width}x{mask_height} but images are evaluated "
                 f"at {width}x{height}; pass --image-size {mask_width} (or --fit none for images "
                 f"of the masks' size), or use masks of size {width}x{height}"
@@ -172,7 +173,7 @@ def make_pairs(
 ) -> list[Pair]:
     """Pair by name when possible, otherwise by seeded assignment (see the module docstring)."""
     if not images or not records:
-        raise ValueError("need at least one image and one mask to evaluate")
+        raise UserInputError("need at least one image and one mask to evaluate")
     pairs = pair_by_name(images, image_root, records)
     if pairs is not None:
         logger.info("pairing %d images with the masks of the same name", len(pairs))

@@ -145,7 +145,8 @@ class InpaintingLoss(nn.Module):
 
     Raises:
         ValueError: unknown weight key or negative weight.
-        RuntimeError: imagenet weights unavailable (offline); the message says how to fix it.
+        EnvironmentProblem, UserInputError: the VGG weights cannot be had (offline) or read;
+            see ``load_vgg16_features_state``.
 
     Example:
         >>> loss_fn = InpaintingLoss(vgg_weights="none")

@@ -17,6 +17,8 @@ import torch
 from torch import Tensor, nn
 from torchvision.models import VGG16_Weights
 
+from inpainting.errors import EnvironmentProblem, UserInputError
+
 __all__ = ["VGG16Features", "load_vgg16_features_state", "imagenet_cache_file"]
 
 logger = logging.getLogger(__name__)
@@ -49,16 +51,19 @@ def imagenet_cache_file() -> Path:
 def _fetch_imagenet_state() -> dict[str, Tensor]:
     """IMAGENET1K_V1 weights through torchvision (downloaded to the hub cache on first use)."""
     weights = VGG16_Weights.IMAGENET1K_V1
+    fixes = (f"on an offline machine download {weights.url} elsewhere and place it at "
+             f"{imagenet_cache_file()}; or set vgg_weights to a local VGG-16 state-dict file "
+             "(e.g. --set loss.vgg_weights=/path/vgg16.pth), or to 'none' (random weights, for "
+             "tests and smoke runs only)")
     try:
         return weights.get_state_dict(progress=True, check_hash=True)
-    except Exception as err:  # offline, proxy, truncated or corrupt file: one clear message
-        raise RuntimeError(
-            f"could not get the ImageNet VGG-16 weights for the perceptual/style loss ({err}). "
-            f"On an offline machine download {weights.url} elsewhere and place it at "
-            f"{imagenet_cache_file()}; or set vgg_weights to a local VGG-16 state-dict file "
-            "(e.g. --set loss.vgg_weights=/path/vgg16.pth), or to 'none' (random weights, for "
-            "tests and smoke runs only)"
-        ) from err
+    except OSError as err:  # offline, proxy, unwritable cache: the machine, not the config
+        raise EnvironmentProblem(f"could not get the ImageNet VGG-16 weights for the "
+                                 f"perceptual/style loss ({err}); {fixes}") from err
+    except Exception as err:  # a hash mismatch or a torn cached file: no common type
+        raise UserInputError(f"the cached ImageNet VGG-16 weights {imagenet_cache_file()} are "
+                             f"corrupt ({err}); delete the file to download it again, or "
+                             f"{fixes}") from err
 
 
 _EXPECTED_CONTENT = (
@@ -73,7 +78,8 @@ def _select_feature_keys(state: dict[str, Tensor], source: str) -> dict[str, Ten
     """Keep the first 17 feature layers; accept full vgg16 or features-only state dicts.
 
     Raises:
-        ValueError: a layer is missing, unexpected (e.g. VGG-19, VGG-16-BN) or has another shape.
+        UserInputError: a layer is missing, unexpected (e.g. VGG-19, VGG-16-BN) or has another
+            shape.
     """
     selected = {}
     for key, value in state.items():
@@ -101,27 +107,30 @@ def _select_feature_keys(state: dict[str, Tensor], source: str) -> dict[str, Ten
     if wrong:
         problems.append(f"wrong shapes {', '.join(wrong)}")
     if problems:
-        raise ValueError(f"{source} is not a VGG-16 state dict: {'; '.join(problems)} (expected "
-                         f"{_EXPECTED_CONTENT}); {_ALTERNATIVES}")
+        raise UserInputError(f"{source} is not a VGG-16 state dict: {'; '.join(problems)} "
+                             f"(expected {_EXPECTED_CONTENT}); {_ALTERNATIVES}")
     return selected
 
 
 def _read_local_state(path: Path) -> dict[str, Tensor]:
-    """``torch.load`` a local weights file, turning every way it can fail into one ValueError."""
+    """``torch.load`` a local weights file, turning every way its content can be wrong into one
+    ``UserInputError``; an ``OSError`` (permissions) stays one, for exit code 3."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError:
+        raise
     except Exception as err:  # not a torch file, truncated zip, pickled module, ...: no common type
         first_line = (str(err).strip().splitlines() or [""])[0]
-        raise ValueError(
+        raise UserInputError(
             f"vgg_weights file {path} cannot be read as a VGG-16 state dict "
             f"({type(err).__name__}: {first_line}); it must hold {_EXPECTED_CONTENT}, readable "
             f"with torch.load(weights_only=True) (save the state dict, not the module); "
             f"{_ALTERNATIVES}"
         ) from err
     if not isinstance(state, dict):
-        raise ValueError(f"vgg_weights file {path} does not hold a state dict (got "
-                         f"{type(state).__name__}); it must hold {_EXPECTED_CONTENT}; "
-                         f"{_ALTERNATIVES}")
+        raise UserInputError(f"vgg_weights file {path} does not hold a state dict (got "
+                             f"{type(state).__name__}); it must hold {_EXPECTED_CONTENT}; "
+                             f"{_ALTERNATIVES}")
     return state
 
 
@@ -137,12 +146,11 @@ def load_vgg16_features_state(vgg_weights: str) -> dict[str, Tensor] | None:
         The state dict of the first 17 feature layers (keys "0.weight" ...), or None.
 
     Raises:
-        RuntimeError: "imagenet" and the weights can be neither downloaded nor found in the
-            cache (the message names the file to place in the cache and the alternatives).
-        FileNotFoundError: the path does not exist.
-        ValueError: the file cannot be read (corrupt, truncated, not a torch file, a pickled
-            module) or is not a VGG-16 state dict; the message names the file, what it must
-            hold and the alternatives.
+        EnvironmentProblem: "imagenet" and the weights can be neither downloaded nor found in
+            the cache (the message names the file to place in the cache and the alternatives).
+        UserInputError: the path does not exist, or the file cannot be read (corrupt,
+            truncated, not a torch file, a pickled module) or is not a VGG-16 state dict; the
+            message names the file, what it must hold and the alternatives.
     """
     if vgg_weights == "none":
         logger.warning(
@@ -155,7 +163,7 @@ def load_vgg16_features_state(vgg_weights: str) -> dict[str, Tensor] | None:
         return _select_feature_keys(_fetch_imagenet_state(), "the ImageNet VGG-16 weights")
     path = Path(vgg_weights).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(
+        raise UserInputError(
             f"vgg_weights {vgg_weights!r} is neither 'imagenet', 'none' nor an existing file; "
             "give the path of a VGG-16 state dict (.pth) or one of those two names"
         )
