@@ -151,7 +151,7 @@ def read_manifest(path: str | os.PathLike) -> Manifest:
         raise UserInputError(f"manifest '{path}' does not exist")
     try:
         content = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:  # an OSError stays one (exit 3)
         raise UserInputError(f"cannot read manifest '{path}': {error}") from error
     try:
         return _parse(content)

@@ -122,3 +122,16 @@ def test_bad_files_raise_one_line_naming_the_file(tmp_path, text, message):
     assert "\n" not in str(info.value)
     with pytest.raises(ValueError, match="does not exist"):
         read_manifest(tmp_path / "other.json")
+
+
+def test_an_unreadable_manifest_stays_an_os_error(tmp_path, monkeypatch):
+    """Permissions are the environment's problem (exit 3), not a malformed file (exit 2)."""
+    path = tmp_path / MANIFEST_NAME
+    path.write_text("{}")
+
+    def denied(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(type(path), "read_text", denied)
+    with pytest.raises(PermissionError):
+        read_manifest(path)

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from inpainting.data import EVAL_MODES, load_image
+from inpainting.errors import UserInputError
 from inpainting.evaluation.pairs import Pair
 from inpainting.scoring import bin_index, image_records, score
 from masks import load_mask
@@ -170,7 +171,7 @@ def run_evaluation(
         The per-image records and samples.
 
     Raises:
-        ValueError: The first unusable pair (undecodable file, wrong size), one line.
+        UserInputError: The first unusable pair (undecodable file, wrong size), one line.
     """
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
     result = PairResults(records={name: [] for name in predictors})
@@ -178,7 +179,7 @@ def run_evaluation(
         for batch in loader:
             errors = [error for error in batch["error"] if error]
             if errors:
-                raise ValueError(errors[0])
+                raise UserInputError(errors[0])
             mask = batch["mask"].float()
             image = batch["image"].float() / 255.0
             names = [(dataset.pairs[i].name, dataset.pairs[i].mask.name)
