@@ -22,6 +22,7 @@ into the file: ONNX ``metadata_props``, and for ``pt2`` the ``inpainting.json`` 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -36,7 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from inpainting.cli import OneLineParser, choice, run_main
-from inpainting.errors import UserInputError
+from inpainting.errors import EnvironmentProblem, UserInputError
 from inpainting.inference import load_model_from_checkpoint
 
 __all__ = [
@@ -194,10 +195,17 @@ def export_model(
 
     Raises:
         UserInputError: for an unknown format.
+        EnvironmentProblem: ONNX export without onnx or onnxscript installed.
     """
     if export_format not in EXPORT_FORMATS:
         raise UserInputError(f"unknown format {export_format!r} "
                              f"(valid: {', '.join(EXPORT_FORMATS)})")
+    if export_format == "onnx":
+        missing = [name for name in ("onnx", "onnxscript")
+                   if importlib.util.find_spec(name) is None]
+        if missing:
+            raise EnvironmentProblem(f"ONNX export needs {' and '.join(missing)}: "
+                                     "pip install '.[app]' (or pip install onnx onnxscript)")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     wrapper = ExportWrapper(model, composite=composite).eval()

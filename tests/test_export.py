@@ -109,3 +109,15 @@ def test_cli_writes_pt2_and_refuses_bad_input_in_one_line(checkpoint, tmp_path, 
         main(["--checkpoint", str(checkpoint), "--format", "tflite", "--out", str(out)])
     assert exit_info.value.code == 2
     assert "valid: onnx, pt2" in capsys.readouterr().err
+
+
+def test_cli_says_how_to_install_onnx_when_it_is_missing(checkpoint, tmp_path, capsys,
+                                                          monkeypatch):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *args: None if name == "onnx" else find_spec(name, *args))
+    out = tmp_path / "model.onnx"
+    assert main(["--checkpoint", str(checkpoint), "--format", "onnx", "--out", str(out)]) == 3
+    assert "pip install '.[app]'" in capsys.readouterr().err and not out.exists()
