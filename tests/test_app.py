@@ -1,6 +1,8 @@
 """The app's logic without a browser: photo reading, size limit, mask from the painted layers,
 the methods, the page handlers' messages, and the command line."""
 
+import os
+
 import numpy as np
 import pytest
 from deploy_helpers import photo, tiny_checkpoint
@@ -11,6 +13,7 @@ from inpainting.app.logic import (
     MODEL_METHOD,
     known_from_layers,
     load_photo,
+    new_request_folder,
     run_methods,
     sample_photos,
 )
@@ -81,6 +84,15 @@ def test_run_methods_keep_known_pixels_and_fill_holes(tmp_path):
         np.testing.assert_array_equal(result[known], image[known])
     assert np.mean(results[MODEL_METHOD][~known] != image[~known]) > 0.9
     assert list(run_methods(image, known, None)) == ["OpenCV Telea", "OpenCV Navier-Stokes"]
+
+
+def test_request_folders_are_new_and_old_ones_are_removed(tmp_path):
+    first = new_request_folder(tmp_path)
+    second = new_request_folder(tmp_path)
+    assert first != second and first.is_dir() and second.is_dir()
+    os.utime(first, (0, 0))  # an hour-old request
+    new_request_folder(tmp_path)
+    assert not first.exists() and second.exists()
 
 
 def test_sample_photos_are_bundled_with_scikit_image():

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -159,8 +161,16 @@ def run_methods(image: np.ndarray, known: np.ndarray,
     return results
 
 
-def new_request_folder(workdir: str | os.PathLike) -> Path:
-    """A new folder under ``workdir`` for one request's files, so downloads never collide."""
+def new_request_folder(workdir: str | os.PathLike, keep_seconds: float = 3600) -> Path:
+    """A new folder under ``workdir`` for one request's files, so downloads never collide.
+
+    Folders of earlier requests older than ``keep_seconds`` are removed, so a server that runs
+    for days does not fill the disk.
+    """
+    now = time.time()
+    for old in Path(workdir).iterdir():
+        if old.is_dir() and now - old.stat().st_mtime > keep_seconds:
+            shutil.rmtree(old, ignore_errors=True)
     return Path(tempfile.mkdtemp(dir=workdir))
 
 

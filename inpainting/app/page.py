@@ -137,7 +137,7 @@ def build_page(inpainter: Inpainter | None, model_label: str, workdir: Path) -> 
             baseline_images = [gr.Image(label=name, format="png", interactive=False, height=320)
                                for name in BASELINES]
         compare = gr.ImageSlider(label="Input / result (drag the slider)", format="png",
-                                 interactive=False)
+                                 interactive=False, max_height=420)
 
         upload.change(_guarded(_load, 3), inputs=upload, outputs=[editor, photo, status])
         outputs = [model_image, *baseline_images, compare, download, download_mask, status]
