@@ -18,6 +18,7 @@ from inpainting.export import load_inpainting_model
 from inpainting.inference import Inpainter
 
 PROG = "python -m inpainting.app"
+logger = logging.getLogger(__name__)
 
 
 def build_parser() -> OneLineParser:
@@ -66,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError as error:
             raise EnvironmentProblem(f"the app needs Gradio ({error}): pip install '.[app]'") \
                 from None
+        if inpainter is None:
+            logger.info("no --checkpoint: the page runs the classical OpenCV methods only")
+        else:
+            logger.info("model: %s on %s", args.checkpoint, inpainter.device)
         with tempfile.TemporaryDirectory(prefix="inpainting-app-") as workdir:
             try:
                 serve(inpainter, args.checkpoint or "", args.host, args.port, Path(workdir))
