@@ -3,7 +3,8 @@
 Starts ``python -m inpainting.app`` on a free loopback port with a tiny checkpoint, uploads a
 photo, paints a stroke, runs the model and checks the downloaded PNG against the photo and the
 downloaded mask. Installs nothing: it is skipped, with the reason shown by ``pytest -rs``, when
-Chromium (``apt-get install chromium``), Playwright or Gradio (``pip install .[app]``) is absent.
+Chromium (``apt-get install chromium``), Playwright or Gradio (``pip install .[app]``) is
+absent. ``$CHROMIUM`` may name another browser binary (default: Debian's ``chromium``).
 """
 
 import os
@@ -21,14 +22,18 @@ from deploy_helpers import photo, tiny_checkpoint
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# $CHROMIUM names another Chromium build; the default is Debian's package
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run"]
 
-pytestmark = [
-    pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                       reason="Chromium is not installed (apt-get install chromium; .ci/run does)"),
-]
+if not os.path.exists(CHROMIUM):
+    pytest.skip(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium; .ci/run "
+                "does)",
+                allow_module_level=True)
+pytest.importorskip("gradio", reason="Gradio is not installed: pip install .[app]")
+sync_api = pytest.importorskip("playwright.sync_api",
+                               reason="Playwright is not installed: pip install .[app]")
 
 
 def _free_port() -> int:
@@ -40,7 +45,6 @@ def _free_port() -> int:
 @pytest.fixture
 def app_url(tmp_path):
     """Serve the app with a tiny checkpoint on a free loopback port; yields its URL."""
-    pytest.importorskip("gradio", reason="Gradio is not installed: pip install .[app]")
     checkpoint = tiny_checkpoint(tmp_path / "best.pt")
     port = _free_port()
     path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
@@ -69,8 +73,6 @@ def app_url(tmp_path):
 
 
 def test_paint_a_stroke_and_download_the_inpainted_png(app_url, tmp_path):
-    sync_api = pytest.importorskip("playwright.sync_api",
-                                   reason="Playwright is not installed: pip install .[app]")
     image = photo(96, 128, seed=3)
     upload = tmp_path / "photo.png"
     Image.fromarray(image).save(upload)
