@@ -4,7 +4,7 @@ PIP := $(PYTHON) -m pip
 # torch/torchvision builds known to work together (pip takes them from this machine's disk).
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo test test-all lint bench
+.PHONY: install demo app test test-all lint bench
 
 # Succeeds when this checkout is installed (editable) and the extras' modules import: then
 # `install` runs no pip at all.
@@ -15,14 +15,25 @@ INSTALLED = $(PYTHON) -c "import importlib.metadata as m, json, pathlib, sys; \
 	assert url.get('dir_info', {}).get('editable') and url['url'].startswith('file://'); \
 	here = pathlib.Path(r'$(CURDIR)').resolve(); \
 	assert pathlib.Path(url['url'].removeprefix('file://')).resolve() == here; \
-	import cv2, PIL, yaml, tensorboard, tqdm, pytest, ruff, skimage"
+	import cv2, PIL, yaml, tensorboard, tqdm, pytest, ruff, skimage, \
+	gradio, onnx, onnxscript, onnxruntime, playwright"
 
 install:
 	@$(PYTHON) -c "import torch, torchvision" 2>/dev/null || $(PIP) install $(TORCH_SPEC)
-	@$(INSTALLED) 2>/dev/null || $(PIP) install -q --disable-pip-version-check -e ".[dev,demo]"
+	@$(INSTALLED) 2>/dev/null || $(PIP) install -q --disable-pip-version-check -e ".[dev,demo,app]"
 
 demo: install
 	$(PYTHON) train.py --config configs/demo.yaml
+
+# The page on the newest demo run (runs/demo-*, see configs/demo.yaml), or without a model.
+app: install
+	@run=$$(ls -td runs/demo-*/ 2>/dev/null | head -n 1); \
+	if [ -n "$$run" ] && [ -f "$${run}best.pt" ]; then \
+		$(PYTHON) -m inpainting.app --checkpoint "$${run}best.pt"; \
+	else \
+		echo "no demo run in runs/demo-*: the page runs the classical methods only (make demo trains one)"; \
+		$(PYTHON) -m inpainting.app; \
+	fi
 
 test: install
 	$(PYTHON) -m pytest -q
@@ -38,3 +49,4 @@ bench: install
 	$(PYTHON) benchmarks/masks.py
 	$(PYTHON) benchmarks/metrics.py
 	$(PYTHON) benchmarks/train_step.py
+	$(PYTHON) benchmarks/export.py

@@ -209,8 +209,10 @@ class _PartialConvMixin:
                 out = raw.mul_(ratio)
             else:
                 # Knowing that every window saw a known pixel saves a pass; on the CPU the check
-                # is free, on a GPU it would cost a synchronisation.
-                all_valid = raw.device.type == "cpu" and bool(valid.all())
+                # is free, on a GPU it would cost a synchronisation. A traced graph (torch.export,
+                # ONNX, torch.compile) cannot branch on data, so it always takes the general path.
+                all_valid = (raw.device.type == "cpu" and not torch.compiler.is_compiling()
+                             and bool(valid.all()))
                 out = RenormBias.apply(raw, ratio, self.bias.to(raw.dtype),
                                        None if all_valid else valid.to(raw.dtype))
             return out, new_mask.expand((batch,) + new_mask.shape[1:])
