@@ -16,6 +16,7 @@ the EXIF orientation applied. Conversions from the other layouts:
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -126,6 +127,14 @@ def _composite_alpha(rgba: np.ndarray) -> np.ndarray:
     return np.rint(rgb).astype(np.uint8)
 
 
+def _is_folder(entry: os.DirEntry) -> bool:
+    """True for a folder or a link to one; a link that loops is not one (``is_dir`` raises)."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
 def _is_image_name(name: str) -> bool:
     # Hidden files (e.g. macOS "._x.jpg" AppleDouble files) are never images.
     return not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
@@ -134,7 +143,9 @@ def _is_image_name(name: str) -> bool:
 def list_images(root: str | os.PathLike) -> list[Path]:
     """List image files under a folder, recursively, in sorted order.
 
-    Symbolic links to folders are followed (each real folder once). Hidden files are skipped.
+    Symbolic links to folders are followed (each real folder once). Hidden files are skipped, and
+    so are symbolic links that loop (``ln -s loop.png loop.png``) or point to nothing, each with
+    a warning naming it: they hold no image, and resolving them later would fail.
 
     Args:
         root: folder to search.
@@ -154,13 +165,16 @@ def list_images(root: str | os.PathLike) -> list[Path]:
         )
     found: list[Path] = []
     visited: set[str] = set()
-    for folder, subfolders, files in os.walk(root, followlinks=True):
+    pending = [root]
+    while pending:
+        folder = pending.pop()
         real = os.path.realpath(folder)
         if real in visited:  # a symlink cycle or a second link to the same folder
-            subfolders.clear()
             continue
         visited.add(real)
-        found.extend(Path(folder) / name for name in files if _is_image_name(name))
+        subfolders, files = _scan(folder)
+        pending.extend(subfolders)
+        found.extend(files)
     if not found:
         raise UserInputError(
             f"no images found under '{root}' (looked recursively for "
@@ -169,25 +183,74 @@ def list_images(root: str | os.PathLike) -> list[Path]:
     return sorted(found)
 
 
-# A list line's path ends at the first image extension followed by whitespace or the line's end,
-# so paths may hold spaces and labels or other columns may follow ("/a/abbey/0001.jpg 0").
+def _scan(folder: Path) -> tuple[list[Path], list[Path]]:
+    """The subfolders and image files of one folder; broken symbolic links are left out.
+
+    ``os.scandir`` knows from the directory entry whether a name is a link, so only links cost
+    a ``stat`` (listings run to millions of files). An unreadable folder is skipped, as
+    ``os.walk`` does.
+    """
+    subfolders, files = [], []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError as error:
+        logger.warning("skipping unreadable folder '%s': %s", folder, error.strerror or error)
+        return [], []
+    for entry in entries:
+        path = folder / entry.name
+        if _is_folder(entry):
+            subfolders.append(path)
+        elif _is_image_name(entry.name):
+            if entry.is_symlink() and not os.path.exists(path):
+                logger.warning("skipping '%s': a symbolic link that loops or points to nothing",
+                               path)
+            else:
+                files.append(path)
+    return subfolders, files
+
+
+# A plain list line's path ends at the first image extension followed by whitespace or the line's
+# end, so paths may hold spaces and labels or other columns may follow ("/a/abbey/0001.jpg 0").
 _EXTENSION_ALTERNATIVES = "|".join(ext.lstrip(".") for ext in IMAGE_EXTENSIONS)
 _LISTED_PATH = re.compile(rf"(.+?\.(?:{_EXTENSION_ALTERNATIVES}))(?:\s.*)?", re.IGNORECASE)
+_JSON = json.JSONDecoder()
+
+
+def _listed_path(line: str) -> str | None:
+    """The path a file-list line names, or None for a blank or comment line (see
+    ``read_file_list`` for the format)."""
+    text = line.strip()
+    if not text or text.startswith("#"):
+        return None
+    if text.startswith('"'):
+        try:
+            quoted, end = _JSON.raw_decode(text)
+        except ValueError:
+            quoted, end = None, 0
+        if isinstance(quoted, str) and quoted and (end == len(text) or text[end].isspace()):
+            return quoted
+    listed = _LISTED_PATH.fullmatch(text)
+    path = listed.group(1) if listed else text.split()[0]
+    return path.lstrip("/")
 
 
 def read_file_list(list_file: str | os.PathLike, root: str | os.PathLike) -> list[Path]:
     """Read a Places2-style file list: one image path per line, relative to ``root``.
 
-    Blank lines and lines starting with ``#`` are ignored. The path runs to the first image
-    extension followed by whitespace or the line's end (spaces inside are kept); what follows,
-    e.g. the class label of ``places365_train_standard.txt``, is ignored. A line without an image
-    extension gives its first whitespace-separated token. A leading ``/`` is stripped, as
-    Places2 lists write ``/a/abbey/0001.jpg``.
+    Blank lines and lines starting with ``#`` are ignored. A plain line's path runs to the first
+    image extension followed by whitespace or the line's end (spaces inside are kept); what
+    follows, e.g. the class label of ``places365_train_standard.txt``, is ignored. A line
+    without an image extension gives its first whitespace-separated token. A leading ``/`` is
+    stripped, as Places2 lists write ``/a/abbey/0001.jpg``.
+    A line that starts with a JSON string (``"a.png b.png"``, ``"new\\nline.png" 3``) names
+    exactly that path, whatever characters it holds; ``write_file_list`` writes this form for
+    names a plain line cannot carry (a newline, a leading ``#``, a second extension, ...). A
+    line starting with ``"`` that is not a JSON string is read as a plain line.
     Only the first listed file is checked for existence (to catch a wrong ``root`` at start-up
     without touching millions of files); later missing files are skipped as undecodable.
 
     Args:
-        list_file: the text file.
+        list_file: the text file (UTF-8).
         root: folder the listed paths are relative to.
 
     Returns:
@@ -210,11 +273,9 @@ def read_file_list(list_file: str | os.PathLike, root: str | os.PathLike) -> lis
     try:
         with open(list_file, encoding="utf-8") as handle:  # streamed: lists run to millions
             for line in handle:
-                line = line.strip()
-                if line and not line.startswith("#"):
-                    listed = _LISTED_PATH.fullmatch(line)
-                    path = listed.group(1) if listed else line.split()[0]
-                    paths.append(root / path.lstrip("/"))
+                path = _listed_path(line)
+                if path is not None:
+                    paths.append(root / path)
     except UnicodeDecodeError:
         raise UserInputError(f"file list '{list_file}' is not UTF-8 text; give a text file "
                              "with one image path per line") from None
@@ -304,6 +365,12 @@ def split_holdout(
 def write_file_list(paths: Sequence[Path], list_file: Path) -> None:
     """Write ``paths`` one per line, relative to the list's folder (``read_file_list``'s root).
 
+    ``read_file_list(list_file, list_file.parent)`` gives back exactly these files, for any
+    file name: a name that reads back as it is (``a/b c.png``, ``été.png``) is written plain,
+    any other (a newline or tab, a leading ``#`` or ``"``, a second extension as in
+    ``a.png b.png``, bytes that are not UTF-8) as an ASCII JSON string line
+    (``"a.png b.png"``). A symbolic link is written as the link, not its target.
+
     Args:
         paths: image files.
         list_file: the ``.txt`` to write (its folder is created).
@@ -311,5 +378,18 @@ def write_file_list(paths: Sequence[Path], list_file: Path) -> None:
     list_file = Path(list_file)
     list_file.parent.mkdir(parents=True, exist_ok=True)
     base = list_file.parent.resolve()
-    lines = [os.path.relpath(Path(p).resolve(), base) for p in paths]
+    # Resolve the folder only: resolving a file would replace a link by its target, and
+    # raise on a link that loops.
+    lines = [_list_line(os.path.relpath(Path(p).parent.resolve() / Path(p).name, base))
+             for p in paths]
     list_file.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+
+
+def _list_line(path: str) -> str:
+    """``path`` as a file-list line that ``_listed_path`` reads back exactly."""
+    try:
+        path.encode("utf-8")
+        plain = "\n" not in path and "\r" not in path and _listed_path(path) == path
+    except UnicodeEncodeError:  # undecodable bytes of a file name (surrogate escapes)
+        plain = False
+    return path if plain else json.dumps(path)
