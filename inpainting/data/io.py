@@ -30,6 +30,7 @@ from inpainting.errors import UserInputError
 
 __all__ = [
     "ALPHA_BACKGROUND",
+    "DECODE_SIDE_MULTIPLE",
     "IMAGE_EXTENSIONS",
     "ImageDecodeError",
     "list_images",
@@ -44,6 +45,9 @@ logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 ALPHA_BACKGROUND = (255, 255, 255)
+# Datasets decode an image reduced while its shorter side stays >= this times the sample side
+# (``load_image(reduce_to=...)``): enough for any crop or resize, and a bound on memory.
+DECODE_SIDE_MULTIPLE = 4
 
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 
@@ -62,11 +66,16 @@ class ImageDecodeError(UserInputError):
         super().__init__(f"cannot decode image '{self.path}': {reason}")
 
 
-def load_image(path: str | os.PathLike) -> np.ndarray:
+def load_image(path: str | os.PathLike, reduce_to: int | None = None) -> np.ndarray:
     """Decode an image file to 8-bit RGB with its EXIF orientation applied.
 
     Args:
         path: any file Pillow can read (see the module docstring for the conversions).
+        reduce_to: if given, an image whose shorter side is at least twice this is decoded
+            reduced by an integer factor, keeping the shorter side ``>= reduce_to`` (a JPEG by
+            DCT scaling while decoding, other files by Pillow's box ``reduce`` right after it),
+            so that a huge image never becomes a full-size array. Smaller images decode exactly
+            as without it. ``None``: always full size.
 
     Returns:
         ``(H, W, 3)`` ``uint8`` array, RGB, values in ``[0, 255]``.
@@ -77,8 +86,11 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     """
     try:
         with Image.open(path) as opened:
+            if reduce_to is not None:
+                _draft_reduced(opened, reduce_to)
             opened.load()
-            array = _to_rgb_uint8(_apply_exif_orientation(opened, path))
+            image = _reduced(opened, reduce_to) if reduce_to is not None else opened
+            array = _to_rgb_uint8(_apply_exif_orientation(image, path))
     except Exception as error:
         # Pillow reports broken files as OSError (incl. UnidentifiedImageError), but its format
         # plugins can also raise ValueError, SyntaxError, EOFError, struct.error, IndexError or
@@ -87,6 +99,28 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise ImageDecodeError(path, "image has zero size")
     return array
+
+
+def _draft_reduced(image: Image.Image, reduce_to: int) -> None:
+    """Ask a JPEG decoder for a 1/2, 1/4 or 1/8 scale that keeps the shorter side >= reduce_to."""
+    width, height = image.size
+    factor = min(width, height) // reduce_to
+    if image.format == "JPEG" and factor >= 2:
+        # draft() keeps the result at least as large as the requested size.
+        image.draft(image.mode, (-(-width // factor), -(-height // factor)))
+
+
+def _reduced(image: Image.Image, reduce_to: int) -> Image.Image:
+    """Box-reduce a decoded image by the integer factor that keeps its shorter side >= reduce_to.
+
+    Modes that Pillow cannot reduce (palette, 1-bit, 16-bit) stay as they are.
+    """
+    factor = min(image.size) // reduce_to
+    if factor < 2 or image.mode in ("P", "1") or image.mode.startswith("I;16"):
+        return image
+    reduced = image.reduce(factor)
+    reduced.info = image.info  # keeps the EXIF orientation and the transparency
+    return reduced
 
 
 def _apply_exif_orientation(image: Image.Image, path: str | os.PathLike) -> Image.Image:
@@ -100,7 +134,7 @@ def _apply_exif_orientation(image: Image.Image, path: str | os.PathLike) -> Imag
 def _to_rgb_uint8(image: Image.Image) -> np.ndarray:
     mode = image.mode
     if mode == "RGB":
-        return np.asarray(image, dtype=np.uint8).copy()
+        return np.array(image, dtype=np.uint8)  # one writable copy
     if mode in _SIXTEEN_BIT_MODES:
         values = np.asarray(image).astype(np.float64)
         gray = np.rint(np.clip(values, 0, 65535) * (255.0 / 65535.0)).astype(np.uint8)
