@@ -1,4 +1,5 @@
-"""Tests for inpainting.data.io: decoding odd files, listing folders, file lists, splits."""
+"""Tests for inpainting.data.io and .file_lists: decoding odd files, listing folders, file lists,
+splits."""
 
 import logging
 from pathlib import Path
