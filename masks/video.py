@@ -230,10 +230,11 @@ def from_video(
     head = list(itertools.islice(frames, 2))
     if len(head) < 2:
         frames.close()
+        apart = "" if frame_step == 1 else (
+            f" frame_step {frame_step} apart (at least {frame_step + 1} frames)")
         raise UserInputError(
-            f"{os.fspath(path)!r} has too few frames to find motion: needs at least 2 frames, "
-            f"frame_step {frame_step} apart (at least {frame_step + 1} frames); use a longer "
-            "clip or a smaller frame step"
+            f"{os.fspath(path)!r} has too few frames to find motion: needs at least 2 "
+            f"frames{apart}; use a longer clip" + (" or a smaller frame step" if apart else "")
         )
     return _masks(itertools.chain(head, frames), (lo, hi), (height, width), max_masks, settings)
 
