@@ -203,7 +203,9 @@ def inpaint_files(args: argparse.Namespace) -> int:
             # One unusable input must not cost the others; a write error (disk, permissions)
             # would fail every later image too, so it stops the run instead.
             failed.append(job[0])
-            tqdm.write(f"{PROG}: skipped '{job[0]}': {one_line(error)}", file=sys.stderr)
+            message = one_line(error)
+            named = f": {message}" if str(job[0]) in message else f" '{job[0]}': {message}"
+            tqdm.write(f"{PROG}: skipped{named}", file=sys.stderr)
     logger.info("wrote %d image(s) to %s", len(jobs) - len(failed), args.out)
     if not failed:
         return EXIT_OK
