@@ -15,9 +15,14 @@ be a PNG with an alpha channel, whose fully transparent pixels (alpha 0) are the
 are white = known by default; ``--polarity hole-white`` reads white = hole. Any image size works
 (see :mod:`inpainting.inference`); known pixels are written back unchanged.
 
-Exit codes (as every command of the project, ``inpainting.errors``): 0 done; 2 bad arguments or
-input files (one line on stderr); 3 a file or folder cannot be read or written, or the disk is
-full (one line); 130 interrupted; a bug or a CUDA failure keeps its traceback.
+With a folder, an image that cannot be used (an undecodable image or mask, no alpha channel, a
+mask of another size) is named on stderr and skipped; the others are still inpainted, and the
+command ends with a line ``N of M images failed: ...`` and exit code 1.
+
+Exit codes (as every command of the project, ``inpainting.errors``): 0 done; 1 some images of a
+folder failed (each named on stderr); 2 bad arguments or input files (one line on stderr); 3 a
+file or folder cannot be read or written, or the disk is full (one line); 130 interrupted; a bug
+or a CUDA failure keeps its traceback.
 
 The Python API is :class:`inpainting.inference.Inpainter`, re-exported here.
 """
@@ -33,9 +38,9 @@ import numpy as np
 from PIL import Image, ImageOps
 from tqdm import tqdm
 
-from inpainting.cli import OneLineParser, parse_polarity, run_main, whole_number
+from inpainting.cli import OneLineParser, one_line, parse_polarity, run_main, whole_number
 from inpainting.data import IMAGE_EXTENSIONS, list_images, load_image
-from inpainting.errors import UserInputError
+from inpainting.errors import EXIT_FAILED, EXIT_OK, UserInputError
 from inpainting.inference import DEFAULT_TILE_OVERLAP, DEFAULT_TILE_SIZE, Inpainter
 from masks import load_mask
 from masks.io import iter_mask_files
@@ -56,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog=PROG,
         description="Inpaint the holes of images with a trained partial-convolution model.",
+        epilog="With a folder, unusable images are named and skipped, and the exit code is 1.",
     )
     parser.add_argument("--checkpoint", required=True, help="checkpoint .pt file of a run")
     parser.add_argument("--image", required=True, help="image file or folder of images")
@@ -166,17 +172,52 @@ def run_job(inpainter: Inpainter, job: tuple[Path, Path | None, Path], polarity:
 
 
 def inpaint_files(args: argparse.Namespace) -> int:
-    """Plan the jobs, load the checkpoint and inpaint every image; returns 0."""
+    """Plan the jobs, load the checkpoint and inpaint every image.
+
+    A single ``--image`` file that cannot be used raises (exit 2). In a folder, an image that
+    cannot be used (undecodable, no mask, wrong mask size) is named on stderr and skipped, and
+    the others are still written.
+
+    Returns:
+        ``EXIT_OK``, or ``EXIT_FAILED`` when some images of a folder failed.
+
+    Raises:
+        UserInputError: bad arguments, checkpoint or single input file.
+        OSError: a result cannot be written (permissions, full disk): the run stops there.
+    """
     mask = Path(args.mask) if args.mask else None
     jobs = plan_jobs(Path(args.image), mask, Path(args.out))
     inpainter = Inpainter.from_checkpoint(
         args.checkpoint, device=args.device, tile_size=args.tile_size,
         tile_overlap=args.tile_overlap, batch_size=args.batch_size,
     )
+    if Path(args.image).is_file():
+        run_job(inpainter, jobs[0], args.polarity)
+        logger.info("wrote %s", jobs[0][2])
+        return EXIT_OK
+    failed = []
     for job in tqdm(jobs, desc="inpainting", unit="image", disable=len(jobs) < 2):
-        run_job(inpainter, job, args.polarity)
-    logger.info("wrote %d image(s) to %s", len(jobs), args.out)
-    return 0
+        try:
+            run_job(inpainter, job, args.polarity)
+        except (UserInputError, FileNotFoundError) as error:
+            # One unusable input must not cost the others; a write error (disk, permissions)
+            # would fail every later image too, so it stops the run instead.
+            failed.append(job[0])
+            message = one_line(error)
+            named = f": {message}" if str(job[0]) in message else f" '{job[0]}': {message}"
+            tqdm.write(f"{PROG}: skipped{named}", file=sys.stderr)
+    logger.info("wrote %d image(s) to %s", len(jobs) - len(failed), args.out)
+    if not failed:
+        return EXIT_OK
+    print(f"{PROG}: error: {len(failed)} of {len(jobs)} images failed: "
+          f"{_name_some(failed)}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def _name_some(paths: list[Path], shown: int = 5) -> str:
+    """``'a, b, c'``, or the first ``shown`` paths and ``'and N more'`` for a long list."""
+    names = ", ".join(str(path) for path in paths[:shown])
+    return names if len(paths) <= shown else f"{names} and {len(paths) - shown} more"
 
 
 def main(argv: list[str] | None = None) -> int:

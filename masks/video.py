@@ -16,6 +16,7 @@ optical flow", ECCV 2010). This module does the same with OpenCV's DIS dense opt
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from collections.abc import Iterator
@@ -193,7 +194,8 @@ def from_video(
 ) -> Iterator[np.ndarray]:
     """Masks from the occlusions between consecutive frames of a video.
 
-    The video is opened immediately, so a bad path raises here rather than on first use.
+    The video is opened and its first two compared frames are read immediately, so a bad path
+    or a clip too short to compare two frames raises here rather than on first use.
 
     Args:
         path: Video file readable by OpenCV (FFmpeg backend).
@@ -211,7 +213,8 @@ def from_video(
         An iterator of uint8 (H, W) masks, 1 = known, 0 = hole.
 
     Raises:
-        UserInputError: If the video cannot be opened or ``hole_range`` is out of range.
+        UserInputError: If the video cannot be opened, has fewer than ``frame_step + 1``
+            frames, or ``hole_range`` is out of range.
         ValueError: If another argument is out of range (the command line checks them first).
     """
     if frame_step < 1:
@@ -222,7 +225,18 @@ def from_video(
         raise ValueError(f"give both height and width as positive sizes, got {height}x{width}")
     lo, hi = check_range(*hole_range)
     frames = _frames(*_open_video(path), frame_step, work_side)
-    return _masks(frames, (lo, hi), (height, width), max_masks, settings)
+    # Read up to the second compared frame now, so that a clip too short to show any motion
+    # is refused here, before the caller creates an output folder.
+    head = list(itertools.islice(frames, 2))
+    if len(head) < 2:
+        frames.close()
+        apart = "" if frame_step == 1 else (
+            f" frame_step {frame_step} apart (at least {frame_step + 1} frames)")
+        raise UserInputError(
+            f"{os.fspath(path)!r} has too few frames to find motion: needs at least 2 "
+            f"frames{apart}; use a longer clip" + (" or a smaller frame step" if apart else "")
+        )
+    return _masks(itertools.chain(head, frames), (lo, hi), (height, width), max_masks, settings)
 
 
 def _masks(frames, hole_range, size, max_masks, settings) -> Iterator[np.ndarray]:

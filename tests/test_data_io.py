@@ -1,5 +1,7 @@
-"""Tests for inpainting.data.io: decoding odd files, listing folders, file lists, splits."""
+"""Tests for inpainting.data.io and .file_lists: decoding odd files, listing folders, file lists,
+splits."""
 
+import logging
 from pathlib import Path
 
 import cv2
@@ -13,6 +15,7 @@ from inpainting.data import (
     load_image,
     read_file_list,
     split_paths,
+    write_file_list,
 )
 from inpainting.errors import UserInputError
 
@@ -188,6 +191,42 @@ def test_list_images_follows_folder_symlinks_without_looping(tmp_path):
     assert [p.name for p in list_images(root)] == ["a.png"]
 
 
+def test_list_images_skips_looping_and_dangling_symlinks_naming_them(tmp_path, caplog):
+    root = tmp_path / "images"
+    root.mkdir()
+    Image.fromarray(gradient_rgb(8, 8)).save(root / "a.png")
+    (root / "loop.png").symlink_to("loop.png")  # a self-referencing link
+    (root / "gone.jpg").symlink_to(tmp_path / "deleted.jpg")
+    (root / "alias.png").symlink_to("a.png")  # a working link is an image like any other
+    with caplog.at_level(logging.WARNING, logger="inpainting.data.io"):
+        found = list_images(root)
+    assert [p.name for p in found] == ["a.png", "alias.png"]
+    assert "loop.png" in caplog.text and "gone.jpg" in caplog.text
+    assert len(caplog.records) == 2 and "alias.png" not in caplog.text
+    with pytest.raises(ImageDecodeError, match="loop.png"):  # read directly: a decode error
+        load_image(root / "loop.png")
+
+
+def test_a_folder_of_looping_symlinks_only_has_no_images(tmp_path):
+    (tmp_path / "loop.png").symlink_to("loop.png")
+    with pytest.raises(UserInputError, match="no images found"):
+        list_images(tmp_path)
+
+
+def test_write_file_list_keeps_symlinks_and_survives_a_loop(tmp_path):
+    """A listed symlink is written as the link, and a looping one does not crash the writer."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.fromarray(gradient_rgb(8, 8)).save(folder / "a.png")
+    (folder / "alias.png").symlink_to("a.png")
+    (folder / "loop.png").symlink_to("loop.png")
+    paths = [folder / "a.png", folder / "alias.png", folder / "loop.png"]
+    write_file_list(paths, tmp_path / "splits" / "val.txt")
+    assert read_file_list(tmp_path / "splits" / "val.txt", tmp_path / "splits") == [
+        tmp_path / "splits" / ".." / "images" / name for name in ("a.png", "alias.png", "loop.png")
+    ]
+
+
 def test_list_images_errors_name_the_folder(tmp_path):
     with pytest.raises(ValueError, match=r"'.*missing' does not exist"):
         list_images(tmp_path / "missing")
@@ -232,6 +271,70 @@ def test_read_file_list_errors(tmp_path):
     list_file.write_bytes(b"\xff\xfe binary, not a list\n")
     with pytest.raises(UserInputError, match=r"file list '.*list.txt' is not UTF-8 text"):
         read_file_list(list_file, root)
+
+
+AWKWARD_NAMES = [
+    "a.png b.png", "a.png\tb.png", "new\nline.png", "carriage\rreturn.png", "#hash.png",
+    "# spaced.png", " leading space.png", "trailing space.png ", "tab\tinside.png",
+    '"quoted".png', '"a" b.png', 'back\\slash".png', "\u00e9t\u00e9 \u65e5\u672c.png",
+    "line\u2028separator.png", "next\x85line.png", "wide\u3000space.jpg", "\ufeffbom.png",
+    "no_extension", "two words", "x.JPG 0", "\udcff\udcfe undecodable bytes.png", "plain.png",
+]
+
+
+def _random_names(count: int, seed: int) -> list[str]:
+    """File names built from the characters that file lists find hard."""
+    rng = np.random.default_rng(seed)
+    alphabet = list("ab.# \t\n\r\"\\'0") + ["\u00e9", "\u2028", "\x85", "\u3000", "\x0b"]
+    names = set()
+    while len(names) < count:
+        stem = "".join(rng.choice(alphabet, size=int(rng.integers(1, 9))))
+        ext = str(rng.choice([".png", ".jpg", ".PNG", ".png .jpg", ""]))
+        name = stem + ext + str(rng.choice(["", " ", " 3", "\t"]))
+        if name not in (".", "..") and not name.startswith("."):
+            names.add(name)
+    return sorted(names)
+
+
+@pytest.mark.parametrize("names", [AWKWARD_NAMES, _random_names(60, seed=0)],
+                         ids=["awkward", "random"])
+def test_write_file_list_reads_back_exactly_for_any_name(tmp_path, names):
+    folder = tmp_path / "images"
+    (folder / "sub dir").mkdir(parents=True)
+    paths = [folder / name for name in names] + [folder / "sub dir" / "#x y.png 1"]
+    for path in paths:
+        path.write_bytes(b"")
+    list_file = tmp_path / "run" / "splits" / "val.txt"
+    write_file_list(paths, list_file)
+    read = read_file_list(list_file, list_file.parent)
+    assert [p.resolve() for p in read] == [p.resolve() for p in paths]
+    assert [p.name for p in read] == [p.name for p in paths]
+
+
+def test_write_file_list_keeps_plain_names_plain(tmp_path):
+    """Names that read back as they are stay readable (and greppable) as they are."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    names = ["plain.png", "with space.jpg", "\u00e9t\u00e9.png", "a.png b.png", "#x.png"]
+    for name in names:
+        (folder / name).write_bytes(b"")
+    write_file_list([folder / name for name in names], folder / "list.txt")
+    assert (folder / "list.txt").read_text(encoding="utf-8").splitlines() == [
+        "plain.png", "with space.jpg", "\u00e9t\u00e9.png", '"a.png b.png"', '"#x.png"',
+    ]
+
+
+def test_places2_and_plain_lists_read_as_before(tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    for name in ("a b.jpg", "c.png", "noext", "x.jpg"):
+        (root / name).write_bytes(b"")
+    list_file = tmp_path / "list.txt"
+    list_file.write_text("/a b.jpg 17\nc.png\t3\nnoext extra\n  x.jpg  \n")
+    assert read_file_list(list_file, root) == [root / n for n in ("a b.jpg", "c.png", "noext",
+                                                                  "x.jpg")]
+    list_file.write_text('"c.png" 5\n"not json.png\n')  # a quoted path may carry a label too
+    assert read_file_list(list_file, root) == [root / "c.png", root / '"not json.png']
 
 
 def test_split_is_seeded_disjoint_and_order_independent():

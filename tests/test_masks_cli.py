@@ -31,13 +31,13 @@ def _cli(*args, cwd):
     )
 
 
-def _write_video(path):
+def _write_video(path, frames=4):
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
     assert writer.isOpened()
     rng = np.random.default_rng(0)
     background = cv2.GaussianBlur(rng.uniform(0, 255, (48, 64)), (0, 0), 2).astype(np.uint8)
     background = cv2.normalize(background, None, 0, 255, cv2.NORM_MINMAX)
-    for index in range(4):
+    for index in range(frames):
         frame = background.copy()
         frame[12:36, 4 + 8 * index : 28 + 8 * index] = 255 - background[12:36, 20:44]
         writer.write(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR))
@@ -120,11 +120,16 @@ def test_video_command(tmp_path, capsys):
         (["stats", ".", "--polarity", "white"], "valid: known-white, hole-white"),
         (["video", "missing.mp4", "--out", "o"], "cannot open video"),
         (["video", "junk.mp4", "--out", "o"], "cannot open video"),
+        (["video", "clip.mp4", "--out", "o"], "cannot open video 'clip.mp4'"),
+        (["video", "one.avi", "--out", "o"], "'one.avi' has too few frames to find motion"),
+        (["video", "one.avi", "--out", "o", "--frame-step", "3"], "3 apart (at least 4 frames)"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(tmp_path, args, message):
     (tmp_path / "blocker").write_text("a file, not a folder")
     (tmp_path / "junk.mp4").write_bytes(b"not a video")
+    (tmp_path / "clip.mp4").write_text("a text file named like a video\n" * 40)
+    _write_video(tmp_path / "one.avi", frames=1)
     result = _cli(*args, cwd=tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()

@@ -4,6 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
+from inpainting.errors import UserInputError
 from masks import from_video, hole_ratio
 from masks.video import OcclusionSettings, occlusion_mask
 
@@ -93,6 +94,27 @@ def test_unopenable_video_raises_clearly(tmp_path):
     junk.write_bytes(b"definitely not a video")
     with pytest.raises(ValueError, match="cannot open video .*cannot decode"):
         from_video(junk)
+
+
+def _one_frame_clip(path):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (WIDTH, HEIGHT))
+    assert writer.isOpened(), "OpenCV cannot write MJPG .avi files"
+    writer.write(_frames()[0])
+    writer.release()
+    return path
+
+
+def test_a_one_frame_clip_raises_at_once(tmp_path):
+    """Motion needs two frames: a one-frame clip is refused when opened, not an empty result."""
+    clip = _one_frame_clip(tmp_path / "one.avi")
+    with pytest.raises(UserInputError, match="too few frames .*needs at least 2 frames"):
+        from_video(clip)
+
+
+def test_a_clip_shorter_than_the_frame_step_raises(video):
+    with pytest.raises(UserInputError, match=f"{FRAMES} apart \\(at least {FRAMES + 1} frames\\)"):
+        from_video(video, frame_step=FRAMES)
+    assert len(list(from_video(video, frame_step=FRAMES - 1))) == 1
 
 
 @pytest.mark.parametrize(

@@ -244,3 +244,37 @@ def test_a_failure_while_inpainting_keeps_its_traceback(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="CUDA error"):
         main(["--checkpoint", str(checkpoint), "--image", str(tmp_path / "x.png"), "--mask",
               str(tmp_path / "hole.png"), "--out", str(tmp_path / "out.png"), "--device", "cpu"])
+
+
+def test_a_folder_with_a_corrupt_image_inpaints_the_others_and_exits_1(tmp_path, capsys):
+    """One bad file is named and skipped; the rest are written; the exit code says it failed."""
+    checkpoint = _checkpoint(tmp_path / "tiny.pt")
+    (tmp_path / "in").mkdir()
+    image, mask = _image_and_mask(24, 28)
+    for name in ("a", "c"):
+        Image.fromarray(image).save(tmp_path / "in" / f"{name}.png")
+    (tmp_path / "in" / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    Image.fromarray(mask * 255).save(tmp_path / "hole.png")
+    code = main(["--checkpoint", str(checkpoint), "--image", str(tmp_path / "in"), "--mask",
+                 str(tmp_path / "hole.png"), "--out", str(tmp_path / "out"), "--device", "cpu"])
+    assert code == 1
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "c.png"]
+    lines = [line for line in capsys.readouterr().err.splitlines() if "b.png" in line]
+    bad = str(tmp_path / "in" / "b.png")
+    assert len(lines) == 2 and "Traceback" not in "".join(lines), lines
+    assert lines[0].startswith("python -m inpainting.predict: skipped") and bad in lines[0]
+    assert lines[1] == f"python -m inpainting.predict: error: 1 of 3 images failed: {bad}"
+
+
+def test_a_folder_where_one_image_lacks_alpha_names_it_and_exits_1(tmp_path, capsys):
+    checkpoint = _checkpoint(tmp_path / "tiny.pt")
+    (tmp_path / "in").mkdir()
+    image, mask = _image_and_mask(24, 28)
+    Image.fromarray(np.dstack([image, mask * 255])).save(tmp_path / "in" / "alpha.png")
+    Image.fromarray(image).save(tmp_path / "in" / "plain.png")
+    code = main(["--checkpoint", str(checkpoint), "--image", str(tmp_path / "in"), "--out",
+                 str(tmp_path / "out"), "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 1 and (tmp_path / "out" / "alpha.png").is_file()
+    assert "no alpha channel" in err and "1 of 2 images failed" in err, err
+    assert not (tmp_path / "out" / "plain.png").exists()

@@ -21,6 +21,7 @@ from inpainting.data.dataset import (
     MaskSource,
     sample_rngs,
 )
+from inpainting.data.file_lists import read_file_list, write_file_list
 from inpainting.data.fixed_masks import FixedMaskSet
 from inpainting.data.io import (
     ALPHA_BACKGROUND,
@@ -28,10 +29,8 @@ from inpainting.data.io import (
     ImageDecodeError,
     list_images,
     load_image,
-    read_file_list,
     split_holdout,
     split_paths,
-    write_file_list,
 )
 from inpainting.data.transforms import (
     EVAL_MODES,

@@ -18,8 +18,9 @@ from torch.utils.data import DataLoader
 
 from inpainting.config_parsing import ConfigError
 from inpainting.data.dataset import InpaintingDataset, MaskSource
+from inpainting.data.file_lists import read_file_list
 from inpainting.data.fixed_masks import FixedMaskSet
-from inpainting.data.io import list_images, read_file_list, split_holdout
+from inpainting.data.io import list_images, split_holdout
 from masks import FolderMaskSource, MaskGenerator, parse_bins
 
 if TYPE_CHECKING:  # config imports this module for MASK_SOURCES
@@ -91,7 +92,8 @@ def resolve_image_paths(
 
     Raises:
         ConfigError: ``data.train`` is empty.
-        UserInputError: a folder or list is missing or empty (from ``inpainting.data.io``).
+        UserInputError: a folder or list is missing or empty (``list_images``,
+            ``read_file_list``).
     """
     spec = data.train.strip()
     if not spec:

@@ -6,6 +6,10 @@ evaluation, so a sample is the same whatever the number of DataLoader workers, t
 method or the order they are visited in. ``set_epoch`` must be called before the DataLoader
 iterator is created (non-persistent workers copy the dataset at that moment).
 
+Images whose shorter side is at least ``2 * DECODE_SIDE_MULTIPLE * S`` are decoded reduced by an
+integer factor (``load_image(reduce_to=DECODE_SIDE_MULTIPLE * S)``), so a huge file costs memory
+in proportion to the sample size ``S``, not to the file; smaller images decode at full size.
+
 Undecodable files never crash a run (unless ``strict``): the sample falls back to the next
 decodable file in order, logs a warning naming the bad file and reports how many files it
 skipped in ``sample["bad_files"]``, which the default collate turns into a ``(B,)`` tensor that
@@ -24,7 +28,7 @@ import numpy as np
 import torch
 
 from inpainting.data.fixed_masks import FixedMaskSet
-from inpainting.data.io import ImageDecodeError, load_image
+from inpainting.data.io import DECODE_SIDE_MULTIPLE, ImageDecodeError, load_image
 from inpainting.data.transforms import EvalTransform, TrainTransform
 from inpainting.errors import UserInputError
 
@@ -158,10 +162,11 @@ class InpaintingDataset(torch.utils.data.Dataset):
     def _load_decodable(self, index: int) -> tuple[np.ndarray, Path, int]:
         """Decode ``paths[index]``, or the next decodable file after it (wrapping around)."""
         attempts = min(len(self.paths), MAX_CONSECUTIVE_BAD_FILES + 1)
+        reduce_to = DECODE_SIDE_MULTIPLE * self.image_size  # a bound on memory for huge files
         for skipped in range(attempts):
             path = self.paths[(index + skipped) % len(self.paths)]
             try:
-                return load_image(path), path, skipped
+                return load_image(path, reduce_to=reduce_to), path, skipped
             except ImageDecodeError as error:
                 if self.strict:
                     raise

@@ -1,4 +1,4 @@
-"""Image files: decoding to 8-bit RGB, listing folders, reading file lists, seeded splits.
+"""Image files: decoding to 8-bit RGB, listing folders, seeded splits (lists: ``file_lists``).
 
 Every decoded image is a ``np.ndarray`` of shape ``(H, W, 3)``, dtype ``uint8``, RGB order, with
 the EXIF orientation applied. Conversions from the other layouts:
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,20 +28,22 @@ from inpainting.errors import UserInputError
 
 __all__ = [
     "ALPHA_BACKGROUND",
+    "DECODE_SIDE_MULTIPLE",
     "IMAGE_EXTENSIONS",
     "ImageDecodeError",
     "list_images",
     "load_image",
-    "read_file_list",
     "split_holdout",
     "split_paths",
-    "write_file_list",
 ]
 
 logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 ALPHA_BACKGROUND = (255, 255, 255)
+# Datasets decode an image reduced while its shorter side stays >= this times the sample side
+# (``load_image(reduce_to=...)``): enough for any crop or resize, and a bound on memory.
+DECODE_SIDE_MULTIPLE = 4
 
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 
@@ -61,11 +62,16 @@ class ImageDecodeError(UserInputError):
         super().__init__(f"cannot decode image '{self.path}': {reason}")
 
 
-def load_image(path: str | os.PathLike) -> np.ndarray:
+def load_image(path: str | os.PathLike, reduce_to: int | None = None) -> np.ndarray:
     """Decode an image file to 8-bit RGB with its EXIF orientation applied.
 
     Args:
         path: any file Pillow can read (see the module docstring for the conversions).
+        reduce_to: if given, an image whose shorter side is at least twice this is decoded
+            reduced by an integer factor, keeping the shorter side ``>= reduce_to`` (a JPEG by
+            DCT scaling while decoding, other files by Pillow's box ``reduce`` right after it),
+            so that a huge image never becomes a full-size array. Smaller images decode exactly
+            as without it. ``None``: always full size.
 
     Returns:
         ``(H, W, 3)`` ``uint8`` array, RGB, values in ``[0, 255]``.
@@ -76,8 +82,11 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     """
     try:
         with Image.open(path) as opened:
+            if reduce_to is not None:
+                _draft_reduced(opened, reduce_to)
             opened.load()
-            array = _to_rgb_uint8(_apply_exif_orientation(opened, path))
+            image = _reduced(opened, reduce_to) if reduce_to is not None else opened
+            array = _to_rgb_uint8(_apply_exif_orientation(image, path))
     except Exception as error:
         # Pillow reports broken files as OSError (incl. UnidentifiedImageError), but its format
         # plugins can also raise ValueError, SyntaxError, EOFError, struct.error, IndexError or
@@ -86,6 +95,28 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise ImageDecodeError(path, "image has zero size")
     return array
+
+
+def _draft_reduced(image: Image.Image, reduce_to: int) -> None:
+    """Ask a JPEG decoder for a 1/2, 1/4 or 1/8 scale that keeps the shorter side >= reduce_to."""
+    width, height = image.size
+    factor = min(width, height) // reduce_to
+    if image.format == "JPEG" and factor >= 2:
+        # draft() keeps the result at least as large as the requested size.
+        image.draft(image.mode, (-(-width // factor), -(-height // factor)))
+
+
+def _reduced(image: Image.Image, reduce_to: int) -> Image.Image:
+    """Box-reduce a decoded image by the integer factor that keeps its shorter side >= reduce_to.
+
+    Modes that Pillow cannot reduce (palette, 1-bit, 16-bit) stay as they are.
+    """
+    factor = min(image.size) // reduce_to
+    if factor < 2 or image.mode in ("P", "1") or image.mode.startswith("I;16"):
+        return image
+    reduced = image.reduce(factor)
+    reduced.info = image.info  # keeps the EXIF orientation and the transparency
+    return reduced
 
 
 def _apply_exif_orientation(image: Image.Image, path: str | os.PathLike) -> Image.Image:
@@ -99,7 +130,7 @@ def _apply_exif_orientation(image: Image.Image, path: str | os.PathLike) -> Imag
 def _to_rgb_uint8(image: Image.Image) -> np.ndarray:
     mode = image.mode
     if mode == "RGB":
-        return np.asarray(image, dtype=np.uint8).copy()
+        return np.array(image, dtype=np.uint8)  # one writable copy
     if mode in _SIXTEEN_BIT_MODES:
         values = np.asarray(image).astype(np.float64)
         gray = np.rint(np.clip(values, 0, 65535) * (255.0 / 65535.0)).astype(np.uint8)
@@ -126,6 +157,14 @@ def _composite_alpha(rgba: np.ndarray) -> np.ndarray:
     return np.rint(rgb).astype(np.uint8)
 
 
+def _is_folder(entry: os.DirEntry) -> bool:
+    """True for a folder or a link to one; a link that loops is not one (``is_dir`` raises)."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
 def _is_image_name(name: str) -> bool:
     # Hidden files (e.g. macOS "._x.jpg" AppleDouble files) are never images.
     return not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
@@ -134,7 +173,9 @@ def _is_image_name(name: str) -> bool:
 def list_images(root: str | os.PathLike) -> list[Path]:
     """List image files under a folder, recursively, in sorted order.
 
-    Symbolic links to folders are followed (each real folder once). Hidden files are skipped.
+    Symbolic links to folders are followed (each real folder once). Hidden files are skipped, and
+    so are symbolic links that loop (``ln -s loop.png loop.png``) or point to nothing, each with
+    a warning naming it: they hold no image, and resolving them later would fail.
 
     Args:
         root: folder to search.
@@ -154,13 +195,16 @@ def list_images(root: str | os.PathLike) -> list[Path]:
         )
     found: list[Path] = []
     visited: set[str] = set()
-    for folder, subfolders, files in os.walk(root, followlinks=True):
+    pending = [root]
+    while pending:
+        folder = pending.pop()
         real = os.path.realpath(folder)
         if real in visited:  # a symlink cycle or a second link to the same folder
-            subfolders.clear()
             continue
         visited.add(real)
-        found.extend(Path(folder) / name for name in files if _is_image_name(name))
+        subfolders, files = _scan(folder)
+        pending.extend(subfolders)
+        found.extend(files)
     if not found:
         raise UserInputError(
             f"no images found under '{root}' (looked recursively for "
@@ -169,63 +213,30 @@ def list_images(root: str | os.PathLike) -> list[Path]:
     return sorted(found)
 
 
-# A list line's path ends at the first image extension followed by whitespace or the line's end,
-# so paths may hold spaces and labels or other columns may follow ("/a/abbey/0001.jpg 0").
-_EXTENSION_ALTERNATIVES = "|".join(ext.lstrip(".") for ext in IMAGE_EXTENSIONS)
-_LISTED_PATH = re.compile(rf"(.+?\.(?:{_EXTENSION_ALTERNATIVES}))(?:\s.*)?", re.IGNORECASE)
+def _scan(folder: Path) -> tuple[list[Path], list[Path]]:
+    """The subfolders and image files of one folder; broken symbolic links are left out.
 
-
-def read_file_list(list_file: str | os.PathLike, root: str | os.PathLike) -> list[Path]:
-    """Read a Places2-style file list: one image path per line, relative to ``root``.
-
-    Blank lines and lines starting with ``#`` are ignored. The path runs to the first image
-    extension followed by whitespace or the line's end (spaces inside are kept); what follows,
-    e.g. the class label of ``places365_train_standard.txt``, is ignored. A line without an image
-    extension gives its first whitespace-separated token. A leading ``/`` is stripped, as
-    Places2 lists write ``/a/abbey/0001.jpg``.
-    Only the first listed file is checked for existence (to catch a wrong ``root`` at start-up
-    without touching millions of files); later missing files are skipped as undecodable.
-
-    Args:
-        list_file: the text file.
-        root: folder the listed paths are relative to.
-
-    Returns:
-        The listed paths joined to ``root``, in file order.
-
-    Raises:
-        UserInputError: the list file or ``root`` is missing, the list is empty, or its first
-            entry does not exist under ``root``.
+    ``os.scandir`` knows from the directory entry whether a name is a link, so only links cost
+    a ``stat`` (listings run to millions of files). An unreadable folder is skipped, as
+    ``os.walk`` does.
     """
-    list_file, root = Path(list_file), Path(root)
-    if not list_file.is_file():
-        raise UserInputError(f"file list '{list_file}' does not exist; check the path in the "
-                             "config")
-    if not root.is_dir():
-        raise UserInputError(
-            f"image root '{root}' for file list '{list_file}' does not exist; set it to the "
-            "folder the listed paths are relative to"
-        )
-    paths = []
+    subfolders, files = [], []
     try:
-        with open(list_file, encoding="utf-8") as handle:  # streamed: lists run to millions
-            for line in handle:
-                line = line.strip()
-                if line and not line.startswith("#"):
-                    listed = _LISTED_PATH.fullmatch(line)
-                    path = listed.group(1) if listed else line.split()[0]
-                    paths.append(root / path.lstrip("/"))
-    except UnicodeDecodeError:
-        raise UserInputError(f"file list '{list_file}' is not UTF-8 text; give a text file "
-                             "with one image path per line") from None
-    if not paths:
-        raise UserInputError(f"file list '{list_file}' lists no images; add one path per line")
-    if not paths[0].exists():
-        raise UserInputError(
-            f"'{paths[0]}', the first entry of '{list_file}', does not exist; is '{root}' the "
-            "folder the listed paths are relative to?"
-        )
-    return paths
+        entries = list(os.scandir(folder))
+    except OSError as error:
+        logger.warning("skipping unreadable folder '%s': %s", folder, error.strerror or error)
+        return [], []
+    for entry in entries:
+        path = folder / entry.name
+        if _is_folder(entry):
+            subfolders.append(path)
+        elif _is_image_name(entry.name):
+            if entry.is_symlink() and not os.path.exists(path):
+                logger.warning("skipping '%s': a symbolic link that loops or points to nothing",
+                               path)
+            else:
+                files.append(path)
+    return subfolders, files
 
 
 def split_paths(
@@ -299,17 +310,3 @@ def split_holdout(
     for index, path in enumerate(ordered):
         pick[1 if index in val_set else 2 if index in test_set else 0].append(path)
     return pick[0], pick[1], pick[2]
-
-
-def write_file_list(paths: Sequence[Path], list_file: Path) -> None:
-    """Write ``paths`` one per line, relative to the list's folder (``read_file_list``'s root).
-
-    Args:
-        paths: image files.
-        list_file: the ``.txt`` to write (its folder is created).
-    """
-    list_file = Path(list_file)
-    list_file.parent.mkdir(parents=True, exist_ok=True)
-    base = list_file.parent.resolve()
-    lines = [os.path.relpath(Path(p).resolve(), base) for p in paths]
-    list_file.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")

@@ -35,6 +35,17 @@ def _resize_to(image: np.ndarray, height: int, width: int) -> np.ndarray:
     return cv2.resize(image, (width, height), interpolation=interpolation)
 
 
+def _upscaled_shape(height: int, width: int, size: int) -> tuple[int, int]:
+    """``(H, W)`` of ``upscale_to_min_side`` on an ``H x W`` image, without resizing."""
+    short = min(height, width)
+    if short >= size:
+        return height, width
+    scale = size / short
+    new_height = size if height == short else max(size, round(height * scale))
+    new_width = size if width == short else max(size, round(width * scale))
+    return new_height, new_width
+
+
 def upscale_to_min_side(image: np.ndarray, size: int) -> np.ndarray:
     """Enlarge an image, keeping its aspect ratio, so that its short side is at least ``size``.
 
@@ -45,14 +56,43 @@ def upscale_to_min_side(image: np.ndarray, size: int) -> np.ndarray:
     Returns:
         The image unchanged if ``min(H, W) >= size``, else resized so ``min(H, W) == size``.
     """
-    height, width = image.shape[:2]
-    short = min(height, width)
-    if short >= size:
-        return image
-    scale = size / short
-    new_height = size if height == short else max(size, round(height * scale))
-    new_width = size if width == short else max(size, round(width * scale))
+    new_height, new_width = _upscaled_shape(*image.shape[:2], size)
     return _resize_to(image, new_height, new_width)
+
+
+# An image that must be enlarged to more than this many crops' area (a strip: 1 x 60000 at 64 px
+# would become 64 x 3.84M) is enlarged only under the crop window.
+_WHOLE_UPSCALE_LIMIT = 16
+
+
+def _upscaled_window(image: np.ndarray, size: int, top: int, left: int) -> np.ndarray:
+    """The ``size x size`` window at ``(top, left)`` of ``upscale_to_min_side(image, size)``.
+
+    Images that need no enlarging, or whose enlarged copy stays small, are cut from that copy.
+    For a strip, only the window is interpolated (bicubic, the same sampling grid as the resize),
+    so memory stays in proportion to ``size``; its pixels agree with the full resize to within
+    rounding.
+    """
+    height, width = image.shape[:2]
+    new_height, new_width = _upscaled_shape(height, width, size)
+    if min(height, width) >= size or new_height * new_width <= _WHOLE_UPSCALE_LIMIT * size**2:
+        return upscale_to_min_side(image, size)[top : top + size, left : left + size]
+    # cv2.resize samples destination pixel x at source (x + 0.5) * (source / destination) - 0.5.
+    rows = (np.arange(top, top + size) + 0.5) * (height / new_height) - 0.5
+    cols = (np.arange(left, left + size) + 0.5) * (width / new_width) - 0.5
+    # Only the source under the window, with the bicubic kernel's reach (remap also needs
+    # sources under 32767 pixels a side).
+    row0, row1 = _reach(rows, height)
+    col0, col1 = _reach(cols, width)
+    map_x, map_y = np.meshgrid((cols - col0).astype(np.float32), (rows - row0).astype(np.float32))
+    window = cv2.remap(np.ascontiguousarray(image[row0:row1, col0:col1]), map_x, map_y,
+                       cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)  # (S, S[, C])
+    return window.reshape(size, size, *image.shape[2:])
+
+
+def _reach(positions: np.ndarray, length: int) -> tuple[int, int]:
+    """``[start, stop)`` of the source pixels a bicubic sample at ``positions`` reads."""
+    return max(0, int(np.floor(positions[0])) - 2), min(length, int(np.ceil(positions[-1])) + 3)
 
 
 def random_crop(image: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -66,11 +106,10 @@ def random_crop(image: np.ndarray, size: int, rng: np.random.Generator) -> np.nd
     Returns:
         ``(size, size, C)`` array.
     """
-    image = upscale_to_min_side(image, size)
-    height, width = image.shape[:2]
+    height, width = _upscaled_shape(*image.shape[:2], size)
     top = int(rng.integers(0, height - size + 1))
     left = int(rng.integers(0, width - size + 1))
-    return image[top : top + size, left : left + size]
+    return _upscaled_window(image, size, top, left)
 
 
 def random_resized_crop(
@@ -138,10 +177,8 @@ def center_crop(image: np.ndarray, size: int) -> np.ndarray:
     Returns:
         ``(size, size, C)`` array.
     """
-    image = upscale_to_min_side(image, size)
-    height, width = image.shape[:2]
-    top, left = (height - size) // 2, (width - size) // 2
-    return image[top : top + size, left : left + size]
+    height, width = _upscaled_shape(*image.shape[:2], size)
+    return _upscaled_window(image, size, (height - size) // 2, (width - size) // 2)
 
 
 def resize(image: np.ndarray, size: int) -> np.ndarray:

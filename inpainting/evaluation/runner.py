@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from inpainting.data import EVAL_MODES, load_image
+from inpainting.data.io import DECODE_SIDE_MULTIPLE
 from inpainting.errors import UserInputError
 from inpainting.evaluation.pairs import Pair
 from inpainting.scoring import bin_index, image_records, score
@@ -112,7 +113,9 @@ class PairDataset(Dataset):
         if mask.shape != (s.height, s.width):
             raise ValueError(f"mask '{pair.mask.path}' is {mask.shape[1]}x{mask.shape[0]}, "
                              f"expected {s.width}x{s.height} like the other masks")
-        image = load_image(pair.image)
+        # Decoded as the training run's validation set decodes it, so both give the same numbers.
+        image = load_image(pair.image, reduce_to=DECODE_SIDE_MULTIPLE * s.height
+                           if s.fit != "none" else None)
         if s.fit != "none":
             image = np.ascontiguousarray(EVAL_MODES[s.fit](image, s.height))
         elif image.shape[:2] != mask.shape:
