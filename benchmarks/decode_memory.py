@@ -1,7 +1,8 @@
 """Peak memory of one dataset sample from a huge image: strips and a large photo.
 
 Each case runs in a fresh process that imports the project, builds an ``InpaintingDataset``
-over one image (64 px, the training crop and the evaluation centre crop) and reads sample 0.
+over one image (64 px; the training random crop and random resized crop, the evaluation centre
+crop and resize) and reads sample 0.
 Reported per case, in MiB: the process's peak resident memory (``VmHWM``, Linux) during the
 sample and its rise over the resident memory just before it (the peak is reset there through
 ``/proc/self/clear_refs``, so the imports' peak does not hide it), and the peak of
@@ -37,8 +38,12 @@ def peak_mib():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
 
-path, size, train = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "train"
-dataset = InpaintingDataset([path], size, train=train, seed=0,
+MODES = {"train crop": {"train": True},
+         "train rrc": {"train": True, "random_resized_crop": True},
+         "eval centre crop": {"train": False},
+         "eval resize": {"train": False, "eval_mode": "resize"}}
+path, size, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+dataset = InpaintingDataset([path], size, seed=0, **MODES[mode],
                             mask_source=lambda rng: np.ones((size, size), np.uint8))
 with open("/proc/self/clear_refs", "w") as handle:
     handle.write("5")  # reset the peak resident memory (VmHWM) to the current level
@@ -73,7 +78,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as folder:
         for name, path in _write_images(Path(folder)).items():
-            for mode in ("train", "eval"):
+            for mode in ("train crop", "train rrc", "eval centre crop", "eval resize"):
                 done = subprocess.run([sys.executable, "-c", _CHILD, str(path), "64", mode],
                                       cwd=REPO, capture_output=True, text=True, check=True,
                                       env={"PYTHONPATH": str(REPO), "PATH": ""})

@@ -6,9 +6,12 @@ evaluation, so a sample is the same whatever the number of DataLoader workers, t
 method or the order they are visited in. ``set_epoch`` must be called before the DataLoader
 iterator is created (non-persistent workers copy the dataset at that moment).
 
-Images whose shorter side is at least ``2 * DECODE_SIDE_MULTIPLE * S`` are decoded reduced by an
-integer factor (``load_image(reduce_to=DECODE_SIDE_MULTIPLE * S)``), so a huge file costs memory
-in proportion to the sample size ``S``, not to the file; smaller images decode at full size.
+When the transform does not depend on the image's pixel scale (a random resized crop, or the
+``resize`` eval mode), images whose shorter side is at least ``2 * DECODE_SIDE_MULTIPLE * S`` are
+decoded reduced by an integer factor (``load_image(reduce_to=DECODE_SIDE_MULTIPLE * S)``), so a
+huge file costs memory in proportion to the sample size ``S``, not to the file. Plain crops
+(random or centre) cut ``S`` pixels at the file's own resolution, so they always decode at full
+size: a reduced decode would change what the crop shows.
 
 Undecodable files never crash a run (unless ``strict``): the sample falls back to the next
 decodable file in order, logs a warning naming the bad file and reports how many files it
@@ -132,6 +135,9 @@ class InpaintingDataset(torch.utils.data.Dataset):
             )
         else:
             self.transform = EvalTransform(image_size, mode=eval_mode)
+        scale_free = random_resized_crop if train else eval_mode == "resize"
+        # A bound on the memory of huge files, where it cannot change the sample (module doc).
+        self.reduce_to = DECODE_SIDE_MULTIPLE * image_size if scale_free else None
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -162,11 +168,10 @@ class InpaintingDataset(torch.utils.data.Dataset):
     def _load_decodable(self, index: int) -> tuple[np.ndarray, Path, int]:
         """Decode ``paths[index]``, or the next decodable file after it (wrapping around)."""
         attempts = min(len(self.paths), MAX_CONSECUTIVE_BAD_FILES + 1)
-        reduce_to = DECODE_SIDE_MULTIPLE * self.image_size  # a bound on memory for huge files
         for skipped in range(attempts):
             path = self.paths[(index + skipped) % len(self.paths)]
             try:
-                return load_image(path, reduce_to=reduce_to), path, skipped
+                return load_image(path, reduce_to=self.reduce_to), path, skipped
             except ImageDecodeError as error:
                 if self.strict:
                     raise

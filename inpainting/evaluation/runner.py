@@ -113,9 +113,10 @@ class PairDataset(Dataset):
         if mask.shape != (s.height, s.width):
             raise ValueError(f"mask '{pair.mask.path}' is {mask.shape[1]}x{mask.shape[0]}, "
                              f"expected {s.width}x{s.height} like the other masks")
-        # Decoded as the training run's validation set decodes it, so both give the same numbers.
+        # Decoded as the training run's validation set decodes it, so both give the same numbers:
+        # reduced only for a resize, where the pixel scale of the file does not matter.
         image = load_image(pair.image, reduce_to=DECODE_SIDE_MULTIPLE * s.height
-                           if s.fit != "none" else None)
+                           if s.fit == "resize" else None)
         if s.fit != "none":
             image = np.ascontiguousarray(EVAL_MODES[s.fit](image, s.height))
         elif image.shape[:2] != mask.shape:
