@@ -7,9 +7,9 @@ examples:
   python -m masks video clip.mp4 --out mask_sets/clip --size 512
 
 Exit codes (``inpainting.errors``, as for every command of the project): 0 done; 1 stats found
-missing or changed files; 2 bad arguments or input files (one line on stderr); 3 a folder cannot
-be written or the disk is full (one line); 130 interrupted (run the same command again to
-resume); a bug keeps its traceback.
+missing or changed files, or video found no mask in the hole range; 2 bad arguments or input
+files (one line on stderr); 3 a folder cannot be written or the disk is full (one line); 130
+interrupted (run the same command again to resume); a bug keeps its traceback.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import cv2
 from tqdm import tqdm
 
 from inpainting.cli import OneLineParser, parse_polarity, run_main, whole_number
-from inpainting.errors import EXIT_INTERRUPTED
+from inpainting.errors import EXIT_FAILED, EXIT_INTERRUPTED
 from masks.dataset import check_writable, generate_mask_set
 from masks.generator import parse_bins
 from masks.io import hole_ratio, save_mask
@@ -141,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``python -m masks`` argument parser."""
     description = __doc__.split("\nExit codes")[0]  # OneLineParser adds the codes as epilog
     parser = OneLineParser(prog="python -m masks", description=description,
-                           epilog="stats exits 1 when files are missing or changed.")
+                           epilog="stats exits 1 when files are missing or changed; video exits 1 "
+                                  "when no frame pair gives a mask in --hole-range.")
     commands = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser
     )
@@ -190,12 +191,21 @@ def _run_video(args: argparse.Namespace) -> int:
         max_masks=args.max_masks,
         **size,
     )
+    existed = args.out.exists()
     check_writable(args.out)
     entries = []
     for index, mask in enumerate(tqdm(masks, unit="mask", disable=args.no_progress)):
         file = f"{index:05d}.png"
         save_mask(args.out / file, mask)
         entries.append(MaskEntry(file, hole_ratio(mask)))
+    if not entries:  # the work ran and found nothing: say so, leave no empty set behind
+        if not existed:
+            args.out.rmdir()
+        lo, hi = args.hole_range
+        print(f"python -m masks video: error: no frame pair of '{args.video}' gave a mask with "
+              f"a hole ratio in ({lo:g}, {hi:g}]; widen --hole-range or change --frame-step",
+              file=sys.stderr)
+        return EXIT_FAILED
     write_manifest(args.out, Manifest(tuple(entries), source=str(args.video),
                                       frame_step=args.frame_step))
     print(f"wrote {len(entries)} masks to {args.out}; {args.out / MANIFEST_NAME}")

@@ -105,6 +105,18 @@ def test_video_command(tmp_path, capsys):
     assert [e["file"] for e in manifest["masks"]] == [f.name for f in files]
 
 
+def test_video_command_that_finds_no_mask_says_so_and_exits_1(tmp_path, capsys):
+    video = tmp_path / "clip.avi"
+    _write_video(video)
+    out = tmp_path / "masks"
+    code = main(["video", str(video), "--out", str(out), "--size", "32", "--no-progress",
+                 "--hole-range", "0.98-0.99"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(lines) == 1, lines
+    assert "no frame pair of" in lines[0] and "--hole-range" in lines[0], lines
+    assert not out.exists()
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
