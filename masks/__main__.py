@@ -8,8 +8,8 @@ examples:
 
 Exit codes (``inpainting.errors``, as for every command of the project): 0 done; 1 stats found
 missing or changed files, or video found no mask in the hole range; 2 bad arguments or input
-files (one line on stderr); 3 a folder cannot be written or the disk is full (one line); 130
-interrupted (run the same command again to resume); a bug keeps its traceback.
+files (one line on stderr); 3 a folder cannot be written or the disk is full (one line);
+130 interrupted (run the same command again to resume); a bug keeps its traceback.
 """
 
 from __future__ import annotations
