@@ -123,12 +123,7 @@ def evaluate(
             return None
         image = batch["image"].to(device, non_blocking=True)
         mask = batch["mask"].to(device, non_blocking=True)
-        model_in, model_mask = image * mask, mask
-        if channels_last:
-            model_in = model_in.contiguous(memory_format=torch.channels_last)
-        with autocast:
-            output, _ = model(model_in, model_mask)
-        output = output.float()
+        output = _inpaint(model, image, mask, autocast, channels_last)
         for name, prediction in ((MODEL, output), (MASKED_INPUT, masked_input(image, mask))):
             metrics, _ = score(image, mask, prediction)
             records[name] += image_records(metrics, mask, border)
@@ -146,6 +141,17 @@ def evaluate(
         samples = tuple(torch.cat([k[i] for k in kept])[:keep_samples] for i in range(3))
     return ValidationResult({name: aggregate(r, bins) for name, r in records.items()}, samples,
                             bad_files)
+
+
+def _inpaint(model: nn.Module, image: Tensor, mask: Tensor,
+             autocast: contextlib.AbstractContextManager, channels_last: bool) -> Tensor:
+    """The model's float output for ``image`` (B, 3, H, W) with ``mask`` (B, 1, H, W)."""
+    model_in = image * mask
+    if channels_last:
+        model_in = model_in.contiguous(memory_format=torch.channels_last)
+    with autocast:
+        output, _ = model(model_in, mask)
+    return output.float()
 
 
 def _autocast(device: torch.device, dtype: torch.dtype | None
