@@ -6,9 +6,11 @@ is locked against a second run.
 """
 
 import errno
+import multiprocessing
 import os
 import runpy
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -245,3 +247,24 @@ def test_a_failed_set_up_releases_the_lock(tiny_config, tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="a bug"):
         setup_training(str(tiny_config), ["train.max_steps=1"])
     acquire_run_lock(tmp_path / "run").release()
+
+
+def started_then_sleep(started) -> None:
+    started.set()
+    time.sleep(30)
+
+
+def test_a_forked_worker_does_not_keep_a_dead_runs_lock(tmp_path):
+    """DataLoader workers are forked; the lock must die with the run, not with its workers."""
+    lock = acquire_run_lock(tmp_path)
+    context = multiprocessing.get_context("fork")
+    started = context.Event()
+    worker = context.Process(target=started_then_sleep, args=(started,))
+    worker.start()
+    try:
+        assert started.wait(30)
+        os.close(lock._descriptor)  # the run dies (kill -9): its descriptor closes, no clean-up
+        acquire_run_lock(tmp_path).release()  # while the worker still lives
+    finally:
+        worker.kill()
+        worker.join()
