@@ -39,8 +39,9 @@ from inpainting.data import (
     resolve_image_paths,
     write_file_list,
 )
-from inpainting.data.dataset import InpaintingDataset
+from inpainting.data.dataset import MAX_CONSECUTIVE_BAD_FILES, InpaintingDataset
 from inpainting.data.demo import prepare_demo_data
+from inpainting.data.io import ImageDecodeError, load_image
 from inpainting.engine import DistInfo, FitResult, ModelEma, Trainer, load_checkpoint
 from inpainting.engine.batches import check_batch_fits, make_train_loader
 from inpainting.engine.checkpoint import find_checkpoint
@@ -52,6 +53,8 @@ from inpainting.engine.distributed import (
 )
 from inpainting.engine.memory import keep_freed_memory
 from inpainting.engine.reporting import make_writer, setup_logging
+from inpainting.engine.run_lock import RunLock, acquire_run_lock
+from inpainting.errors import UserInputError
 from inpainting.losses import build_loss
 from inpainting.models import build_model
 from inpainting.optim import build_optimizer, build_scheduler
@@ -72,12 +75,15 @@ class Session:
     dist: DistInfo
     writer: Any = None
     started: float = dataclasses.field(default_factory=time.time)
+    lock: RunLock | None = None  # rank 0's lock of the run folder
 
     def close(self) -> None:
-        """Flush TensorBoard and leave the process group."""
+        """Flush TensorBoard, leave the process group and unlock the run folder."""
         if self.writer is not None:
             self.writer.close()
         cleanup_distributed()
+        if self.lock is not None:
+            self.lock.release()
 
     def summary(self, result: FitResult) -> str:
         """The lines ``train.py`` prints at the end: results and where to find them."""
@@ -197,8 +203,22 @@ def setup_training(config_path: str | None, overrides: list[str] | None = None,
     setup_logging(None, dist.is_main)  # console only until the run folder exists
     inputs = _resolve_inputs(config, dist, init_from)
     barrier()  # every rank has checked before rank 0 writes
+    lock = None
     if dist.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
+        lock = acquire_run_lock(run_dir)  # before the first write into the folder
+    try:
+        return _start_run(config, run_dir, dist, device, state, inputs, lock)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+
+
+def _start_run(config: Config, run_dir: Path, dist: DistInfo, device: torch.device,
+               state: dict[str, Any] | None, inputs: _Inputs, lock: RunLock | None) -> Session:
+    """Write the run folder's config and splits, start logging, build the session."""
+    if dist.is_main:
         save_config(config, run_dir / "config.yaml")
     barrier()
     setup_logging(run_dir, dist.is_main)
@@ -208,7 +228,9 @@ def setup_training(config_path: str | None, overrides: list[str] | None = None,
                 len(inputs.val_paths), len(inputs.test_paths))
     if dist.is_main:
         _record_splits(run_dir, inputs)
-    return _build_session(config, run_dir, dist, device, state, inputs)
+    session = _build_session(config, run_dir, dist, device, state, inputs)
+    session.lock = lock
+    return session
 
 
 def _resolve_inputs(config: Config, dist: DistInfo, init_from: str | None) -> _Inputs:
@@ -217,6 +239,7 @@ def _resolve_inputs(config: Config, dist: DistInfo, init_from: str | None) -> _I
     train_paths, val_paths, test_paths = resolve_image_paths(
         config.data, config.train.seed, functools.partial(_demo_data_once_per_node, dist))
     check_batch_fits(len(train_paths), config.data.batch_size, dist.world_size)
+    check_val_images(val_paths[:config.masks.val_count], config.data.strict)
     mask_source = build_mask_source(config)
     _seed_everything(config.train.seed)
     model = build_model(**dataclasses.asdict(config.model))
@@ -229,6 +252,31 @@ def _resolve_inputs(config: Config, dist: DistInfo, init_from: str | None) -> _I
         logger.info("initialised the %sweights from %s (step %s)", "EMA " if ema else "",
                     init_from, init_state.get("step"))
     return _Inputs(train_paths, val_paths, test_paths, mask_source, model, loss)
+
+
+def check_val_images(paths: list[Path], strict: bool) -> None:
+    """Refuse a validation set of which no image can be decoded, before the first step.
+
+    Decodes the images in the order validation reads them until one works (usually the first),
+    giving up where the dataset would (``MAX_CONSECUTIVE_BAD_FILES``). With ``strict`` the first
+    undecodable one is refused, as validation would refuse it.
+
+    Raises:
+        UserInputError: one line naming an undecodable file.
+    """
+    first_error = None
+    for path in paths[:MAX_CONSECUTIVE_BAD_FILES + 1]:
+        try:
+            load_image(path)
+            return
+        except ImageDecodeError as error:
+            if strict:
+                raise UserInputError(f"validation image: {error}; fix or remove it, or set "
+                                     "data.strict false to skip undecodable images") from error
+            first_error = first_error or error
+    if first_error is not None:
+        raise UserInputError(f"no validation image can be decoded ({first_error}); check "
+                             "data.val (or data.train, whose hold-out it is)")
 
 
 def _record_splits(run_dir: Path, inputs: _Inputs) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from run_helpers import load
+from run_helpers import load, run, scalars
 
 from inpainting.engine import load_model_from_checkpoint
 
@@ -156,3 +156,77 @@ def test_two_process_gloo_ddp_runs_three_steps(tiny_config, tmp_path):
     assert state["data_position"] == {"epoch": 1, "batch": 1}
     assert (run_dir / "best.pt").is_file()
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+def start(*argv: str, pause: str = "") -> subprocess.Popen:
+    """train.py in the background; ``pause`` sets the PCONV_TEST_PAUSE test hook."""
+    env = {**env_one_thread(), "PCONV_TEST_PAUSE": pause}
+    return subprocess.Popen([sys.executable, str(TRAIN), *argv], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_log(process: subprocess.Popen, log: Path, text: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not (log.exists() and text in log.read_text()):
+        assert process.poll() is None, process.communicate()[1]
+        assert time.monotonic() < deadline, f"{text!r} not logged within {timeout} s"
+        time.sleep(0.05)
+
+
+def test_a_run_folder_in_use_is_refused_until_its_run_dies(tiny_config, tmp_path):
+    run_dir, log = tmp_path / "run", tmp_path / "run" / "train.log"
+    first = start("--config", str(tiny_config), "--set", "train.val_every=2", "--set",
+                  "train.ckpt_every=1", pause="validation_batch:600")
+    try:
+        # step 1 saved, then it holds the folder while it validates step 2
+        wait_for_log(first, log, "test hook: pausing at validation_batch")
+        second = train("--resume", str(run_dir), "--set", "train.max_steps=4")
+        assert second.returncode == 3, second.stderr
+        line = one_line_error(second.stderr)
+        assert f"run folder '{run_dir}' is in use by another run (pid {first.pid})" in line
+    finally:
+        first.kill()  # SIGKILL: the kernel drops its lock
+        first.communicate()
+    done = train("--resume", str(run_dir), "--set", "train.max_steps=2")
+    assert done.returncode == 0, done.stderr
+    assert load(run_dir / "last.pt")["step"] == 2
+
+
+def one_line_error(stderr: str) -> str:
+    """The one error line (the tiny config's random-VGG warning may precede it)."""
+    lines = [line for line in stderr.strip().splitlines() if "error" in line]
+    assert len(lines) == 1 and lines[0].startswith("train.py: error: "), stderr
+    assert "Traceback" not in stderr, stderr
+    return lines[0]
+
+
+def test_sigterm_during_validation_stops_within_seconds_and_resumes_exactly(tiny_config,
+                                                                            tmp_path):
+    overrides = ["train.max_steps=4", "train.val_every=2", "train.ckpt_every=1000",
+                 "masks.val_count=40"]
+    torch.set_num_threads(1)  # as in the subprocesses, for equal float results
+    run(tiny_config, [*overrides, f"train.run_dir={tmp_path / 'full'}"])
+    common = ["--config", str(tiny_config), *(f"--set={o}" for o in overrides)]
+    part = tmp_path / "part"
+    # 20 validation batches of 0.5 s each: without the abort, the stop would take 10 s
+    process = start(*common, "--set", f"train.run_dir={part}", pause="validation_batch:0.5")
+    try:
+        wait_for_log(process, part / "train.log", "test hook: pausing at validation_batch")
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=60)
+        stop_seconds = time.monotonic() - signalled
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr
+    assert stop_seconds < 4, f"took {stop_seconds:.1f} s to stop"
+    assert "Stopped by SIGTERM at step 2" in stdout
+    assert load(part / "last.pt")["step"] == 2 and not (part / "best.pt").exists()
+    assert "validation at step 2 aborted by SIGTERM" in (part / "train.log").read_text()
+
+    done = train("--resume", str(part))
+    assert done.returncode == 0, done.stderr
+    expected, resumed = scalars(tmp_path / "full", "train/total"), scalars(part, "train/total")
+    assert sorted(resumed) == [1, 2, 3, 4]
+    assert [resumed[step] for step in range(1, 5)] == pytest.approx(
+        [expected[step] for step in range(1, 5)], rel=0, abs=1e-6)

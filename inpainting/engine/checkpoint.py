@@ -20,16 +20,21 @@ refuses arbitrary pickled objects, so a checkpoint cannot run code when loaded.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import random
+import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from inpainting.errors import UserInputError
+from inpainting.config import config_to_dict
+from inpainting.engine.signals import pause_point
+from inpainting.errors import EnvironmentProblem, UserInputError
 
 __all__ = [
     "CHECKPOINT_VERSION",
@@ -38,8 +43,13 @@ __all__ = [
     "load_checkpoint",
     "load_model_from_checkpoint",
     "restore_rng_state",
+    "restore_training_state",
     "save_checkpoint",
+    "training_state",
 ]
+
+if TYPE_CHECKING:
+    from inpainting.engine.trainer import Trainer
 
 CHECKPOINT_VERSION = 1
 
@@ -48,11 +58,94 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> None:
     """Write ``state`` to ``path`` via ``path.tmp`` + ``os.replace``.
 
     A kill at any moment leaves either the previous file or the new one, never a torn file.
+    Any failure removes ``path.tmp``, so that a full disk is not kept full by it.
+
+    Raises:
+        EnvironmentProblem: the file cannot be written (disk full, quota, permissions, a
+            read-only file system, or torch's report of a failed write); one line naming the
+            file and the fix.
     """
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(state, tmp)
+        pause_point("checkpoint_write")
+        os.replace(tmp, path)
+    except BaseException as error:
+        problem = _write_problem(error, path)  # before the unlink frees the space it took
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        if problem is None:
+            raise
+        raise EnvironmentProblem(problem) from error
+
+
+# errno values of a failed write that the user fixes outside the program
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS,
+                 errno.EFBIG, errno.ENOTDIR, errno.ENOENT}
+# torch reports a failed write of its zip writer as a RuntimeError with one of these
+_TORCH_WRITE_FAILURES = ("inline_container.cc", "PytorchStreamWriter", "cannot be opened",
+                         "Parent directory", "file write failed", "iostream error")
+
+
+def _write_problem(error: BaseException, path: Path) -> str | None:
+    """One line for a failed checkpoint write, or None when the error is no write failure."""
+    if isinstance(error, OSError) and error.errno in _WRITE_ERRNOS:
+        reason = (error.strerror or str(error)).lower()
+    elif isinstance(error, RuntimeError) and any(m in str(error)
+                                                 for m in _TORCH_WRITE_FAILURES):
+        reason = _probe_folder(path.parent)
+    else:
+        return None
+    return (f"cannot write checkpoint '{path}' ({reason}); free some space or make the folder "
+            "writable, or set another train.run_dir")
+
+
+def _probe_folder(folder: Path) -> str:
+    """Why a folder takes no file, as far as the file system tells (torch's errors do not)."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return "the folder is missing or unreadable"
+    if not os.access(folder, os.W_OK):
+        return "the folder is not writable"
+    return f"the write failed with {free / 2**20:.0f} MiB free on its disk"
+
+
+def training_state(trainer: Trainer) -> dict[str, Any]:
+    """A trainer's checkpoint dict (layout in the module docstring)."""
+    return {
+        "model": trainer.model.state_dict(),
+        "optimizer": trainer.optimizer.state_dict(),
+        "scheduler": trainer.scheduler.state_dict() if trainer.scheduler is not None else None,
+        "scaler": trainer.scaler.state_dict(),
+        "ema": trainer.ema.state_dict() if trainer.ema is not None else None,
+        "step": trainer.step,
+        "best_metric": trainer.best_metric,
+        "config": config_to_dict(trainer.config),
+        "rng_state": capture_rng_state(),
+        "data_position": dict(trainer.position),
+        "version": CHECKPOINT_VERSION,
+    }
+
+
+def restore_training_state(trainer: Trainer, state: dict[str, Any]) -> None:
+    """Put a checkpoint back into a trainer: weights, optimizer, schedule, scaler, EMA, step,
+    best metric, data position, and the process's RNG states."""
+    trainer.model.load_state_dict(state["model"])
+    trainer.optimizer.load_state_dict(state["optimizer"])
+    if trainer.scheduler is not None and state.get("scheduler"):
+        trainer.scheduler.load_state_dict(state["scheduler"])
+    if state.get("scaler"):
+        trainer.scaler.load_state_dict(state["scaler"])
+    if trainer.ema is not None and state.get("ema"):
+        trainer.ema.load_state_dict(state["ema"])
+    elif trainer.ema is not None:  # EMA switched on for a run that had none
+        trainer.ema.reset(trainer.model)
+    trainer.step = int(state["step"])
+    trainer.best_metric = state.get("best_metric")
+    trainer.position = {k: int(v) for k, v in state["data_position"].items()}
+    restore_rng_state(state["rng_state"])
 
 
 def find_checkpoint(path: str | os.PathLike) -> Path:

@@ -5,12 +5,17 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
 from inpainting.errors import UserInputError
 
-__all__ = ["TqdmHandler", "make_progress_bar", "make_writer", "setup_logging"]
+__all__ = [
+    "TqdmHandler", "make_progress_bar", "make_writer", "report_train_step", "setup_logging",
+]
+
+logger = logging.getLogger(__name__)
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _HANDLER_TAG = "_inpainting_run_handler"
@@ -71,3 +76,27 @@ def make_progress_bar(total: int, initial: int, enabled: bool) -> tqdm:
     """A step bar (step, loss, images/s, ETA); disabled unless asked for and stderr is a TTY."""
     return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True,
                 disable=not (enabled and sys.stderr.isatty()), file=sys.stderr)
+
+
+def report_train_step(values: dict[str, float], step: int, max_steps: int, lr: float,
+                      images_per_s: float, writer: Any, bar: tqdm) -> None:
+    """One training log step: TensorBoard ``train/<term>``, ``train/lr`` and
+    ``train/images_per_s``, a log line and the progress bar's postfix.
+
+    Args:
+        values: loss term -> value, ``"total"`` among them.
+        step, max_steps: the step just done and the last one.
+        lr: the learning rate of that step.
+        images_per_s: training throughput since the previous log step.
+        writer: a TensorBoard ``SummaryWriter`` or None.
+        bar: the progress bar.
+    """
+    if writer is not None:
+        for key, value in values.items():
+            writer.add_scalar(f"train/{key}", value, step)
+        writer.add_scalar("train/lr", lr, step)
+        writer.add_scalar("train/images_per_s", images_per_s, step)
+    terms = " ".join(f"{k} {v:.4g}" for k, v in values.items() if k != "total")
+    logger.info("step %d/%d | loss %.4f | %s | lr %.2e | %.1f img/s", step, max_steps,
+                values["total"], terms, lr, images_per_s)
+    bar.set_postfix(loss=f"{values['total']:.4f}", img_s=f"{images_per_s:.1f}", refresh=False)

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,22 +21,23 @@ import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
-from torchvision.utils import save_image
 
-from inpainting.config import Config, config_to_dict
+from inpainting.cli import environment_message, is_environment_error, one_line
+from inpainting.config import Config
 from inpainting.engine.batches import BatchStream
-from inpainting.engine.checkpoint import (
-    CHECKPOINT_VERSION,
-    capture_rng_state,
-    restore_rng_state,
-    save_checkpoint,
-)
+from inpainting.engine.checkpoint import restore_training_state, save_checkpoint, training_state
 from inpainting.engine.distributed import DistInfo, all_reduce_flag, mean_over_ranks
 from inpainting.engine.ema import ModelEma
-from inpainting.engine.reporting import make_progress_bar
+from inpainting.engine.reporting import make_progress_bar, report_train_step
 from inpainting.engine.signals import StopSignals
-from inpainting.engine.validation import ValidationResult, evaluate, sample_grid, spread_indices
-from inpainting.errors import UserInputError
+from inpainting.engine.validation import (
+    ValidationResult,
+    evaluate,
+    grid_samples,
+    inpaint_samples,
+    write_grid,
+)
+from inpainting.errors import EnvironmentProblem, UserInputError
 
 __all__ = ["AUTOCAST_DTYPES", "FitResult", "NonFiniteLossError", "Trainer"]
 
@@ -101,11 +102,9 @@ class Trainer:
     ) -> None:
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
         self.train_loader, self.val_loader = train_loader, val_loader
-        self.config = config
-        self.run_dir = Path(run_dir)
+        self.config, self.run_dir = config, Path(run_dir)
         self.scheduler, self.writer, self.ema = scheduler, writer, ema
-        self.device = torch.device(device)
-        self.dist = dist or DistInfo()
+        self.device, self.dist = torch.device(device), dist or DistInfo()
         self.val_bins = list(val_bins)
         self.autocast_dtype = AUTOCAST_DTYPES[self.config.train.precision]
         self.scaler = torch.amp.GradScaler(self.device.type,
@@ -230,7 +229,7 @@ class Trainer:
         final = stop or self.step == self.config.train.max_steps
         validate = not stop and (self.step == self.config.train.max_steps
                                  or self._due(self.config.train.val_every))
-        grid = not validate and self.config.log.image_every > 0 and self._due(
+        grid = not (validate or stop) and self.config.log.image_every > 0 and self._due(
             self.config.log.image_every)
         save = final or self._due(self.config.train.ckpt_every)
         log = final or self._due(self.config.train.log_every)
@@ -238,10 +237,12 @@ class Trainer:
             self._check_finite(weights=save or validate)  # validate may write best.pt
         if log:
             self._log_train(losses, bar)
-        if validate:
-            self.validate()
-        elif grid:
-            self.write_sample_grid()
+        if validate or grid:
+            self._saving_on_failure(self.validate if validate else self.write_sample_grid)
+            # A signal during them stops at this step; under DDP, where rank 0 validates alone,
+            # every rank stops together at the next step's check.
+            if not self.dist.enabled and self._stop_signals.requested():
+                stop = save = True
         if save:
             self.save("last.pt")
             if self.config.train.keep_numbered:
@@ -302,35 +303,38 @@ class Trainer:
         self._clock = (now, self.step)
         if not self.dist.is_main:
             return
-        lr = self.step_lr
-        if self.writer is not None:
-            for key, value in values.items():
-                self.writer.add_scalar(f"train/{key}", value, self.step)
-            self.writer.add_scalar("train/lr", lr, self.step)
-            self.writer.add_scalar("train/images_per_s", images_per_s, self.step)
-        terms = " ".join(f"{k} {v:.4g}" for k, v in values.items() if k != "total")
-        logger.info("step %d/%d | loss %.4f | %s | lr %.2e | %.1f img/s", self.step,
-                    self.config.train.max_steps, values["total"], terms, lr, images_per_s)
-        bar.set_postfix(loss=f"{values['total']:.4f}", img_s=f"{images_per_s:.1f}",
-                        refresh=False)
+        report_train_step(values, self.step, self.config.train.max_steps, self.step_lr,
+                          images_per_s, self.writer, bar)
 
     def _eval_model(self) -> nn.Module:
         return self.ema.module if self.ema is not None else self.model
 
     def validate(self) -> ValidationResult | None:
-        """Evaluate on the fixed validation masks (rank 0); keep ``best.pt`` by PSNR."""
+        """Evaluate on the fixed validation masks (rank 0); keep ``best.pt`` by PSNR.
+
+        A stop signal aborts it between batches: then nothing is logged and None returned.
+        """
         if not self.dist.is_main or self.val_loader is None:
             return None
         result = evaluate(self._eval_model(), self.val_loader, self.device, self.val_bins,
                           self.autocast_dtype, self.config.train.channels_last,
                           keep_samples=self.config.log.grid_size,
-                          border=self.config.masks.border > 0)
+                          border=self.config.masks.border > 0,
+                          should_stop=self._stop_signals.requested)
+        if result is None:
+            logger.warning("validation at step %d aborted by %s", self.step,
+                           self._stop_signals.received)
+            return None
         self.last_eval = result
         logger.info("validation at step %d:\n%s", self.step, result.table())
+        if result.bad_files:
+            logger.warning("validation at step %d skipped %d undecodable image file(s) (named "
+                           "above)", self.step, result.bad_files)
         if self.writer is not None:
             result.write_scalars(self.writer, self.step)
         if result.samples is not None:
-            self._write_grid(*result.samples)
+            self.sample_path = write_grid(self.run_dir / "samples", self.step, *result.samples,
+                                          writer=self.writer)
         psnr = result.overall["psnr"]
         if math.isfinite(psnr) and (self.best_metric is None or psnr > self.best_metric):
             self.best_metric = psnr
@@ -342,63 +346,44 @@ class Trainer:
         if not self.dist.is_main or self.val_loader is None:
             return
         if self._grid_batch is None:
-            dataset = self.val_loader.dataset
-            samples = [dataset[i] for i in spread_indices(len(dataset), self.config.log.grid_size)]
-            self._grid_batch = {key: torch.stack([s[key] for s in samples])
-                                for key in ("image", "mask")}
-        image = self._grid_batch["image"].to(self.device)
-        mask = self._grid_batch["mask"].to(self.device)
-        model = self._eval_model()
-        was_training = model.training
-        model.eval()
-        with torch.no_grad(), self._autocast():
-            output, _ = model(image * mask, mask)
-        model.train(was_training)
-        self._write_grid(image.cpu(), mask.cpu(), output.float().cpu())
+            self._grid_batch = grid_samples(self.val_loader.dataset, self.config.log.grid_size,
+                                            self._stop_signals.requested)
+            if self._grid_batch is None:  # a stop signal
+                return
+        samples = inpaint_samples(self._eval_model(), self._grid_batch, self.device,
+                                  self.autocast_dtype)
+        self.sample_path = write_grid(self.run_dir / "samples", self.step, *samples,
+                                      writer=self.writer)
 
-    def _write_grid(self, image: Tensor, mask: Tensor, output: Tensor) -> None:
-        grid = sample_grid(image, mask, output)
-        path = self.run_dir / "samples" / f"step_{self.step:07d}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_image(grid, path)
-        self.sample_path = path
-        if self.writer is not None:
-            self.writer.add_image("val/samples", grid, self.step)
-            self.writer.flush()
+    def _saving_on_failure(self, action: Callable[[], object]) -> None:
+        """Run validation or a grid; if it fails, save ``last.pt`` first (no training is lost),
+        then raise one line saying where it is (a bug keeps its traceback; the line is logged)."""
+        try:
+            action()
+        except Exception as error:
+            try:
+                saved = f"the training is saved in {self.save('last.pt')} (step {self.step})"
+            except Exception as save_error:  # e.g. the same full disk
+                saved = f"last.pt could not be saved either ({one_line(save_error)})"
+            environment = is_environment_error(error)
+            reason = environment_message(error) if environment else one_line(error)
+            message = (f"validation at step {self.step} failed: {reason}; {saved}: fix that, "
+                       f"then continue with --resume {self.run_dir}")
+            if isinstance(error, UserInputError):
+                raise UserInputError(message) from error
+            if environment:
+                raise EnvironmentProblem(message) from error
+            logger.error(message)
+            raise
 
     def state_dict(self) -> dict[str, Any]:
         """The checkpoint dict (see ``engine.checkpoint``): plain types and tensors only."""
-        return {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-            "scaler": self.scaler.state_dict(),
-            "ema": self.ema.state_dict() if self.ema is not None else None,
-            "step": self.step,
-            "best_metric": self.best_metric,
-            "config": config_to_dict(self.config),
-            "rng_state": capture_rng_state(),
-            "data_position": dict(self.position),
-            "version": CHECKPOINT_VERSION,
-        }
+        return training_state(self)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from a checkpoint: weights, optimizer, schedule, RNGs, data position."""
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scheduler is not None and state.get("scheduler"):
-            self.scheduler.load_state_dict(state["scheduler"])
-        if state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
-        if self.ema is not None and state.get("ema"):
-            self.ema.load_state_dict(state["ema"])
-        elif self.ema is not None:  # EMA switched on for a run that had none
-            self.ema.reset(self.model)
-        self.step = self._checked_step = int(state["step"])
-        self._saved_step = self.step
-        self.best_metric = state.get("best_metric")
-        self.position = {k: int(v) for k, v in state["data_position"].items()}
-        restore_rng_state(state["rng_state"])
+        restore_training_state(self, state)
+        self._checked_step = self._saved_step = self.step
 
     def save(self, name: str) -> Path | None:
         """Write the checkpoint ``run_dir/name`` atomically (rank 0 only)."""

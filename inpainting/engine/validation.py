@@ -9,15 +9,17 @@ Table 1), so the table the trainer logs reads like the one ``evaluate.py`` print
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader
-from torchvision.utils import make_grid
+from torch.utils.data import DataLoader, Dataset
+from torchvision.utils import make_grid, save_image
 
+from inpainting.engine.signals import pause_point
 from inpainting.scoring import (
     MASKED_INPUT,
     Summary,
@@ -29,7 +31,8 @@ from inpainting.scoring import (
     score,
 )
 
-__all__ = ["MODEL", "ValidationResult", "evaluate", "sample_grid", "spread_indices"]
+__all__ = ["MODEL", "ValidationResult", "evaluate", "grid_samples", "inpaint_samples",
+           "sample_grid", "spread_indices", "write_grid"]
 
 MODEL = "model"
 
@@ -42,10 +45,12 @@ class ValidationResult:
         scores: method -> :class:`~inpainting.scoring.Summary`, for ``"model"`` and
             ``"masked input"``.
         samples: the kept samples as ``(image, mask, output)`` CPU tensors for a grid.
+        bad_files: undecodable files skipped (the next decodable one took their place).
     """
 
     scores: dict[str, Summary]
     samples: tuple[Tensor, Tensor, Tensor] | None = None
+    bad_files: int = 0
 
     @property
     def overall(self) -> dict[str, float]:
@@ -80,7 +85,8 @@ def evaluate(
     channels_last: bool = False,
     keep_samples: int = 0,
     border: bool = False,
-) -> ValidationResult:
+    should_stop: Callable[[], bool] | None = None,
+) -> ValidationResult | None:
     """Score ``model`` and the masked input over a validation loader of ``{"image", "mask"}``.
 
     Args:
@@ -95,9 +101,11 @@ def evaluate(
             loader (``spread_indices``) so that the grid shows several images and bins.
         border: whether the masks keep their holes away from the edge (the table's border
             column).
+        should_stop: asked after every batch; True aborts the pass (a stop signal).
 
     Returns:
-        The scores (the model's train/eval mode is restored).
+        The scores, or None when ``should_stop`` aborted the pass (the model's train/eval mode
+        is restored either way).
 
     Raises:
         ValueError: the loader yielded no batches.
@@ -107,18 +115,15 @@ def evaluate(
     records: dict[str, list[dict]] = {MODEL: [], MASKED_INPUT: []}
     kept: list[tuple[Tensor, Tensor, Tensor]] = []
     picks = spread_indices(len(loader.dataset), keep_samples) if keep_samples else []
-    seen = 0
-    autocast = (torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype
-                else contextlib.nullcontext())
+    seen = bad_files = 0
+    autocast = _autocast(device, autocast_dtype)
     for batch in loader:
+        if should_stop is not None and should_stop():
+            model.train(was_training)
+            return None
         image = batch["image"].to(device, non_blocking=True)
         mask = batch["mask"].to(device, non_blocking=True)
-        model_in, model_mask = image * mask, mask
-        if channels_last:
-            model_in = model_in.contiguous(memory_format=torch.channels_last)
-        with autocast:
-            output, _ = model(model_in, model_mask)
-        output = output.float()
+        output = _inpaint(model, image, mask, autocast, channels_last)
         for name, prediction in ((MODEL, output), (MASKED_INPUT, masked_input(image, mask))):
             metrics, _ = score(image, mask, prediction)
             records[name] += image_records(metrics, mask, border)
@@ -126,13 +131,32 @@ def evaluate(
         if rows:
             kept.append((image[rows].cpu(), mask[rows].cpu(), output[rows].cpu()))
         seen += len(image)
+        bad_files += int(batch["bad_files"].sum()) if "bad_files" in batch else 0
+        pause_point("validation_batch")
     model.train(was_training)
     if not seen:
         raise ValueError("the validation loader yielded no batches")
     samples = None
     if keep_samples and kept:
         samples = tuple(torch.cat([k[i] for k in kept])[:keep_samples] for i in range(3))
-    return ValidationResult({name: aggregate(r, bins) for name, r in records.items()}, samples)
+    return ValidationResult({name: aggregate(r, bins) for name, r in records.items()}, samples,
+                            bad_files)
+
+
+def _inpaint(model: nn.Module, image: Tensor, mask: Tensor,
+             autocast: contextlib.AbstractContextManager, channels_last: bool) -> Tensor:
+    """The model's float output for ``image`` (B, 3, H, W) with ``mask`` (B, 1, H, W)."""
+    model_in = image * mask
+    if channels_last:
+        model_in = model_in.contiguous(memory_format=torch.channels_last)
+    with autocast:
+        output, _ = model(model_in, mask)
+    return output.float()
+
+
+def _autocast(device: torch.device, dtype: torch.dtype | None
+              ) -> contextlib.AbstractContextManager:
+    return torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext()
 
 
 def spread_indices(total: int, count: int) -> list[int]:
@@ -157,3 +181,66 @@ def sample_grid(image: Tensor, mask: Tensor, output: Tensor) -> Tensor:
                composite(image, mask, output), image]
     tiles = torch.stack(columns, dim=1).flatten(0, 1)  # (N, 5, 3, H, W) -> (N*5, 3, H, W)
     return make_grid(tiles, nrow=len(columns), padding=2, pad_value=1.0)
+
+
+def grid_samples(dataset: Dataset, count: int,
+                 should_stop: Callable[[], bool] | None = None) -> dict[str, Tensor] | None:
+    """The samples of an interval grid, the ones ``evaluate(keep_samples=count)`` keeps.
+
+    Args:
+        dataset: the validation set of ``{"image", "mask"}`` samples.
+        count: how many samples (spread by ``spread_indices``).
+        should_stop: asked after every sample; True aborts (a stop signal).
+
+    Returns:
+        ``{"image": (N, 3, H, W) in [0, 1], "mask": (N, 1, H, W), 1 = known}``, or None when
+        aborted.
+    """
+    samples = []
+    for index in spread_indices(len(dataset), count):
+        samples.append(dataset[index])
+        pause_point("grid_sample")
+        if should_stop is not None and should_stop():
+            return None
+    return {key: torch.stack([s[key] for s in samples]) for key in ("image", "mask")}
+
+
+@torch.no_grad()
+def inpaint_samples(model: nn.Module, samples: dict[str, Tensor], device: torch.device,
+                    autocast_dtype: torch.dtype | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """Run ``model`` in eval mode on the samples of ``grid_samples``.
+
+    Returns:
+        ``(image, mask, output)`` CPU tensors for ``sample_grid`` / ``write_grid``; output
+        (N, 3, H, W) float (the model's train/eval mode is restored).
+    """
+    image, mask = samples["image"].to(device), samples["mask"].to(device)
+    was_training = model.training
+    model.eval()
+    with _autocast(device, autocast_dtype):
+        output, _ = model(image * mask, mask)
+    model.train(was_training)
+    return image.cpu(), mask.cpu(), output.float().cpu()
+
+
+def write_grid(folder: Path, step: int, image: Tensor, mask: Tensor, output: Tensor,
+               writer: Any = None) -> Path:
+    """Write ``sample_grid`` to ``folder/step_NNNNNNN.png`` and TensorBoard's ``val/samples``.
+
+    Args:
+        folder: the run's ``samples`` folder (created when missing).
+        step: the training step, in the file name.
+        image, mask, output: as for ``sample_grid``.
+        writer: a TensorBoard ``SummaryWriter`` or None.
+
+    Returns:
+        The path of the PNG.
+    """
+    grid = sample_grid(image, mask, output)
+    path = Path(folder) / f"step_{step:07d}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image(grid, path)
+    if writer is not None:
+        writer.add_image("val/samples", grid, step)
+        writer.flush()
+    return path
