@@ -17,12 +17,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from inpainting.cli import OneLineParser, run_main
-from inpainting.engine import NonFiniteLossError
+from inpainting.cli import OneLineParser, exit_on_interrupt, run_main
 from inpainting.errors import EXIT_FAILED, EXIT_OK
-from inpainting.run_setup import setup_training
 
 PROG = "train.py"
+
+with exit_on_interrupt(PROG):  # Ctrl-C while torch loads (seconds): one line, exit 130
+    from inpainting.engine import NonFiniteLossError
+    from inpainting.run_setup import setup_training
 
 _SIGNALS_HELP = ("During training, Ctrl-C or SIGTERM finishes the step, saves last.pt and "
                  "exits 0;\na second Ctrl-C stops at once (130). A NaN/inf loss exits 1.")

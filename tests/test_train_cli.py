@@ -156,3 +156,21 @@ def test_two_process_gloo_ddp_runs_three_steps(tiny_config, tmp_path):
     assert state["data_position"] == {"epoch": 1, "batch": 1}
     assert (run_dir / "best.pt").is_file()
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+@pytest.mark.parametrize("command, prog", [
+    ([str(TRAIN), "--config", "configs/demo.yaml"], "train.py"),
+    ([str(ROOT / "evaluate.py"), "--checkpoint", "x.pt", "--images", "x"], "evaluate.py"),
+    (["-m", "inpainting.predict", "--checkpoint", "x.pt", "--image", "x.png", "--mask", "m.png",
+      "--out", "o.png"], "python -m inpainting.predict"),
+])
+def test_ctrl_c_while_torch_loads_is_one_line_with_exit_code_130(command, prog):
+    """SIGINT half a second after start lands in the imports (torch takes seconds to load)."""
+    process = subprocess.Popen([sys.executable, *command], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=env_one_thread())
+    time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    lines = err.strip().splitlines()
+    assert process.returncode == 130 and len(lines) == 1, err
+    assert lines[0].startswith(f"{prog}") and "interrupted" in lines[0], err
