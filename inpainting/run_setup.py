@@ -39,6 +39,7 @@ from inpainting.data import (
     resolve_image_paths,
     write_file_list,
 )
+from inpainting.data.builders import check_images_decode
 from inpainting.data.dataset import InpaintingDataset
 from inpainting.data.demo import prepare_demo_data
 from inpainting.engine import DistInfo, FitResult, ModelEma, Trainer, load_checkpoint
@@ -217,6 +218,7 @@ def _resolve_inputs(config: Config, dist: DistInfo, init_from: str | None) -> _I
     train_paths, val_paths, test_paths = resolve_image_paths(
         config.data, config.train.seed, functools.partial(_demo_data_once_per_node, dist))
     check_batch_fits(len(train_paths), config.data.batch_size, dist.world_size)
+    check_images_decode(train_paths, "data.train", strict=config.data.strict)
     mask_source = build_mask_source(config)
     _seed_everything(config.train.seed)
     model = build_model(**dataclasses.asdict(config.model))
