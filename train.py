@@ -31,7 +31,10 @@ During training, Ctrl-C or SIGTERM finishes the step, saves last.pt and exits 0;
 a second Ctrl-C stops at once (130). A NaN/inf loss exits 1.
 Undecodable images are skipped with a warning; with data.strict: true the first one
 stops the run (exit 2), as does a data.train whose first images all fail to decode.
-A run folder that cannot be created or written: exit 3."""
+A run folder that cannot be created or written: exit 3.
+--resume logs each config key that differs from the checkpoint's (old -> new) and warns
+when the change makes the run differ from an uninterrupted one; a changed model section
+or another train.run_dir is refused (exit 2)."""
 
 
 def build_parser() -> argparse.ArgumentParser:

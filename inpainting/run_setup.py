@@ -55,7 +55,8 @@ from inpainting.engine.memory import keep_freed_memory
 from inpainting.engine.reporting import make_writer, setup_logging
 from inpainting.losses import build_loss
 from inpainting.models import build_model
-from inpainting.optim import build_optimizer, build_scheduler
+from inpainting.optim import build_optimizer, build_scheduler, lr_factor
+from inpainting.resume_config import ConfigChange, check_resume_config, log_resume_changes
 from masks import parse_bins
 
 __all__ = ["Session", "setup_training"]
@@ -186,8 +187,10 @@ def setup_training(config_path: str | None, overrides: list[str] | None = None,
     check_device_options(config, device)
     if device.type == "cpu" and config.train.cpu_keep_freed_memory:
         keep_freed_memory()  # ~15 % faster CPU steps: no page faults on reused activations
+    changes: list[ConfigChange] = []
     if state is not None:
         run_dir = find_checkpoint(resume).parent
+        changes = check_resume_config(state["config"], config, list(overrides or []), run_dir)
         if state["step"] >= config.train.max_steps:
             raise ConfigError(f"the checkpoint is at step {state['step']}, train.max_steps is "
                               f"{config.train.max_steps}; raise it to train longer, e.g. --set "
@@ -207,9 +210,35 @@ def setup_training(config_path: str | None, overrides: list[str] | None = None,
                 run_dir, device, dist.world_size)
     logger.info("%d training, %d validation and %d test images", len(inputs.train_paths),
                 len(inputs.val_paths), len(inputs.test_paths))
+    log_resume_changes(changes)
     if dist.is_main:
         _record_splits(run_dir, inputs)
-    return _build_session(config, run_dir, dist, device, state, inputs)
+    session = _build_session(config, run_dir, dist, device, state, inputs)
+    if any(change.key.startswith("optim.") or change.key in _LR_KEYS for change in changes):
+        _apply_optimizer_settings(session.trainer, config)
+    return session
+
+
+# Keys outside ``optim`` that the learning rate of a step depends on.
+_LR_KEYS = frozenset({"train.max_steps", "train.finetune_step", "train.finetune_lr"})
+
+
+def _apply_optimizer_settings(trainer: Trainer, config: Config) -> None:
+    """Train a resumed run with the config's optimizer settings, not the checkpoint's.
+
+    The optimizer state of a checkpoint carries the hyper-parameters it was built with (lr,
+    betas, weight decay, decoupled decay) and the scheduler its base lr; loading them would
+    silently undo ``--set optim.lr=...`` on resume.
+    """
+    optimizer, scheduler = trainer.optimizer, trainer.scheduler
+    for group in optimizer.param_groups:
+        group.update({k: v for k, v in optimizer.defaults.items() if k != "lr"})
+        group["initial_lr"] = config.optim.lr
+    if scheduler is not None:
+        scheduler.base_lrs = [config.optim.lr] * len(optimizer.param_groups)
+        lr = config.optim.lr * lr_factor(scheduler.last_epoch, config)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
 
 
 def _resolve_inputs(config: Config, dist: DistInfo, init_from: str | None) -> _Inputs:

@@ -242,3 +242,25 @@ def test_help_says_what_happens_to_bad_images_and_unwritable_folders(capsys):
         _main()(["--help"])
     printed = " ".join(capsys.readouterr().out.split())
     assert "data.strict" in printed and "exit 2" in printed and "exit 3" in printed, printed
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--resume", "{tmp}/empty.pt"], "cannot read checkpoint '{tmp}/empty.pt': the file is empty"),
+    (["--resume", "{tmp}/notes.pt"], "'{tmp}/notes.pt': not a file written by torch.save"),
+    (["--config", "{tmp}"], "config file '{tmp}' is a folder; pass a YAML file"),
+    (["--config", "{tmp}/model.pt"], "config file '{tmp}/model.pt' is not UTF-8 text"),
+])
+def test_a_file_of_the_wrong_kind_is_one_line_naming_it(tmp_path, capsys, argv, message):
+    (tmp_path / "empty.pt").write_bytes(b"")
+    (tmp_path / "notes.pt").write_text("not a checkpoint")
+    torch.save({"model": torch.zeros(3)}, tmp_path / "model.pt")
+    code = _main()([a.format(tmp=tmp_path) for a in argv])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and message.format(tmp=tmp_path) in lines[0], lines
+
+
+def test_help_says_what_resume_does_with_a_changed_config(capsys):
+    with pytest.raises(SystemExit):
+        _main()(["--help"])
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "--resume logs each config key that differs" in printed, printed
