@@ -98,7 +98,7 @@ def environment_message(error: OSError) -> str:
         errno.EEXIST: "a file stands where a folder is needed; move it or choose another path",
     }
     fix = fixes.get(error.errno, "check the path")
-    return f"{error.strerror.lower()}:{path}; {fix}"
+    return f"{error.strerror.lower()}{':' if path else ''}{path}; {fix}"
 
 
 def report(prog: str, error: BaseException) -> int:

@@ -9,11 +9,13 @@ input fails here, before the first step, with a ``UserInputError`` (``inpainting
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import logging
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from inpainting.cli import is_environment_error
 from inpainting.config import (
     Config,
     ConfigError,
@@ -200,6 +203,14 @@ def setup_training(config_path: str | None, overrides: list[str] | None = None,
     config = _with_run_dir(config, run_dir)
     setup_logging(None, dist.is_main)  # console only until the run folder exists
     inputs = _resolve_inputs(config, dist, init_from)
+    with _naming_run_folder(run_dir):
+        return _start_run(config, run_dir, dist, device, state, inputs, changes)
+
+
+def _start_run(config: Config, run_dir: Path, dist: DistInfo, device: torch.device,
+               state: dict[str, Any] | None, inputs: _Inputs, changes: list[ConfigChange]
+               ) -> Session:
+    """Write the run folder (config, splits, validation masks) and build the session."""
     barrier()  # every rank has checked before rank 0 writes
     if dist.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -217,6 +228,18 @@ def setup_training(config_path: str | None, overrides: list[str] | None = None,
     if any(change.key.startswith("optim.") or change.key in _LR_KEYS for change in changes):
         _apply_optimizer_settings(session.trainer, config)
     return session
+
+
+@contextlib.contextmanager
+def _naming_run_folder(run_dir: Path) -> Iterator[None]:
+    """Name the run folder in an OSError that names no file (image and mask writers raise
+    ``No space left on device`` without one), so that its one line says where."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename or error.errno is None or not is_environment_error(error):
+            raise
+        raise OSError(error.errno, error.strerror, str(run_dir)) from error
 
 
 # Keys outside ``optim`` that the learning rate of a step depends on.

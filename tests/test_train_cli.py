@@ -1,5 +1,6 @@
 """train.py as users run it: in a subprocess, killed with SIGTERM, and under torchrun (gloo)."""
 
+import errno
 import os
 import runpy
 import shutil
@@ -264,3 +265,16 @@ def test_help_says_what_resume_does_with_a_changed_config(capsys):
         _main()(["--help"])
     printed = " ".join(capsys.readouterr().out.split())
     assert "--resume logs each config key that differs" in printed, printed
+
+
+def test_a_full_disk_while_the_run_folder_is_written_names_the_folder(tiny_config, tmp_path,
+                                                                      monkeypatch, capsys):
+    def full_disk(*args, **kwargs):  # image writers raise ENOSPC without a file name
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("inpainting.run_setup.build_val_masks", full_disk)
+    code = _main()(["--config", str(tiny_config)])
+    errors = _error_lines(capsys.readouterr().err)
+    assert code == 3 and len(errors) == 1, errors
+    assert errors[0] == (f"train.py: error: no space left on device: '{tmp_path / 'run'}'; "
+                         "free some space or choose another folder"), errors
