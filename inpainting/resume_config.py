@@ -12,6 +12,9 @@ falls in one of three classes:
   uninterrupted run;
 - everything else (batch size, image size, data, masks, loss, optimizer, schedule, EMA, seed,
   precision): accepted with a warning that the run will not reproduce an uninterrupted one.
+
+A changed optimizer setting is applied over the one the checkpoint's optimizer state carries
+(``apply_optimizer_changes``).
 """
 
 from __future__ import annotations
@@ -22,8 +25,16 @@ from pathlib import Path
 from typing import Any
 
 from inpainting.config import Config, ConfigError, apply_overrides, config_from_dict
+from inpainting.engine import Trainer
+from inpainting.optim import lr_factor
 
-__all__ = ["RUN_NEUTRAL_KEYS", "ConfigChange", "check_resume_config", "log_resume_changes"]
+__all__ = [
+    "RUN_NEUTRAL_KEYS",
+    "ConfigChange",
+    "apply_optimizer_changes",
+    "check_resume_config",
+    "log_resume_changes",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -127,3 +138,29 @@ def log_resume_changes(changes: list[ConfigChange]) -> None:
     if altering:
         logger.warning("resumed with %s changed: the run will not reproduce an uninterrupted "
                        "one", ", ".join(altering))
+
+
+# Keys outside ``optim`` that the learning rate of a step depends on.
+_LR_KEYS = frozenset({"train.max_steps", "train.finetune_step", "train.finetune_lr"})
+
+
+def apply_optimizer_changes(trainer: Trainer, config: Config, changes: list[ConfigChange]
+                            ) -> None:
+    """Train a resumed run with the config's optimizer settings, not the checkpoint's.
+
+    The optimizer state of a checkpoint carries the hyper-parameters it was built with (lr,
+    betas, weight decay, decoupled decay) and the scheduler its base lr; once loaded they
+    would silently undo ``--set optim.lr=...`` on resume. Call after
+    ``trainer.load_state_dict``; nothing changes unless an optimizer or schedule key did.
+    """
+    if not any(c.key.startswith("optim.") or c.key in _LR_KEYS for c in changes):
+        return
+    optimizer, scheduler = trainer.optimizer, trainer.scheduler
+    for group in optimizer.param_groups:
+        group.update({k: v for k, v in optimizer.defaults.items() if k != "lr"})
+        group["initial_lr"] = config.optim.lr
+    if scheduler is not None:
+        scheduler.base_lrs = [config.optim.lr] * len(optimizer.param_groups)
+        lr = config.optim.lr * lr_factor(scheduler.last_epoch, config)
+        for group in optimizer.param_groups:
+            group["lr"] = lr

@@ -58,8 +58,13 @@ from inpainting.engine.memory import keep_freed_memory
 from inpainting.engine.reporting import make_writer, setup_logging
 from inpainting.losses import build_loss
 from inpainting.models import build_model
-from inpainting.optim import build_optimizer, build_scheduler, lr_factor
-from inpainting.resume_config import ConfigChange, check_resume_config, log_resume_changes
+from inpainting.optim import build_optimizer, build_scheduler
+from inpainting.resume_config import (
+    ConfigChange,
+    apply_optimizer_changes,
+    check_resume_config,
+    log_resume_changes,
+)
 from masks import parse_bins
 
 __all__ = ["Session", "setup_training"]
@@ -225,8 +230,7 @@ def _start_run(config: Config, run_dir: Path, dist: DistInfo, device: torch.devi
     if dist.is_main:
         _record_splits(run_dir, inputs)
     session = _build_session(config, run_dir, dist, device, state, inputs)
-    if any(change.key.startswith("optim.") or change.key in _LR_KEYS for change in changes):
-        _apply_optimizer_settings(session.trainer, config)
+    apply_optimizer_changes(session.trainer, config, changes)
     return session
 
 
@@ -240,28 +244,6 @@ def _naming_run_folder(run_dir: Path) -> Iterator[None]:
         if error.filename or error.errno is None or not is_environment_error(error):
             raise
         raise OSError(error.errno, error.strerror, str(run_dir)) from error
-
-
-# Keys outside ``optim`` that the learning rate of a step depends on.
-_LR_KEYS = frozenset({"train.max_steps", "train.finetune_step", "train.finetune_lr"})
-
-
-def _apply_optimizer_settings(trainer: Trainer, config: Config) -> None:
-    """Train a resumed run with the config's optimizer settings, not the checkpoint's.
-
-    The optimizer state of a checkpoint carries the hyper-parameters it was built with (lr,
-    betas, weight decay, decoupled decay) and the scheduler its base lr; loading them would
-    silently undo ``--set optim.lr=...`` on resume.
-    """
-    optimizer, scheduler = trainer.optimizer, trainer.scheduler
-    for group in optimizer.param_groups:
-        group.update({k: v for k, v in optimizer.defaults.items() if k != "lr"})
-        group["initial_lr"] = config.optim.lr
-    if scheduler is not None:
-        scheduler.base_lrs = [config.optim.lr] * len(optimizer.param_groups)
-        lr = config.optim.lr * lr_factor(scheduler.last_epoch, config)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
 
 
 def _resolve_inputs(config: Config, dist: DistInfo, init_from: str | None) -> _Inputs:
