@@ -17,12 +17,21 @@ import logging
 import sys
 from pathlib import Path
 
-from inpainting.cli import OneLineParser, choice, parse_polarity, run_main, whole_number
+from inpainting.cli import (
+    OneLineParser,
+    choice,
+    exit_on_interrupt,
+    parse_polarity,
+    run_main,
+    whole_number,
+)
 from inpainting.errors import EXIT_INTERRUPTED
-from inpainting.evaluation import EvalOptions, evaluate_checkpoint
-from masks import parse_bins
 
 PROG = "evaluate.py"
+
+with exit_on_interrupt(PROG):  # Ctrl-C while torch loads (seconds): one line, exit 130
+    from inpainting.evaluation import EvalOptions, evaluate_checkpoint
+    from masks import parse_bins
 
 _fit = choice({"center-crop": "center_crop", "resize": "resize", "none": "none"})
 

@@ -17,21 +17,30 @@ from __future__ import annotations
 import argparse
 import sys
 
-from inpainting.cli import OneLineParser, run_main
-from inpainting.engine import NonFiniteLossError
+from inpainting.cli import OneLineParser, exit_on_interrupt, run_main
 from inpainting.errors import EXIT_FAILED, EXIT_OK
-from inpainting.run_setup import setup_training
 
 PROG = "train.py"
 
-_SIGNALS_HELP = ("During training, Ctrl-C or SIGTERM finishes the step, saves last.pt and "
-                 "exits 0;\na second Ctrl-C stops at once (130). A NaN/inf loss exits 1.")
+with exit_on_interrupt(PROG):  # Ctrl-C while torch loads (seconds): one line, exit 130
+    from inpainting.engine import NonFiniteLossError
+    from inpainting.run_setup import setup_training
+
+_EPILOG = """\
+During training, Ctrl-C or SIGTERM finishes the step, saves last.pt and exits 0;
+a second Ctrl-C stops at once (130). A NaN/inf loss exits 1.
+Undecodable images are skipped with a warning; with data.strict: true the first one
+stops the run (exit 2), as does a data.train whose first images all fail to decode.
+A run folder that cannot be created or written: exit 3.
+--resume logs each config key that differs from the checkpoint's (old -> new) and warns
+when the change makes the run differ from an uninterrupted one; a changed model section
+or another train.run_dir is refused (exit 2)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser of ``train.py``."""
     parser = OneLineParser(prog=PROG, description="Train a partial-convolution inpainting model.",
-                           epilog=_SIGNALS_HELP)
+                           epilog=_EPILOG)
     parser.add_argument("--config", help="YAML config, e.g. configs/demo.yaml")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE", help="override a config key, e.g. optim.lr=1e-4")

@@ -8,9 +8,14 @@ Imports nothing from the project but ``inpainting.errors``, so ``masks`` may use
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
+import os
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from inpainting.errors import (
     EXIT_CODES_HELP,
@@ -25,6 +30,7 @@ __all__ = [
     "OneLineParser",
     "choice",
     "environment_message",
+    "exit_on_interrupt",
     "is_environment_error",
     "one_line",
     "parse_polarity",
@@ -92,7 +98,7 @@ def environment_message(error: OSError) -> str:
         errno.EEXIST: "a file stands where a folder is needed; move it or choose another path",
     }
     fix = fixes.get(error.errno, "check the path")
-    return f"{error.strerror.lower()}:{path}; {fix}"
+    return f"{error.strerror.lower()}{':' if path else ''}{path}; {fix}"
 
 
 def report(prog: str, error: BaseException) -> int:
@@ -137,6 +143,34 @@ def run_main(prog: str, body: Callable[[], int],
         return EXIT_INTERRUPTED
     except (UserInputError, OSError) as error:
         return report(prog, error)
+
+
+@contextlib.contextmanager
+def exit_on_interrupt(prog: str, active: bool = True) -> Iterator[None]:
+    """Ctrl-C inside the block prints ``prog: interrupted`` and exits 130 at once.
+
+    For an entry point's import block: torch takes seconds to load, before ``run_main`` can
+    catch anything, and a ``KeyboardInterrupt`` raised inside torch's C++ start-up aborts the
+    process (``terminate called ...``) rather than reaching an ``except``. So the block runs
+    under a SIGINT handler that exits directly; nothing has been written yet.
+
+    Args:
+        prog: the command's name, the prefix of the line.
+        active: false leaves Ctrl-C alone (a module imported as a library, not run).
+    """
+    if not active or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        print(f"{prog}: interrupted", file=sys.stderr, flush=True)
+        os._exit(EXIT_INTERRUPTED)
+
+    previous = signal.signal(signal.SIGINT, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def whole_number(minimum: int) -> Callable[[str], int]:

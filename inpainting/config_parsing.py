@@ -171,9 +171,13 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML config file into a dict (an empty file gives ``{}``).
 
     Raises:
-        ConfigError: missing file, invalid YAML or a top level that is not a mapping.
+        ConfigError: a missing file or a folder, binary or invalid YAML, or a top level that
+            is not a mapping; the message names the file.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config file '{path}' is a folder; pass a YAML file, "
+                          "e.g. configs/demo.yaml")
     if not path.is_file():
         raise ConfigError(f"config file '{path}' does not exist")
     try:

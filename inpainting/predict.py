@@ -34,16 +34,26 @@ import logging
 import sys
 from pathlib import Path
 
-import numpy as np
-from PIL import Image, ImageOps
-from tqdm import tqdm
-
-from inpainting.cli import OneLineParser, one_line, parse_polarity, run_main, whole_number
-from inpainting.data import IMAGE_EXTENSIONS, list_images, load_image
+from inpainting.cli import (
+    OneLineParser,
+    exit_on_interrupt,
+    one_line,
+    parse_polarity,
+    run_main,
+    whole_number,
+)
 from inpainting.errors import EXIT_FAILED, EXIT_OK, UserInputError
-from inpainting.inference import DEFAULT_TILE_OVERLAP, DEFAULT_TILE_SIZE, Inpainter
-from masks import load_mask
-from masks.io import iter_mask_files
+
+# Ctrl-C while torch loads (seconds): one line and exit 130 when run as a command.
+with exit_on_interrupt("python -m inpainting.predict", active=__name__ == "__main__"):
+    import numpy as np
+    from PIL import Image, ImageOps
+    from tqdm import tqdm
+
+    from inpainting.data import IMAGE_EXTENSIONS, list_images, load_image
+    from inpainting.inference import DEFAULT_TILE_OVERLAP, DEFAULT_TILE_SIZE, Inpainter
+    from masks import load_mask
+    from masks.io import iter_mask_files
 
 __all__ = ["Inpainter", "main"]
 

@@ -253,3 +253,18 @@ def test_unknown_model_name_is_a_config_error():
     with pytest.raises(ConfigError) as info:
         load_config(None, ["model.name=unet"])
     assert str(info.value) == "unknown model.name 'unet' (valid: pconv_unet)"
+
+
+def test_a_folder_or_binary_file_as_config_is_one_line_naming_it(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path)
+    assert str(info.value) == (f"config file '{tmp_path}' is a folder; pass a YAML file, "
+                               "e.g. configs/demo.yaml")
+    for name, content in [("nul.yaml", b"\x00\x01\x02 binary"), ("zip.yaml", b"PK\x03\x04\x80")]:
+        binary = tmp_path / name
+        binary.write_bytes(content)
+        with pytest.raises(ConfigError) as info:
+            load_config(binary)
+        text = str(info.value)
+        assert f"config file '{binary}'" in text and "\n" not in text, text
+        assert "YAML" in text, text

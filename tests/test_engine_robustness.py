@@ -96,7 +96,8 @@ def test_strict_validation_failure_is_one_line_with_exit_code_2(tiny_config, tmp
 def test_undecodable_validation_set_is_refused_before_the_first_step(tiny_config, tmp_path,
                                                                      strict):
     val = bad_images(tmp_path / "bad")
-    with pytest.raises(UserInputError, match=r"validation image.*bad_0\.png"):
+    match = r"bad_0\.png.*data.strict" if strict else r"validation images of data.val.*bad_0\.png"
+    with pytest.raises(UserInputError, match=match):
         setup_training(str(tiny_config), [f"data.val={val}", f"data.strict={str(strict).lower()}"])
     assert not (tmp_path / "run").exists()
 

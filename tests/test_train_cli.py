@@ -1,7 +1,9 @@
 """train.py as users run it: in a subprocess, killed with SIGTERM, and under torchrun (gloo)."""
 
+import errno
 import os
 import runpy
+import shutil
 import signal
 import subprocess
 import sys
@@ -230,3 +232,123 @@ def test_sigterm_during_validation_stops_within_seconds_and_resumes_exactly(tiny
     assert sorted(resumed) == [1, 2, 3, 4]
     assert [resumed[step] for step in range(1, 5)] == pytest.approx(
         [expected[step] for step in range(1, 5)], rel=0, abs=1e-6)
+
+
+@pytest.mark.parametrize("command, prog", [
+    ([str(TRAIN), "--config", "configs/demo.yaml"], "train.py"),
+    ([str(ROOT / "evaluate.py"), "--checkpoint", "x.pt", "--images", "x"], "evaluate.py"),
+    (["-m", "inpainting.predict", "--checkpoint", "x.pt", "--image", "x.png", "--mask", "m.png",
+      "--out", "o.png"], "python -m inpainting.predict"),
+])
+def test_ctrl_c_while_torch_loads_is_one_line_with_exit_code_130(command, prog):
+    """SIGINT half a second after start lands in the imports (torch takes seconds to load)."""
+    process = subprocess.Popen([sys.executable, *command], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=env_one_thread())
+    time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    lines = err.strip().splitlines()
+    assert process.returncode == 130 and len(lines) == 1, err
+    assert lines[0].startswith(f"{prog}") and "interrupted" in lines[0], err
+
+
+def _error_lines(err: str) -> list[str]:
+    return [line for line in err.splitlines() if "error" in line]  # the log warns about VGG
+
+
+def test_only_undecodable_training_images_are_refused_before_the_run_starts(tiny_config,
+                                                                             tmp_path, capsys):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for index in range(5):
+        (bad / f"bad_{index}.png").write_bytes(b"not an image")
+    run_dir = tmp_path / "bad_run"
+    code = _main()(["--config", str(tiny_config), "--set", f"data.train={bad}",
+                    "--set", f"train.run_dir={run_dir}"])
+    err = capsys.readouterr().err
+    errors = _error_lines(err)
+    assert code == 2 and len(errors) == 1 and "Traceback" not in err, err
+    assert f"'{bad / 'bad_'}" in errors[0] and "data.train" in errors[0], errors
+    assert "skipping" not in err and not run_dir.exists(), err  # nothing written
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_strict_data_with_a_bad_file_is_one_line_naming_it(tiny_config, tmp_path, workers):
+    """The bad file is read during training, by a DataLoader worker with ``workers`` 1."""
+    images, val = tmp_path / "images", tmp_path / "val"
+    val.mkdir()
+    shutil.copy(images / "image_00.png", val)  # nothing held out: image_09 is trained on
+    (images / "image_09.png").write_bytes(b"not an image")  # last: the first ones decode
+    done = train("--config", str(tiny_config), "--set", "data.strict=true", "--set",
+                 f"data.val={val}", "--set", f"data.num_workers={workers}")
+    errors = _error_lines(done.stderr)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert len(errors) == 1 and errors[0].startswith("train.py: error: "), errors
+    assert f"'{images / 'image_09.png'}'" in errors[0] and "data.strict" in errors[0], errors
+    assert not list((tmp_path / "run").glob("*.tmp"))
+
+
+@pytest.mark.parametrize("blocked", ["file", "permission"])
+def test_a_run_folder_that_cannot_be_written_is_one_line_with_exit_code_3(
+        tiny_config, tmp_path, monkeypatch, capsys, blocked):
+    run_dir = tmp_path / "runs" / "x"
+    if blocked == "file":
+        run_dir.parent.mkdir()
+        run_dir.write_text("a file where the run folder should be")
+    else:  # tests run as root, where chmod does not bite: refuse the folder as the OS would
+        real_mkdir = Path.mkdir
+
+        def refused_mkdir(self, *args, **kwargs):
+            if self == run_dir:
+                raise PermissionError(13, "Permission denied", str(self))
+            return real_mkdir(self, *args, **kwargs)
+
+        monkeypatch.setattr(Path, "mkdir", refused_mkdir)
+    code = _main()(["--config", str(tiny_config), "--set", f"train.run_dir={run_dir}"])
+    err = capsys.readouterr().err
+    errors = _error_lines(err)
+    assert code == 3 and len(errors) == 1 and "Traceback" not in err, err
+    assert f"'{run_dir}'" in errors[0] and ("permissions" in errors[0]
+                                           or "a file stands where" in errors[0]), errors
+
+
+def test_help_says_what_happens_to_bad_images_and_unwritable_folders(capsys):
+    with pytest.raises(SystemExit):
+        _main()(["--help"])
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "data.strict" in printed and "exit 2" in printed and "exit 3" in printed, printed
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--resume", "{tmp}/empty.pt"], "cannot read checkpoint '{tmp}/empty.pt': the file is empty"),
+    (["--resume", "{tmp}/notes.pt"], "'{tmp}/notes.pt': not a file written by torch.save"),
+    (["--config", "{tmp}"], "config file '{tmp}' is a folder; pass a YAML file"),
+    (["--config", "{tmp}/model.pt"], "config file '{tmp}/model.pt' is not UTF-8 text"),
+])
+def test_a_file_of_the_wrong_kind_is_one_line_naming_it(tmp_path, capsys, argv, message):
+    (tmp_path / "empty.pt").write_bytes(b"")
+    (tmp_path / "notes.pt").write_text("not a checkpoint")
+    torch.save({"model": torch.zeros(3)}, tmp_path / "model.pt")
+    code = _main()([a.format(tmp=tmp_path) for a in argv])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and message.format(tmp=tmp_path) in lines[0], lines
+
+
+def test_help_says_what_resume_does_with_a_changed_config(capsys):
+    with pytest.raises(SystemExit):
+        _main()(["--help"])
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "--resume logs each config key that differs" in printed, printed
+
+
+def test_a_full_disk_while_the_run_folder_is_written_names_the_folder(tiny_config, tmp_path,
+                                                                      monkeypatch, capsys):
+    def full_disk(*args, **kwargs):  # image writers raise ENOSPC without a file name
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("inpainting.run_setup.build_val_masks", full_disk)
+    code = _main()(["--config", str(tiny_config)])
+    errors = _error_lines(capsys.readouterr().err)
+    assert code == 3 and len(errors) == 1, errors
+    assert errors[0] == (f"train.py: error: no space left on device: '{tmp_path / 'run'}'; "
+                         "free some space or choose another folder"), errors

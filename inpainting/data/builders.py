@@ -17,10 +17,16 @@ from typing import TYPE_CHECKING
 from torch.utils.data import DataLoader
 
 from inpainting.config_parsing import ConfigError
-from inpainting.data.dataset import InpaintingDataset, MaskSource
+from inpainting.data.dataset import (
+    MAX_CONSECUTIVE_BAD_FILES,
+    InpaintingDataset,
+    MaskSource,
+    StrictDecodeError,
+)
 from inpainting.data.file_lists import read_file_list
 from inpainting.data.fixed_masks import FixedMaskSet
-from inpainting.data.io import list_images, split_holdout
+from inpainting.data.io import ImageDecodeError, list_images, load_image, split_holdout
+from inpainting.errors import UserInputError
 from masks import FolderMaskSource, MaskGenerator, parse_bins
 
 if TYPE_CHECKING:  # config imports this module for MASK_SOURCES
@@ -33,6 +39,7 @@ __all__ = [
     "build_mask_source",
     "build_val_loader",
     "build_val_masks",
+    "check_images_decode",
     "resolve_image_paths",
 ]
 
@@ -117,6 +124,41 @@ def resolve_image_paths(
     if test_spec:
         test = _paths_of(test_spec, data.file_list_root)
     return train, val, test
+
+
+def check_images_decode(paths: list[Path], key: str, strict: bool = False,
+                        split: str = "training") -> None:
+    """Decode the first images of ``paths`` until one succeeds, before a run writes anything.
+
+    A list whose first files all fail (a wrong folder, an unsupported format) would otherwise
+    stop the run at its first batch, after the run folder is made; a few bad files further on
+    are left to the dataset (skipped, or refused with ``strict``). Usually one decode.
+
+    Args:
+        paths: the images of one split.
+        key: the config key that names them (``data.train``), for the message.
+        strict: refuse the first undecodable file too (``data.strict``).
+        split: ``"training"`` or ``"validation"``, for the message. An empty list passes (a
+            run without validation images).
+
+    Raises:
+        UserInputError: none of the first ``MAX_CONSECUTIVE_BAD_FILES + 1`` files decodes
+            (``StrictDecodeError`` with ``strict`` at the first bad one); names a file.
+    """
+    attempts = min(len(paths), MAX_CONSECUTIVE_BAD_FILES + 1)
+    first_error: ImageDecodeError | None = None
+    for path in paths[:attempts]:
+        try:
+            load_image(path)
+            return
+        except ImageDecodeError as error:
+            if strict:
+                raise StrictDecodeError.of(error) from error
+            first_error = first_error or error
+    if first_error is not None:
+        raise UserInputError(f"none of the first {attempts} {split} images of {key} can be "
+                             f"decoded ({first_error}); point {key} at image files (PNG, JPEG, "
+                             "...)")
 
 
 def build_mask_source(config: Config) -> MaskSource:

@@ -35,7 +35,13 @@ from inpainting.data.io import DECODE_SIDE_MULTIPLE, ImageDecodeError, load_imag
 from inpainting.data.transforms import EvalTransform, TrainTransform
 from inpainting.errors import UserInputError
 
-__all__ = ["MAX_CONSECUTIVE_BAD_FILES", "InpaintingDataset", "MaskSource", "sample_rngs"]
+__all__ = [
+    "MAX_CONSECUTIVE_BAD_FILES",
+    "InpaintingDataset",
+    "MaskSource",
+    "StrictDecodeError",
+    "sample_rngs",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +51,27 @@ MaskSource = Callable[[np.random.Generator], np.ndarray]
 # A sample gives up (and raises) after this many undecodable files in a row: at that point
 # the dataset itself is broken (wrong format, unmounted disk), not a few files in it.
 MAX_CONSECUTIVE_BAD_FILES = 32
+
+
+class StrictDecodeError(ImageDecodeError):
+    """``strict`` stopped on an undecodable image; the message names the file and the choices.
+
+    A DataLoader worker's exception is re-created in the main process as ``type(message)``,
+    so this error is built from its message alone (``ImageDecodeError`` needs a path and a
+    reason and would come back as a ``RuntimeError`` with a traceback). ``path`` and ``reason``
+    are set when it is raised here, ``None`` on the copy from a worker.
+    """
+
+    def __init__(self, message: str, path: Path | None = None, reason: str | None = None
+                 ) -> None:
+        UserInputError.__init__(self, message)
+        self.path, self.reason = path, reason
+
+    @classmethod
+    def of(cls, error: ImageDecodeError) -> StrictDecodeError:
+        """The error ``strict`` (the config's ``data.strict``) raises for ``error``."""
+        return cls(f"{error}; data.strict is on: fix or remove the file, or set "
+                   "data.strict=false to skip undecodable images", error.path, error.reason)
 
 
 def sample_rngs(
@@ -83,7 +110,8 @@ class InpaintingDataset(torch.utils.data.Dataset):
         random_resized_crop: training only: random resized crop instead of a random crop.
         rrc_scale: area-fraction range of the random resized crop.
         hflip: training only: random horizontal flip.
-        strict: raise ``ImageDecodeError`` on an undecodable file instead of skipping it.
+        strict: raise ``StrictDecodeError`` (an ``ImageDecodeError`` that survives the
+            DataLoader worker boundary) on an undecodable file instead of skipping it.
 
     Samples are dicts:
         ``image``: FloatTensor ``(3, S, S)`` in ``[0, 1]``, RGB.
@@ -96,7 +124,7 @@ class InpaintingDataset(torch.utils.data.Dataset):
         ValueError: empty ``paths``, negative ``seed``, bad sizes or modes, or a
             ``FixedMaskSet`` of another size (the caller's contract; the config checks first).
         UserInputError: when a sample is read, ``MAX_CONSECUTIVE_BAD_FILES`` undecodable files
-            in a row (``ImageDecodeError`` at once with ``strict``).
+            in a row (``StrictDecodeError`` at once with ``strict``).
     """
 
     def __init__(
@@ -174,7 +202,7 @@ class InpaintingDataset(torch.utils.data.Dataset):
                 return load_image(path, reduce_to=self.reduce_to), path, skipped
             except ImageDecodeError as error:
                 if self.strict:
-                    raise
+                    raise StrictDecodeError.of(error) from error
                 logger.warning("skipping undecodable image (%s)", error)
         raise UserInputError(
             f"{attempts} image files in a row from '{self.paths[index]}' on could not be "

@@ -23,8 +23,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import pickle
 import random
 import shutil
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +54,7 @@ if TYPE_CHECKING:
     from inpainting.engine.trainer import Trainer
 
 CHECKPOINT_VERSION = 1
+_ZIP_MAGIC = b"PK\x03\x04"
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> None:
@@ -183,14 +186,15 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
     """
     path = find_checkpoint(path)
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch warns on pickles of other protocols: a bad file
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(path, map_location=map_location, weights_only=True)
     except OSError:
         raise
     except Exception as error:  # KeyError (a text file), EOFError (empty), RuntimeError
         # (truncated zip), UnpicklingError (foreign pickle): no common type
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise UserInputError(f"cannot read checkpoint '{path}' ({type(error).__name__}: "
-                             f"{first_line}); pass a .pt file written by train.py") from error
+        raise UserInputError(f"cannot read checkpoint '{path}': {_unreadable_reason(path, error)}"
+                             "; pass a .pt file written by train.py") from error
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise UserInputError(f"'{path}' is not a training checkpoint of this project; pass a "
                              ".pt file written by train.py")
@@ -198,6 +202,21 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
         raise UserInputError(f"checkpoint '{path}' has version {state['version']}, newer than "
                              f"this code ({CHECKPOINT_VERSION}); update the package")
     return state
+
+
+def _unreadable_reason(path: Path, error: Exception) -> str:
+    """Why ``torch.load`` refused ``path``, in a few words (torch's own text runs to 700
+    characters of advice about ``weights_only`` that does not apply to a user's bad file)."""
+    with open(path, "rb") as file:
+        head = file.read(4)
+    if not head:
+        return "the file is empty"
+    if head != _ZIP_MAGIC:  # every checkpoint torch.save writes is a zip archive
+        return "not a file written by torch.save"
+    if isinstance(error, pickle.UnpicklingError):
+        return ("it holds objects other than tensors and plain types, which are not loaded "
+                "because loading them could run code")
+    return "the file is truncated or corrupt (an unreadable torch zip archive)"
 
 
 def load_model_from_checkpoint(
