@@ -28,7 +28,13 @@ from inpainting.data.io import ImageDecodeError, load_image
 from inpainting.data.transforms import EvalTransform, TrainTransform
 from inpainting.errors import UserInputError
 
-__all__ = ["MAX_CONSECUTIVE_BAD_FILES", "InpaintingDataset", "MaskSource", "sample_rngs"]
+__all__ = [
+    "MAX_CONSECUTIVE_BAD_FILES",
+    "InpaintingDataset",
+    "MaskSource",
+    "load_decodable",
+    "sample_rngs",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +44,39 @@ MaskSource = Callable[[np.random.Generator], np.ndarray]
 # A sample gives up (and raises) after this many undecodable files in a row: at that point
 # the dataset itself is broken (wrong format, unmounted disk), not a few files in it.
 MAX_CONSECUTIVE_BAD_FILES = 32
+
+
+def load_decodable(
+    paths: Sequence[Path], index: int, strict: bool = False
+) -> tuple[np.ndarray, int, int]:
+    """Decode ``paths[index]``, or the next decodable file after it (wrapping around).
+
+    Args:
+        paths: the dataset's files.
+        index: the file wanted.
+        strict: raise on the first undecodable file instead of skipping it.
+
+    Returns:
+        ``(image, used_index, skipped)``: ``(H, W, 3)`` uint8 RGB, the index of the file
+        decoded, and how many undecodable files were skipped to reach it (each logged).
+
+    Raises:
+        ImageDecodeError: with ``strict``, ``paths[index]`` is undecodable.
+        UserInputError: ``MAX_CONSECUTIVE_BAD_FILES`` undecodable files in a row.
+    """
+    attempts = min(len(paths), MAX_CONSECUTIVE_BAD_FILES + 1)
+    for skipped in range(attempts):
+        used = (index + skipped) % len(paths)
+        try:
+            return load_image(paths[used]), used, skipped
+        except ImageDecodeError as error:
+            if strict:
+                raise
+            logger.warning("skipping undecodable image (%s)", error)
+    raise UserInputError(
+        f"{attempts} image files in a row from '{paths[index]}' on could not be "
+        "decoded; check the dataset (format, permissions, mounted disk)"
+    )
 
 
 def sample_rngs(
@@ -156,20 +195,8 @@ class InpaintingDataset(torch.utils.data.Dataset):
         return sample
 
     def _load_decodable(self, index: int) -> tuple[np.ndarray, Path, int]:
-        """Decode ``paths[index]``, or the next decodable file after it (wrapping around)."""
-        attempts = min(len(self.paths), MAX_CONSECUTIVE_BAD_FILES + 1)
-        for skipped in range(attempts):
-            path = self.paths[(index + skipped) % len(self.paths)]
-            try:
-                return load_image(path), path, skipped
-            except ImageDecodeError as error:
-                if self.strict:
-                    raise
-                logger.warning("skipping undecodable image (%s)", error)
-        raise UserInputError(
-            f"{attempts} image files in a row from '{self.paths[index]}' on could not be "
-            "decoded; check the dataset (format, permissions, mounted disk)"
-        )
+        image, used, skipped = load_decodable(self.paths, index, self.strict)
+        return image, self.paths[used], skipped
 
     def _mask_tensor(self, mask: np.ndarray) -> torch.Tensor:
         size = self.image_size
