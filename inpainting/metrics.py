@@ -1,6 +1,7 @@
-"""Image quality metrics for inpainting: PSNR, SSIM and L1 on batches of images.
+"""Image quality metrics for inpainting: PSNR, SSIM and L1 on batches of images; and top-k
+accuracy for classifiers (:func:`topk_correct`).
 
-All functions take ``pred`` and ``target`` of shape (B, C, H, W) with values in [0, 1], on any
+The image functions take ``pred`` and ``target`` of shape (B, C, H, W) with values in [0, 1], on any
 device, and return one value per image as a tensor of shape (B,). They are pure tensor functions,
 vectorised over the batch (``ssim`` in bounded-memory chunks, see below), and agree with
 scikit-image's ``peak_signal_noise_ratio`` and ``structural_similarity(..., gaussian_weights=True,
@@ -260,3 +261,47 @@ def to_uint8_levels(x: torch.Tensor) -> torch.Tensor:
         got = x.dtype if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(f"to_uint8_levels expects a floating tensor in [0, 1], got {got}")
     return x.clamp(0, 1).mul(255).round().div(255)
+
+
+def topk_correct(
+    logits: torch.Tensor, target: torch.Tensor, ks: tuple[int, ...] = (1, 5)
+) -> torch.Tensor:
+    """How many samples have their true class among the k highest logits, for each k.
+
+    Counts, not percentages, so that batches and processes add up exactly (sum the counts,
+    divide by the number of samples once). ``k`` is capped at the number of classes ``C``:
+    with 3 classes "top-5" is top-3, i.e. always correct, as the report's Prec@5 is defined
+    for a head with fewer than 5 outputs. Among equal logits the order is ``torch.topk``'s.
+
+    Args:
+        logits: (B, C) floating scores, any device.
+        target: (B,) integer class indices in ``[0, C)``, same device.
+        ks: positive k values, e.g. ``(1, 5)`` for Prec@1 and Prec@5.
+
+    Returns:
+        int64 tensor (len(ks),) on ``logits``' device: the count of correct samples per k.
+
+    Raises:
+        ValueError: bad shapes or dtypes, a target out of range, or a k < 1.
+
+    Example:
+        >>> correct = topk_correct(model(x), y)  # tensor([top1_count, top5_count])
+        >>> prec1, prec5 = (100.0 * correct / len(y)).tolist()
+    """
+    if logits.ndim != 2 or logits.shape[1] == 0 or not logits.is_floating_point():
+        raise ValueError(f"logits must be a floating (B, C) tensor, got {tuple(logits.shape)} "
+                         f"{logits.dtype}")
+    if target.shape != logits.shape[:1] or target.is_floating_point() or target.is_complex():
+        raise ValueError(f"target must be an integer (B,) tensor with B = {logits.shape[0]}, "
+                         f"got {tuple(target.shape)} {target.dtype}")
+    if not ks or any(k < 1 for k in ks):
+        raise ValueError(f"ks must be positive, got {ks}")
+    classes = logits.shape[1]
+    if target.numel() and (target.min() < 0 or target.max() >= classes):
+        raise ValueError(f"target holds classes outside [0, {classes})")
+    largest = min(max(ks), classes)
+    top = logits.topk(largest, dim=1).indices  # (B, largest), best first
+    hits = top.eq(target[:, None])  # (B, largest), at most one True per row
+    # a sample is right at k when its class is among the first k: cumulative hits per row
+    cumulative = hits.cumsum(dim=1)  # (B, largest)
+    return torch.stack([cumulative[:, min(k, classes) - 1].sum() for k in ks]).long()

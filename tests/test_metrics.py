@@ -8,7 +8,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from skimage.transform import resize
 
 from inpainting import metrics
-from inpainting.metrics import l1, psnr, ssim, to_uint8_levels
+from inpainting.metrics import l1, psnr, ssim, to_uint8_levels, topk_correct
 
 TOLERANCE = 1e-4  # the bar set by the issue
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "camera", "page")
@@ -203,3 +203,40 @@ def test_cuda_matches_cpu():
     for fn in (psnr, ssim, l1):
         torch.testing.assert_close(fn(pred.cuda(), target.cuda()).cpu(), fn(pred, target),
                                    rtol=0, atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------------
+# topk_correct
+def test_topk_correct_equals_a_hand_count():
+    logits = torch.tensor([
+        [0.1, 0.9, 0.0, 0.3, 0.2, 0.5, 0.4],  # ranking 1, 5, 6, 3, 4, 0, 2
+        [2.0, 1.0, 0.0, -1.0, -2.0, -3.0, -4.0],  # ranking 0, 1, 2, 3, 4, 5, 6
+        [0.0, 0.1, 1.0, 0.2, 0.3, 0.4, 0.5],  # ranking 2, 6, 5, 4, 3, 1, 0
+        [0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1],  # ranking 0, 1, ..., 6
+    ])
+    target = torch.tensor([1, 4, 5, 6])  # true class at ranks 1, 5, 3 and 7
+    correct = topk_correct(logits, target, ks=(1, 2, 3, 5, 7))
+    assert correct.dtype == torch.int64 and correct.tolist() == [1, 1, 2, 3, 4]
+    assert topk_correct(logits, target).tolist() == [1, 3]  # the default (1, 5)
+
+
+def test_topk_correct_caps_k_at_the_number_of_classes():
+    logits = torch.tensor([[0.2, 0.5, 0.3], [0.9, 0.05, 0.05]])
+    target = torch.tensor([0, 2])  # ranks 3 and 2 (tie at the bottom)
+    assert topk_correct(logits, target).tolist() == [0, 2]  # Prec@5 is top-3 here
+    assert topk_correct(logits, target, ks=(3, 5, 1)).tolist() == [2, 2, 0]
+    assert topk_correct(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long)).tolist() == [0, 0]
+
+
+def test_topk_correct_rejects_bad_input():
+    logits = torch.rand(4, 6)
+    with pytest.raises(ValueError, match="logits must be"):
+        topk_correct(logits[0], torch.tensor(1))
+    with pytest.raises(ValueError, match="target must be an integer"):
+        topk_correct(logits, torch.zeros(4))
+    with pytest.raises(ValueError, match="target must be"):
+        topk_correct(logits, torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"outside \[0, 6\)"):
+        topk_correct(logits, torch.tensor([0, 1, 2, 6]))
+    with pytest.raises(ValueError, match="ks must be positive"):
+        topk_correct(logits, torch.tensor([0, 1, 2, 3]), ks=(0, 5))

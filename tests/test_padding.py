@@ -1,10 +1,11 @@
-"""Tests for inpainting.models.padding: conversion, pd* builders, NVIDIA checkpoint loading."""
+"""Tests for inpainting.models.padding: partial conversion, padding modes, pd* builders."""
 
 import copy
 import logging
 
 import pytest
 import torch
+import torch.nn.functional as F
 import torchvision
 from torch import nn
 
@@ -13,9 +14,9 @@ from inpainting.models import padding
 from inpainting.models.padding import (
     PADDING_MODELS,
     convert_to_partial_conv,
-    load_nvidia_checkpoint,
     pdresnet18,
     pdvgg16_bn,
+    set_padding_mode,
 )
 
 
@@ -169,71 +170,50 @@ def test_other_builders_construct_with_partial_padding(name):
 
 
 # ------------------------------------------------------------------------------------------------
-# load_nvidia_checkpoint
-def _nvidia_style_checkpoint(model: nn.Module, vgg: bool = False) -> dict:
-    """What NVIDIA's main.py saves: DataParallel keys inside a training-state dict."""
+# set_padding_mode
+@pytest.mark.parametrize("mode", ["reflect", "replicate"])
+def test_set_padding_mode_changes_every_padded_conv_of_a_resnet(mode):
+    model = torchvision.models.resnet18(num_classes=3)
+    reference = copy.deepcopy(model)
+    assert set_padding_mode(model, mode) is model
+    padded = _padded_convs(model)
+    assert len(padded) == 1 + 16  # the 7x7 stem and the 3x3 convs of the 8 basic blocks
+    assert all(conv.padding_mode == mode for _, conv in padded)
+    assert model.layer2[0].downsample[0].padding_mode == "zeros"  # 1x1, no padding
+    assert type(model.maxpool) is nn.MaxPool2d and model.maxpool.padding == 1
     state = model.state_dict()
-    if vgg:  # main.py wraps only model.features in DataParallel for VGG
-        state = {k.replace("features.", "features.module.", 1): v for k, v in state.items()}
-    else:
-        state = {f"module.{k}": v for k, v in state.items()}
-    return {"epoch": 100, "arch": "pdresnet18", "state_dict": state,
-            "best_prec1": torch.tensor(70.1), "optimizer": {"state": {}, "param_groups": []}}
+    assert all(torch.equal(state[k], v) for k, v in reference.state_dict().items())
+
+    model.eval(), reference.eval()
+    x = torch.rand(2, 3, 64, 64)  # reflect needs layer4's 2x2 maps larger than the padding
+    with torch.no_grad():
+        out = model(x)
+        assert out.shape == (2, 3) and torch.isfinite(out).all()
+        assert not torch.allclose(out, reference(x), atol=1e-5)
 
 
-def test_load_nvidia_checkpoint_round_trips_a_dataparallel_checkpoint(tmp_path):
-    source = pdresnet18(num_classes=5)
-    path = tmp_path / "model_best.pth.tar"
-    torch.save(_nvidia_style_checkpoint(source), path)
-    assert all(k.startswith("module.") for k in torch.load(path)["state_dict"])
-
-    target = pdresnet18(num_classes=5)
-    assert not torch.equal(target.conv1.weight, source.conv1.weight)
-    assert load_nvidia_checkpoint(target, path) is target
-    loaded, reference = target.state_dict(), source.state_dict()
-    assert all(torch.equal(loaded[k], reference[k]) for k in reference)
+def test_padding_modes_keep_a_constant_image_constant_where_zero_padding_does_not():
+    conv = nn.Conv2d(1, 1, 3, padding=1, bias=False)
+    nn.init.constant_(conv.weight, 1.0)
+    x = torch.ones(1, 1, 6, 6)
+    with torch.no_grad():
+        assert conv(x)[0, 0, 0, 0] == 4.0  # zero padding: a dark frame
+        for mode in ("reflect", "replicate"):
+            assert torch.all(set_padding_mode(conv, mode)(x) == 9.0)
 
 
-def test_load_nvidia_checkpoint_vgg_layout_and_old_batchnorm_keys():
-    source = nn.Sequential()
-    source.features = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4))
-    source.classifier = nn.Linear(4, 2)
-    checkpoint = _nvidia_style_checkpoint(convert_to_partial_conv(source), vgg=True)
-    # torch < 0.4.1 checkpoints have no num_batches_tracked
-    checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items()
-                                if not k.endswith("num_batches_tracked")}
-    target = copy.deepcopy(source)
-    for parameter in target.parameters():
-        nn.init.zeros_(parameter)
-    load_nvidia_checkpoint(target, checkpoint)
-    assert torch.equal(target.features[0].weight, source.features[0].weight)
-    assert torch.equal(target.classifier.weight, source.classifier.weight)
+@pytest.mark.parametrize("mode", ["reflect", "replicate"])
+def test_resnet_stem_max_pool_is_the_same_under_every_padding(mode):
+    """Why set_padding_mode leaves the 3x3 / stride 2 / padding 1 max-pool alone: its -inf
+    padding and reflected or replicated borders give the same maxima."""
+    x = torch.randn(2, 4, 17, 16)
+    padded = F.pad(x, (1, 1, 1, 1), mode=mode)
+    assert torch.equal(F.max_pool2d(x, 3, stride=2, padding=1), F.max_pool2d(padded, 3, stride=2))
 
 
-def test_load_nvidia_checkpoint_errors_clearly(tmp_path):
-    checkpoint = _nvidia_style_checkpoint(pdresnet18(num_classes=5))
-    checkpoint["state_dict"]["module.extra.weight"] = torch.zeros(1)
-    del checkpoint["state_dict"]["module.fc.bias"]
-    path = tmp_path / "mismatch.pth"
-    torch.save(checkpoint, path)
-    with pytest.raises(ValueError, match=r"missing keys \['fc.bias'\].*unexpected keys "
-                                         r"\['extra.weight'\]"):
-        load_nvidia_checkpoint(pdresnet18(num_classes=5), path)
-
-    partial = load_nvidia_checkpoint(pdresnet18(num_classes=5), path, strict=False)
-    assert torch.equal(partial.fc.weight, checkpoint["state_dict"]["module.fc.weight"])
-
-    with pytest.raises(ValueError, match="shapes do not match.*fc.weight"):
-        load_nvidia_checkpoint(pdresnet18(num_classes=3), path, strict=False)
-
-    not_a_state_dict = tmp_path / "training_log.pth"
-    torch.save({"epoch": 3, "arch": "pdresnet18"}, not_a_state_dict)
-    with pytest.raises(ValueError, match="not a state dict"):
-        load_nvidia_checkpoint(pdresnet18(), not_a_state_dict)
-
-    garbage = tmp_path / "notes.txt"
-    garbage.write_text("not a checkpoint")
-    with pytest.raises(ValueError, match="cannot read"):
-        load_nvidia_checkpoint(pdresnet18(), garbage)
-    with pytest.raises(FileNotFoundError):
-        load_nvidia_checkpoint(pdresnet18(), tmp_path / "missing.pth")
+def test_set_padding_mode_leaves_partial_convs_and_refuses_unknown_modes():
+    model = convert_to_partial_conv(nn.Sequential(nn.Conv2d(3, 4, 3, padding=1)))
+    set_padding_mode(model, "reflect")
+    assert isinstance(model[0], PartialConv2d) and model[0].padding_mode == "zeros"
+    with pytest.raises(ValueError, match="unknown padding_mode 'circularish'.*reflect"):
+        set_padding_mode(model, "circularish")

@@ -40,6 +40,7 @@ __all__ = [
     "InpaintingDataset",
     "MaskSource",
     "StrictDecodeError",
+    "load_decodable",
     "sample_rngs",
 ]
 
@@ -72,6 +73,40 @@ class StrictDecodeError(ImageDecodeError):
         """The error ``strict`` (the config's ``data.strict``) raises for ``error``."""
         return cls(f"{error}; data.strict is on: fix or remove the file, or set "
                    "data.strict=false to skip undecodable images", error.path, error.reason)
+
+
+def load_decodable(
+    paths: Sequence[Path], index: int, strict: bool = False, reduce_to: int | None = None
+) -> tuple[np.ndarray, int, int]:
+    """Decode ``paths[index]``, or the next decodable file after it (wrapping around).
+
+    Args:
+        paths: the dataset's files.
+        index: the file wanted.
+        strict: raise on the first undecodable file instead of skipping it.
+        reduce_to: passed to ``load_image`` (a bound on the decode of huge files).
+
+    Returns:
+        ``(image, used_index, skipped)``: ``(H, W, 3)`` uint8 RGB, the index of the file
+        decoded, and how many undecodable files were skipped to reach it (each logged).
+
+    Raises:
+        StrictDecodeError: with ``strict``, ``paths[index]`` is undecodable.
+        UserInputError: ``MAX_CONSECUTIVE_BAD_FILES`` undecodable files in a row.
+    """
+    attempts = min(len(paths), MAX_CONSECUTIVE_BAD_FILES + 1)
+    for skipped in range(attempts):
+        used = (index + skipped) % len(paths)
+        try:
+            return load_image(paths[used], reduce_to=reduce_to), used, skipped
+        except ImageDecodeError as error:
+            if strict:
+                raise StrictDecodeError.of(error) from error
+            logger.warning("skipping undecodable image (%s)", error)
+    raise UserInputError(
+        f"{attempts} image files in a row from '{paths[index]}' on could not be "
+        "decoded; check the dataset (format, permissions, mounted disk)"
+    )
 
 
 def sample_rngs(
@@ -194,20 +229,8 @@ class InpaintingDataset(torch.utils.data.Dataset):
         return sample
 
     def _load_decodable(self, index: int) -> tuple[np.ndarray, Path, int]:
-        """Decode ``paths[index]``, or the next decodable file after it (wrapping around)."""
-        attempts = min(len(self.paths), MAX_CONSECUTIVE_BAD_FILES + 1)
-        for skipped in range(attempts):
-            path = self.paths[(index + skipped) % len(self.paths)]
-            try:
-                return load_image(path, reduce_to=self.reduce_to), path, skipped
-            except ImageDecodeError as error:
-                if self.strict:
-                    raise StrictDecodeError.of(error) from error
-                logger.warning("skipping undecodable image (%s)", error)
-        raise UserInputError(
-            f"{attempts} image files in a row from '{self.paths[index]}' on could not be "
-            "decoded; check the dataset (format, permissions, mounted disk)"
-        )
+        image, used, skipped = load_decodable(self.paths, index, self.strict, self.reduce_to)
+        return image, self.paths[used], skipped
 
     def _mask_tensor(self, mask: np.ndarray) -> torch.Tensor:
         size = self.image_size

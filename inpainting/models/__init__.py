@@ -1,5 +1,7 @@
-"""Inpainting networks, looked up by name with :func:`build_model`, and partial-convolution
-padding for classifiers (:mod:`inpainting.models.padding`)."""
+"""Inpainting networks, looked up by name with :func:`build_model`; classifiers with the padding
+schemes of the partial-padding report, looked up by name with :func:`build_classifier`
+(:mod:`inpainting.models.classifiers`, :mod:`inpainting.models.padding`), and checkpoints of
+NVIDIA's ImageNet script (:mod:`inpainting.models.nvidia_checkpoint`)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,20 @@ from typing import Any
 from torch import nn
 
 from inpainting.errors import UserInputError
+from inpainting.models.classifiers import (
+    CLASSIFIER_ARCHS,
+    CLASSIFIER_NAMES,
+    PADDINGS,
+    build_classifier,
+    nvidia_arch_name,
+    resolve_arch,
+)
+from inpainting.models.nvidia_checkpoint import (
+    NvidiaCheckpoint,
+    make_nvidia_checkpoint,
+    read_nvidia_checkpoint,
+    save_nvidia_checkpoint,
+)
 from inpainting.models.padding import (
     PADDING_MODELS,
     convert_to_partial_conv,
@@ -27,17 +43,25 @@ from inpainting.models.padding import (
     pdvgg16_bn,
     pdvgg19,
     pdvgg19_bn,
+    set_padding_mode,
 )
 from inpainting.models.pconv_unet import UPSAMPLING_MODES, PConvUNet
 
 __all__ = [
+    "CLASSIFIER_ARCHS",
+    "CLASSIFIER_NAMES",
     "MODELS",
+    "PADDINGS",
     "PADDING_MODELS",
+    "NvidiaCheckpoint",
     "PConvUNet",
     "UPSAMPLING_MODES",
+    "build_classifier",
     "build_model",
     "convert_to_partial_conv",
     "load_nvidia_checkpoint",
+    "make_nvidia_checkpoint",
+    "nvidia_arch_name",
     "pdresnet18",
     "pdresnet34",
     "pdresnet50",
@@ -51,10 +75,14 @@ __all__ = [
     "pdvgg16_bn",
     "pdvgg19",
     "pdvgg19_bn",
+    "read_nvidia_checkpoint",
+    "resolve_arch",
+    "save_nvidia_checkpoint",
+    "set_padding_mode",
 ]
 
 # Inpainting networks: name -> constructor; ``model.name`` in a config is checked against these
-# keys. (Classifiers with partial-convolution padding are in PADDING_MODELS.)
+# keys. (Classifiers: CLASSIFIER_NAMES and build_classifier.)
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "pconv_unet": PConvUNet,
 }

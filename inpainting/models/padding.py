@@ -10,11 +10,14 @@ This module offers:
 
 * :func:`convert_to_partial_conv`: swaps every zero-padded ``nn.Conv2d`` of a model for a
   :class:`~inpainting.layers.PartialConv2d` holding the very same ``Parameter`` objects.
+* :func:`set_padding_mode`: reflection or replication padding on every padded conv, the other
+  two schemes the report compares.
 * ``pdresnet18`` ... ``pdresnet152`` and ``pdvgg11`` ... ``pdvgg19_bn``: torchvision's builders
   (same ``weights=`` / ``num_classes=`` / ``progress=`` arguments) followed by the conversion.
-* :func:`load_nvidia_checkpoint`: loads the checkpoints written by NVIDIA's ``partialconv``
-  ImageNet script (``{'epoch', 'arch', 'state_dict', 'best_prec1', 'optimizer'}``, saved from
-  ``DataParallel`` models, so keys carry ``module.`` path components).
+* :func:`load_nvidia_checkpoint` (from :mod:`inpainting.models.nvidia_checkpoint`): loads the
+  checkpoints written by NVIDIA's ``partialconv`` ImageNet script.
+
+:func:`inpainting.models.classifiers.build_classifier` builds any of these by name.
 
 Example:
     >>> import torchvision
@@ -25,19 +28,19 @@ Example:
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
-import torch
 import torchvision.models as tv_models
-from torch import Tensor, nn
+from torch import nn
 from torch.nn.modules.lazy import LazyModuleMixin
 from torch.nn.utils import parametrize
 
 from inpainting.layers.partial_conv import PartialConv2d
+from inpainting.models.nvidia_checkpoint import load_nvidia_checkpoint
 
 __all__ = [
+    "CONV_PADDING_MODES",
     "PADDING_MODELS",
     "convert_to_partial_conv",
     "load_nvidia_checkpoint",
@@ -54,11 +57,13 @@ __all__ = [
     "pdvgg16_bn",
     "pdvgg19",
     "pdvgg19_bn",
+    "set_padding_mode",
 ]
 
 logger = logging.getLogger(__name__)
 
-_MAX_LISTED_KEYS = 5  # how many offending keys an error message names
+# padding_mode values of nn.Conv2d that set_padding_mode switches between
+CONV_PADDING_MODES = ("zeros", "reflect", "replicate")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -177,6 +182,41 @@ def convert_to_partial_conv(model: nn.Module) -> nn.Module:
     return result
 
 
+def set_padding_mode(model: nn.Module, mode: str) -> nn.Module:
+    """Pad every padded ``nn.Conv2d`` of ``model`` with ``mode`` (in place), keeping weights.
+
+    Only ``padding_mode`` changes: weights, state dict and optimizers are untouched. Convs
+    without padding (ResNet's 1x1 downsample convs) and :class:`PartialConv2d` layers (which
+    define their own border) are left alone. Pooling layers are not convs and stay as they
+    are: ResNet's stem max-pool (3x3, stride 2, padding 1) pads with -inf, and in any 3x3
+    window with padding 1 the reflected or replicated border value is a pixel the window
+    already covers, so its maximum is the same under all three schemes.
+
+    ``'reflect'`` needs every feature map larger than the padding (e.g. ResNets need inputs of
+    at least 64 px, where layer4 works at 2x2); ``F.pad`` raises otherwise.
+
+    Args:
+        model: any module, e.g. a torchvision classifier.
+        mode: one of :data:`CONV_PADDING_MODES`.
+
+    Returns:
+        ``model``.
+
+    Raises:
+        ValueError: unknown ``mode`` (the message lists the valid ones).
+    """
+    if mode not in CONV_PADDING_MODES:
+        raise ValueError(f"unknown padding_mode {mode!r} (valid: {', '.join(CONV_PADDING_MODES)})")
+    changed = 0
+    for module in model.modules():
+        if (isinstance(module, nn.Conv2d) and not isinstance(module, PartialConv2d)
+                and _has_padding(module)):
+            module.padding_mode = mode
+            changed += 1
+    logger.info("padding_mode=%r on %d convs of %s", mode, changed, type(model).__name__)
+    return model
+
+
 # ------------------------------------------------------------------------------------------------
 # builders
 def _partial_padding_builder(
@@ -228,115 +268,3 @@ PADDING_MODELS: dict[str, Callable[..., nn.Module]] = {
         pdvgg11, pdvgg11_bn, pdvgg13, pdvgg13_bn, pdvgg16, pdvgg16_bn, pdvgg19, pdvgg19_bn,
     )
 }
-
-
-# ------------------------------------------------------------------------------------------------
-# NVIDIA checkpoints
-def _listed(keys: list[str]) -> str:
-    shown = ", ".join(repr(k) for k in keys[:_MAX_LISTED_KEYS])
-    more = len(keys) - _MAX_LISTED_KEYS
-    return shown + (f" and {more} more" if more > 0 else "")
-
-
-def _read_state_dict(source: str | os.PathLike | Mapping, map_location: Any) -> dict[str, Tensor]:
-    """The tensor state dict held by ``source`` (a path or an already loaded object)."""
-    if isinstance(source, (str, os.PathLike)):
-        if not os.path.isfile(source):
-            raise FileNotFoundError(f"checkpoint {os.fspath(source)!r} does not exist")
-        try:
-            source = torch.load(source, map_location=map_location, weights_only=True)
-        except Exception as error:  # pickle, zip and weights_only errors have no common type
-            raise ValueError(
-                f"cannot read {os.fspath(source)!r} as a PyTorch checkpoint with "
-                f"weights_only=True ({type(error).__name__}: {error})"
-            ) from error
-    if isinstance(source, Mapping) and isinstance(source.get("state_dict"), Mapping):
-        details = {k: source[k] for k in ("arch", "epoch") if k in source}
-        logger.info("checkpoint wrapper found (%s)", details or "no arch/epoch")
-        source = source["state_dict"]
-    if not isinstance(source, Mapping):
-        raise ValueError(f"expected a state dict (or a dict with a 'state_dict' entry), got "
-                         f"{type(source).__name__}")
-    bad = [str(k) for k, v in source.items() if not isinstance(k, str) or not torch.is_tensor(v)]
-    if bad:
-        raise ValueError(f"not a state dict: entries {_listed(bad)} are not named tensors "
-                         "(expected a model state dict or a dict with a 'state_dict' entry)")
-    return dict(source)
-
-
-def _match_keys(state: dict[str, Tensor], expected: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """Rename checkpoint keys to the model's: drop ``module`` path components of DataParallel.
-
-    NVIDIA's script wraps whole ResNets (``module.conv1.weight``) but only the ``features`` of
-    VGGs (``features.module.0.weight``) in DataParallel, so the component can sit anywhere.
-    Keys that already match the model are kept as they are.
-    """
-    renamed: dict[str, Tensor] = {}
-    for key, value in state.items():
-        new_key = key
-        if key not in expected:
-            new_key = ".".join(part for part in key.split(".") if part != "module")
-        if new_key in renamed:
-            raise ValueError(f"checkpoint keys collide after removing 'module.': {new_key!r}")
-        renamed[new_key] = value
-    return renamed
-
-
-def load_nvidia_checkpoint(
-    model: nn.Module,
-    path_or_state_dict: str | os.PathLike | Mapping[str, Any],
-    strict: bool = True,
-    map_location: str | torch.device = "cpu",
-) -> nn.Module:
-    """Load a checkpoint written by NVIDIA's partialconv ImageNet script into ``model``.
-
-    Those files are ``{'epoch', 'arch', 'state_dict', 'best_prec1', 'optimizer'}`` dicts whose
-    state dict was taken from a ``DataParallel`` model (``module.`` in the keys; for VGG only
-    the features were wrapped: ``features.module.0.weight``). Plain state dicts, with or
-    without ``module.``, load too. NVIDIA's layer keeps its mask kernel as a plain attribute,
-    so its state dicts are ordinary conv state dicts and need no extra key handling. Batch-norm
-    ``num_batches_tracked`` entries missing from old (torch < 0.4.1) files are not an error:
-    the model keeps its current counters (0 for a freshly built model).
-
-    Args:
-        model: the matching architecture, e.g. ``pdresnet50()`` for a pdresnet50 checkpoint
-            (a DataParallel/DistributedDataParallel wrapper is looked through).
-        path_or_state_dict: path to the file (read with ``torch.load(weights_only=True)``), or
-            an already loaded checkpoint dict / state dict.
-        strict: require the keys to match exactly. With ``False`` missing and unexpected keys
-            are logged as a warning and skipped.
-        map_location: where to put the loaded tensors.
-
-    Returns:
-        ``model`` with the checkpoint's weights.
-
-    Raises:
-        FileNotFoundError: the path does not exist.
-        ValueError: the file is not a readable checkpoint, holds no state dict, keys do not
-            match (with ``strict``; the message names a few missing / unexpected keys), or
-            shapes differ.
-    """
-    target = model.module if isinstance(model, (nn.DataParallel,
-                                                nn.parallel.DistributedDataParallel)) else model
-    expected = target.state_dict()
-    state = _match_keys(_read_state_dict(path_or_state_dict, map_location), expected)
-    missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in state if k not in expected]
-    if missing or unexpected:
-        message = (f"checkpoint does not match {type(target).__name__}: "
-                   f"{len(missing)} missing keys [{_listed(missing)}], "
-                   f"{len(unexpected)} unexpected keys [{_listed(unexpected)}]")
-        if strict:
-            raise ValueError(message + "; build the architecture the checkpoint was saved "
-                             "from, or pass strict=False to load the matching part")
-        logger.warning("%s; loading the matching keys only", message)
-        state = {k: v for k, v in state.items() if k in expected}
-    wrong = [f"{k}: {tuple(v.shape)} vs model {tuple(expected[k].shape)}"
-             for k, v in state.items() if v.shape != expected[k].shape]
-    if wrong:
-        raise ValueError(f"checkpoint shapes do not match the model: {_listed(wrong)} "
-                         "(different num_classes or architecture?)")
-    # Every key was checked above; strict=False only lets num_batches_tracked be absent.
-    target.load_state_dict(state, strict=False)
-    logger.info("loaded %d tensors into %s", len(state), type(target).__name__)
-    return model

@@ -1,0 +1,189 @@
+"""Tests for inpainting.data.classification and inpainting.data.fashion_mnist."""
+
+import gzip
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from inpainting.data.classification import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    ImageFolderDataset,
+    build_classification_datasets,
+    normalize_image,
+    resize_short_side,
+    shift_toward_border,
+)
+from inpainting.data.fashion_mnist import CLASSES, DEFAULT_ROOT, load_fashion_mnist, read_idx
+from inpainting.errors import EnvironmentProblem, UserInputError
+
+
+def _write_image(path: Path, colour: tuple[int, int, int], size: tuple[int, int] = (40, 48)):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((*size, 3), colour, dtype=np.uint8)).save(path)
+
+
+def _image_folder(root: Path, classes: dict[str, int]) -> Path:
+    """``classes``: name -> image count; class k's images are flat grey 40 + 60 * k."""
+    for k, (name, count) in enumerate(sorted(classes.items())):
+        for i in range(count):
+            _write_image(root / name / f"{i}.png", (40 + 60 * k,) * 3)
+    return root
+
+
+def _grey_level(image: torch.Tensor) -> float:
+    """The 8-bit grey level of a flat normalised (3, S, S) image."""
+    return float(image[0].mean() * IMAGENET_STD[0] + IMAGENET_MEAN[0]) * 255
+
+
+# ------------------------------------------------------------------------------------------------
+# class folders
+def test_train_and_val_datasets_follow_nvidia_pipeline_and_imagefolder_order(tmp_path):
+    _image_folder(tmp_path / "train", {"dog": 3, "cat": 2, "ant": 1})
+    _image_folder(tmp_path / "val", {"dog": 1, "cat": 1, "ant": 1})
+    (tmp_path / "train" / ".ipynb_checkpoints").mkdir()  # hidden: no class
+    train, val = build_classification_datasets(tmp_path / "train", tmp_path / "val",
+                                               crop_size=16, resize_size=20, seed=3)
+    assert train.classes == val.classes == ["ant", "cat", "dog"]
+    assert len(train) == 6 and train.labels == [0, 1, 1, 2, 2, 2]
+    for dataset in (train, val):
+        for index in range(len(dataset)):
+            sample = dataset[index]
+            assert sample["image"].shape == (3, 16, 16) and sample["image"].dtype == torch.float32
+            assert abs(_grey_level(sample["image"]) - (40 + 60 * sample["label"])) < 1
+            assert sample["bad_files"] == 0
+
+    again = train[4]["image"]
+    assert torch.equal(again, train[4]["image"])  # seeded per (seed, epoch, index)
+    train.set_epoch(1)
+    assert train[4]["label"] == 2
+
+
+def test_training_crops_and_flips_vary_and_validation_is_one_centre_crop(tmp_path):
+    image = np.zeros((40, 60, 3), dtype=np.uint8)
+    image[:, :30] = 200  # left half bright
+    for split in ("train", "val"):
+        (tmp_path / split / "a").mkdir(parents=True)
+        Image.fromarray(image).save(tmp_path / split / "a" / "x.png")
+    train, val = build_classification_datasets(tmp_path / "train", tmp_path / "val",
+                                               crop_size=16, resize_size=20)
+    crops = set()
+    for epoch in range(8):
+        train.set_epoch(epoch)
+        crops.add(train[0]["image"].numpy().tobytes())
+    assert len(crops) > 1
+    # val: short side 40 -> 20 (long side 60 -> 30), then rows 2..17 and columns 7..22
+    expected = resize_short_side(image, 20)[2:18, 7:23]
+    assert torch.allclose(val[0]["image"], normalize_image(expected))
+
+
+def test_undecodable_images_are_skipped_and_counted(tmp_path, caplog):
+    _image_folder(tmp_path, {"a": 2, "b": 1})
+    (tmp_path / "a" / "1.png").write_bytes(b"not a png")
+    dataset = ImageFolderDataset(tmp_path, train=False, crop_size=16, resize_size=16)
+    with caplog.at_level(logging.WARNING):
+        sample = dataset[1]
+    assert sample["bad_files"] == 1 and sample["path"].endswith("b/0.png")
+    assert sample["label"] == 1  # the label of the file actually used
+    assert any("undecodable" in r.getMessage() for r in caplog.records)
+
+
+def test_bad_folders_are_one_line_user_errors(tmp_path):
+    _image_folder(tmp_path / "train", {"cat": 1, "dog": 1, "eel": 1})
+    _image_folder(tmp_path / "val", {"cat": 1, "dog": 1, "fox": 1})
+    with pytest.raises(UserInputError, match=r"^train and val class folders differ \(only in "
+                                             r"train: eel; only in val: fox\)$"):
+        build_classification_datasets(tmp_path / "train", tmp_path / "val")
+
+    flat = tmp_path / "flat_val"
+    for i in range(3):
+        _write_image(flat / f"ILSVRC2012_val_{i:08d}.JPEG", (0, 0, 0))
+    with pytest.raises(UserInputError, match="val folder .* holds 3 images but no class folders"):
+        build_classification_datasets(tmp_path / "train", flat)
+    with pytest.raises(UserInputError, match="train folder .*missing' does not exist"):
+        build_classification_datasets(tmp_path / "missing", tmp_path / "val")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserInputError, match="has no class folders"):
+        ImageFolderDataset(tmp_path / "empty", train=True)
+    (tmp_path / "train" / "gnu").mkdir()
+    with pytest.raises(UserInputError, match="no images found under .*gnu"):
+        ImageFolderDataset(tmp_path / "train", train=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# shift toward the border
+def test_shift_toward_border_moves_content_to_each_corner_in_turn():
+    images = np.zeros((5, 6, 6), dtype=np.uint8)
+    images[:, 2:4, 2:4] = 255  # a centred 2x2 square
+    shifted = shift_toward_border(images, 2)
+    corners = [(slice(0, 2), slice(0, 2)), (slice(0, 2), slice(4, 6)),
+               (slice(4, 6), slice(0, 2)), (slice(4, 6), slice(4, 6))]
+    for index, (rows, cols) in enumerate(corners + corners[:1]):
+        assert shifted[index][rows, cols].min() == 255 and shifted[index].sum() == 4 * 255
+    assert np.array_equal(shift_toward_border(images, 2), shifted)  # deterministic
+    assert np.array_equal(shift_toward_border(images, 0), images)
+
+
+def test_shift_toward_border_cuts_content_and_fills_for_tensors():
+    images = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).view(2, 3, 4, 4)
+    shifted = shift_toward_border(images, 1, fill=-1.0)
+    assert shifted.shape == images.shape and shifted.dtype == images.dtype
+    # image 0 moves up-left: pixel (r, c) comes from (r + 1, c + 1); last row/col are fill
+    assert torch.equal(shifted[0, :, :3, :3], images[0, :, 1:, 1:])
+    assert (shifted[0, :, 3, :] == -1).all() and (shifted[0, :, :, 3] == -1).all()
+    # image 1 moves up-right: (r, c) comes from (r + 1, c - 1)
+    assert torch.equal(shifted[1, :, :3, 1:], images[1, :, 1:, :3])
+    with pytest.raises(ValueError, match="shift must be in"):
+        shift_toward_border(images, 4)
+    with pytest.raises(ValueError, match="images must be"):
+        shift_toward_border(images[0, 0], 1)
+
+
+# ------------------------------------------------------------------------------------------------
+# Fashion-MNIST
+def _idx_bytes(array: np.ndarray, type_code: int = 0x08) -> bytes:
+    header = bytes([0, 0, type_code, array.ndim])
+    header += b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    return header + array.astype(array.dtype.newbyteorder(">")).tobytes()
+
+
+def test_read_idx_plain_gzipped_and_big_endian(tmp_path):
+    images = np.random.default_rng(0).integers(0, 256, (3, 28, 28), dtype=np.uint8)
+    labels = np.array([9, 0, 4], dtype=np.uint8)
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(_idx_bytes(images)))
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(_idx_bytes(labels))
+    read_images, read_labels = load_fashion_mnist("train", tmp_path)
+    assert read_images.dtype == np.uint8 and np.array_equal(read_images, images)
+    assert np.array_equal(read_labels, labels)
+
+    shorts = np.array([[1, -2], [300, 4]], dtype=np.int16)
+    (tmp_path / "shorts.idx").write_bytes(_idx_bytes(shorts, 0x0B))
+    assert np.array_equal(read_idx(tmp_path / "shorts.idx"), shorts)
+
+
+def test_read_idx_refuses_bad_files(tmp_path):
+    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(_idx_bytes(np.zeros((2, 28, 28), "u1"))[:-5])
+    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(b"PK\x03\x04 a zip")
+    with pytest.raises(UserInputError, match="truncated or corrupt"):
+        read_idx(tmp_path / "t10k-images-idx3-ubyte")
+    with pytest.raises(UserInputError, match="not an idx file"):
+        read_idx(tmp_path / "t10k-labels-idx1-ubyte")
+    with pytest.raises(EnvironmentProblem, match="apt-get install dataset-fashion-mnist"):
+        load_fashion_mnist("train", tmp_path)
+    with pytest.raises(UserInputError, match="unknown Fashion-MNIST split 'val'"):
+        load_fashion_mnist("val", tmp_path)
+
+
+@pytest.mark.skipif(not (DEFAULT_ROOT / "t10k-images-idx3-ubyte.gz").is_file(),
+                    reason=f"Debian's dataset-fashion-mnist is not installed ({DEFAULT_ROOT} "
+                           "missing; apt-get install dataset-fashion-mnist)")
+def test_real_fashion_mnist_test_split():
+    images, labels = load_fashion_mnist("test")
+    assert images.shape == (10_000, 28, 28) and images.dtype == np.uint8
+    assert labels.shape == (10_000,) and len(CLASSES) == 10
+    assert np.array_equal(np.bincount(labels), np.full(10, 1000))  # balanced classes
+    assert images[:, 0, 0].max() < 32 and images.max() == 255  # dark background, bright items
