@@ -210,3 +210,20 @@ def test_module_runs_as_command(runs):
     done = subprocess.run([sys.executable, "-m", "inpainting.padding_report", str(runs[0].parent)],
                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_readme_table_matches_the_csv():
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Partial-convolution padding: the report's table")[1]
+    rows = load_published()
+    checked = 0
+    for line in section.split("\n## ")[0].splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if line.startswith("|") and (cells[0], "zero") in rows:
+            assert float(cells[1]) == rows[cells[0], "zero"].average
+            checked += 1
+            for padding, cell in zip(("partial", "reflect", "replicate"), cells[2:]):
+                mean, diff = cell.replace("(", "").replace(")", "").split()
+                assert (float(mean), float(diff)) == (rows[cells[0], padding].average,
+                                                      rows[cells[0], padding].diff)
+    assert checked == 5
