@@ -2,6 +2,7 @@
 
 import ast
 import errno
+import importlib
 import runpy
 from pathlib import Path
 
@@ -29,6 +30,10 @@ ENTRY_POINTS = {
     "python -m inpainting.predict": lambda: predict_main,
     "python -m inpainting.data.demo": lambda: demo_module.main,
     "python -m masks": lambda: masks_main,
+    "python -m inpainting.export": lambda: importlib.import_module("inpainting.export").main,
+    "python -m inpainting.app": lambda: importlib.import_module("inpainting.app.__main__").main,
+    "python -m inpainting.padding_report":
+        lambda: importlib.import_module("inpainting.padding_report.__main__").main,
 }
 # (entry point, leading arguments): every command and subcommand a user can run.
 COMMANDS = [(name, []) for name in ENTRY_POINTS] + [
