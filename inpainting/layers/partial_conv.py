@@ -9,7 +9,7 @@ For an input ``x`` with validity mask ``M`` (1 = known pixel, 0 = hole) and a sl
     S        = sum of M over the window (over all input channels in multi-channel mode)
     ratio    = W / S where S > 0, else 0        (W = k_h * k_w, or C_in / groups * k_h * k_w)
     out      = conv(x * M) * ratio + b          where S > 0, exactly 0 where S == 0
-    new_mask = clamp(S, 0, 1)
+    new_mask = clamp(S, 0, 1)                   (B, 1, ...); (B, C_out, ...) multi-channel
 
 Compared with the reference layer these layers are stateless (nothing from one batch is kept for
 the next), keep all mask arithmetic in float32 under autocast, compute the window sum with a single
@@ -53,6 +53,11 @@ def _as_tuple(value: int | Sequence[int], dims: int) -> tuple[int, ...]:
     if isinstance(value, int):
         return (value,) * dims
     return tuple(value)
+
+
+def _mask_dtype(x: Tensor) -> torch.dtype:
+    """Masks and window sums stay float32 under autocast, float64 for float64 input."""
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
 
 
 def _pad_amounts(padding: str | tuple[int, ...], kernel: int, dilation: int, dim: int) -> tuple:
@@ -106,10 +111,12 @@ class _PartialConvMixin:
                 (partial-convolution padding): only the zero-padded border is renormalised.
 
         Returns:
-            out (B, C_out, *spatial_out), and with ``return_mask=True`` also the updated mask
-            (B, 1, *spatial_out) in {0, 1} (float32; float64 for float64 input). With
-            ``multi_channel=True`` and ``groups > 1`` the updated mask has C_out channels (each
-            group has its own).
+            out (B, C_out, *spatial_out), and with ``return_mask=True`` also the updated mask in
+            {0, 1} (float32; float64 for float64 input): (B, 1, *spatial_out), or
+            with ``multi_channel=True`` (B, C_out, *spatial_out), one channel per output channel
+            as in NVIDIA's reference layer, so that multi-channel layers chain. With
+            ``groups == 1`` its channels are one map, returned as an expanded view (no copy);
+            with ``groups > 1`` each group's output channels carry that group's map.
         """
         if mask is None:
             out = self._padding_forward(x)
@@ -117,8 +124,8 @@ class _PartialConvMixin:
                 return out
             new_mask = self._padding_plan(x).valid
             if new_mask is None:
-                new_mask = out.new_ones((1, 1) + out.shape[2:], dtype=torch.float32)
-            return out, new_mask.expand((x.shape[0], 1) + out.shape[2:])
+                new_mask = out.new_ones((1, 1) + out.shape[2:], dtype=_mask_dtype(x))
+            return out, self._output_mask(new_mask.to(_mask_dtype(x)), x.shape[0])
         mask = self._check_mask(x, mask)
         if self.multi_channel:
             # (B, C_in, *S) -> (B, groups, C_in / groups, *S) -> per-group channel sum
@@ -129,7 +136,7 @@ class _PartialConvMixin:
             window_mask = mask
             slide = math.prod(self.kernel_size)
         out, new_mask = self._masked_forward(x * mask.to(x.dtype), window_mask, slide)
-        return (out, new_mask) if self.return_mask else out
+        return (out, self._output_mask(new_mask, x.shape[0])) if self.return_mask else out
 
     def forward_concat(
         self, features: Sequence[Tensor], masks: Sequence[Tensor]
@@ -146,7 +153,9 @@ class _PartialConvMixin:
             masks: one mask (B or 1, 1, *spatial) per feature tensor, 1 = known, 0 = hole.
 
         Returns:
-            As :meth:`forward` (updated mask (B, 1, *spatial_out)).
+            As :meth:`forward`, but the updated mask keeps a single channel,
+            (B, 1, *spatial_out), since single-channel masks are what this method takes: every
+            channel of :meth:`forward`'s (B, C_out, *spatial_out) mask equals it.
         """
         if not self.multi_channel or self.groups != 1:
             raise ValueError(
@@ -169,7 +178,9 @@ class _PartialConvMixin:
         window_mask = sum(f.shape[1] * m for f, m in zip(features, checked))
         slide = self.in_channels * math.prod(self.kernel_size)
         out, new_mask = self._masked_forward(x, window_mask, slide)
-        return (out, new_mask) if self.return_mask else out
+        if not self.return_mask:
+            return out
+        return out, new_mask.expand((x.shape[0],) + new_mask.shape[1:])
 
     # ----------------------------------------------------------------------------------------
     # internals
@@ -191,8 +202,22 @@ class _PartialConvMixin:
         ones = window_mask.new_ones((groups, 1) + kernel)
         return self._conv(window_mask, ones, groups)
 
+    def _output_mask(self, new_mask: Tensor, batch: int) -> Tensor:
+        """The returned mask: (B or 1, G, *S) -> (B, 1, *S), or (B, C_out, *S) in multi-channel
+        mode, where each of the G window-mask channels covers C_out / G output channels."""
+        channels = new_mask.shape[1]
+        if self.multi_channel and channels != self.out_channels:
+            if channels == 1:  # one map for every output channel: a free view
+                return new_mask.expand((batch, self.out_channels) + new_mask.shape[2:])
+            new_mask = new_mask.repeat_interleave(self.out_channels // channels, dim=1)
+        return new_mask.expand((batch,) + new_mask.shape[1:])
+
     def _masked_forward(self, x: Tensor, window_mask: Tensor, slide: int) -> tuple[Tensor, Tensor]:
-        """Conv of the already-masked ``x``; ``window_mask`` (B, G, *spatial) float32 gives S."""
+        """Conv of the already-masked ``x``; ``window_mask`` (B, G, *spatial) float32 gives S.
+
+        Returns the output (B, C_out, *spatial_out) and clamp(S, 0, 1) as (B or 1, G,
+        *spatial_out), which :meth:`_output_mask` shapes for the caller.
+        """
         groups = window_mask.shape[1]
         with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
             window_sum = self._box_sum(window_mask)  # (B, G, *spatial_out), float32
@@ -201,8 +226,6 @@ class _PartialConvMixin:
             new_mask = window_sum.clamp(0, 1)
         raw = self._conv(x, self.weight, self.groups)  # (B, C_out, *spatial_out)
         ratio = ratio.to(raw.dtype)
-        # a batch-1 mask gives batch-1 window sums: expand (a free view) to the input's batch
-        batch = raw.shape[0]
         if groups == 1:
             # in place on the fresh conv output: its backward needs only x and the weight
             if self.bias is None:
@@ -215,15 +238,13 @@ class _PartialConvMixin:
                              and bool(valid.all()))
                 out = RenormBias.apply(raw, ratio, self.bias.to(raw.dtype),
                                        None if all_valid else valid.to(raw.dtype))
-            return out, new_mask.expand((batch,) + new_mask.shape[1:])
+            return out, new_mask
         # (B, C_out, *S) -> (B, G, C_out / G, *S) so each group's ratio broadcasts
         out = raw.unflatten(1, (groups, -1)) * ratio.unsqueeze(2)
         if self.bias is not None:
             bias = self.bias.to(raw.dtype).view((1, groups, -1) + (1,) * self._dims)
             out = out + bias * valid.to(raw.dtype).unsqueeze(2)
-        out = out.flatten(1, 2)
-        new_mask = new_mask.repeat_interleave(self.out_channels // groups, dim=1)
-        return out, new_mask.expand((batch,) + new_mask.shape[1:])
+        return out.flatten(1, 2), new_mask
 
     def _padding_plan(self, x: Tensor) -> _PaddingPlan:
         """How to renormalise the zero-padded border for input ``x`` (cached).
@@ -309,7 +330,7 @@ class _PartialConvMixin:
         if mask.shape[0] not in (1, x.shape[0]) or mask.shape[2:] != x.shape[2:]:
             raise ValueError(f"{name}: mask shape {tuple(mask.shape)} does not match input "
                              f"shape {tuple(x.shape)} (batch must be equal or 1, sizes equal)")
-        return mask.to(torch.float64 if x.dtype == torch.float64 else torch.float32)
+        return mask.to(_mask_dtype(x))
 
 
 class PartialConv2d(_PartialConvMixin, nn.Conv2d):
