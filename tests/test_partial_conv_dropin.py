@@ -69,6 +69,28 @@ def test_chained_float32_layers_equal_the_dense_definition():
     torch.testing.assert_close(out_mask, ref_mask)
 
 
+@pytest.mark.parametrize("groups", [1, 2])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_expanded_mask_path_equals_the_definition(groups, dtype):
+    """A mask whose channels are one expanded map takes a single-channel shortcut."""
+    layer = PartialConv2d(4, 6, 3, stride=2, padding=1, groups=groups, multi_channel=True,
+                          return_mask=True).to(dtype)
+    x = torch.randn(3, 4, 11, 10, dtype=dtype, requires_grad=True)
+    for batch in (3, 1):
+        expanded = _holes((batch, 1, 11, 10)).expand(-1, 4, -1, -1)  # float32 for both dtypes
+        assert expanded.stride(1) == 0
+        copied = expanded.contiguous()
+        out, new_mask = layer(x, expanded)
+        for ref_out, ref_mask in (layer(x, copied), dense_reference(layer, x, copied.to(dtype))):
+            torch.testing.assert_close(out, ref_out, atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(new_mask, ref_mask.to(new_mask.dtype).expand_as(new_mask))
+        grad = torch.randn_like(out)
+        params = [x, layer.weight, layer.bias]
+        for a, b in zip(torch.autograd.grad(out, params, grad),
+                        torch.autograd.grad(layer(x, copied)[0], params, grad)):
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
 def test_updated_mask_shape_per_mode():
     x = torch.randn(3, 4, 9, 9)
     mask1, mask4 = _holes((3, 1, 9, 9)), _holes((3, 4, 9, 9))

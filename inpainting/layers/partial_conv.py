@@ -107,8 +107,10 @@ class _PartialConvMixin:
         Args:
             x: (B, C_in, *spatial) input features.
             mask: float/bool mask, 1 = known, 0 = hole. Shape (B or 1, 1, *spatial), or
-                (B or 1, C_in, *spatial) with ``multi_channel=True``. ``None`` means all known
-                (partial-convolution padding): only the zero-padded border is renormalised.
+                (B or 1, C_in, *spatial) with ``multi_channel=True``; one map expanded over the
+                channels (as this layer returns it) costs what a single-channel mask costs.
+                ``None`` means all known (partial-convolution padding): only the zero-padded
+                border is renormalised.
 
         Returns:
             out (B, C_out, *spatial_out), and with ``return_mask=True`` also the updated mask in
@@ -126,15 +128,8 @@ class _PartialConvMixin:
             if new_mask is None:
                 new_mask = out.new_ones((1, 1) + out.shape[2:], dtype=_mask_dtype(x))
             return out, self._output_mask(new_mask.to(_mask_dtype(x)), x.shape[0])
-        mask = self._check_mask(x, mask)
-        if self.multi_channel:
-            # (B, C_in, *S) -> (B, groups, C_in / groups, *S) -> per-group channel sum
-            grouped = mask.unflatten(1, (self.groups, mask.shape[1] // self.groups))
-            window_mask = grouped.sum(dim=2)
-            slide = self.in_channels // self.groups * math.prod(self.kernel_size)
-        else:
-            window_mask = mask
-            slide = math.prod(self.kernel_size)
+        self._check_mask(x, mask)
+        mask, window_mask, slide = self._window_mask(x, mask)
         out, new_mask = self._masked_forward(x * mask.to(x.dtype), window_mask, slide)
         return (out, self._output_mask(new_mask, x.shape[0])) if self.return_mask else out
 
@@ -173,7 +168,9 @@ class _PartialConvMixin:
                 f"forward_concat: inputs have {channels} channels in total, the layer expects "
                 f"in_channels={self.in_channels}"
             )
-        checked = [self._check_mask(f, m, single=True) for f, m in zip(features, masks)]
+        for feature, mask in zip(features, masks):
+            self._check_mask(feature, mask, single=True)
+        checked = [m.to(_mask_dtype(f)) for f, m in zip(features, masks)]
         x = torch.cat([f * m.to(f.dtype) for f, m in zip(features, checked)], dim=1)
         window_mask = sum(f.shape[1] * m for f, m in zip(features, checked))
         slide = self.in_channels * math.prod(self.kernel_size)
@@ -201,6 +198,28 @@ class _PartialConvMixin:
         groups = window_mask.shape[1]
         ones = window_mask.new_ones((groups, 1) + kernel)
         return self._conv(window_mask, ones, groups)
+
+    def _window_mask(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, int]:
+        """Split a checked mask into what :meth:`_masked_forward` needs.
+
+        Returns:
+            The mask to multiply ``x`` by (float32, float64 for float64 input), the mask
+            (B or 1, G, *spatial) whose window sums are S, and the full window size W.
+        """
+        mask_dtype = _mask_dtype(x)
+        if not self.multi_channel:
+            mask = mask.to(mask_dtype)
+            return mask, mask, math.prod(self.kernel_size)
+        slide = self.in_channels // self.groups * math.prod(self.kernel_size)
+        if mask.shape[1] > 1 and mask.stride(1) == 0:
+            # Every channel is one map (an expanded view, as a multi-channel layer returns its
+            # mask): each group's channel sum is that map times the group's channel count.
+            mask = mask[:, :1].to(mask_dtype)
+            return mask, mask * (self.in_channels // self.groups), slide
+        mask = mask.to(mask_dtype)
+        # (B, C_in, *S) -> (B, groups, C_in / groups, *S) -> per-group channel sum
+        grouped = mask.unflatten(1, (self.groups, mask.shape[1] // self.groups))
+        return mask, grouped.sum(dim=2), slide
 
     def _output_mask(self, new_mask: Tensor, batch: int) -> Tensor:
         """The returned mask: (B or 1, G, *S) -> (B, 1, *S), or (B, C_out, *S) in multi-channel
@@ -311,8 +330,8 @@ class _PartialConvMixin:
             out = out * plan.valid.to(raw.dtype)
         return out
 
-    def _check_mask(self, x: Tensor, mask: Tensor, single: bool = False) -> Tensor:
-        """Validate the mask against ``x``; return it as float32 (float64 for float64 input)."""
+    def _check_mask(self, x: Tensor, mask: Tensor, single: bool = False) -> None:
+        """Raise ValueError unless ``mask`` fits ``x`` (a single-channel mask if ``single``)."""
         name = type(self).__name__
         expected_dim = self._dims + 2
         if x.dim() != expected_dim:
@@ -330,7 +349,6 @@ class _PartialConvMixin:
         if mask.shape[0] not in (1, x.shape[0]) or mask.shape[2:] != x.shape[2:]:
             raise ValueError(f"{name}: mask shape {tuple(mask.shape)} does not match input "
                              f"shape {tuple(x.shape)} (batch must be equal or 1, sizes equal)")
-        return mask.to(_mask_dtype(x))
 
 
 class PartialConv2d(_PartialConvMixin, nn.Conv2d):
