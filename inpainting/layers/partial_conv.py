@@ -22,13 +22,13 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from inpainting.layers.renorm import BorderBox, BorderRenormConv, RenormBias, plan_border_boxes
+from inpainting.layers.padding_plan import PaddingPlan, build_padding_plan
+from inpainting.layers.renorm import BorderRenormConv, RenormBias
 
 __all__ = ["PartialConv2d", "PartialConv3d"]
 
@@ -39,46 +39,9 @@ _PADDING_CACHE_SIZE = 16  # input sizes remembered per layer for padding use
 _PADDING_CACHE_LOCK = threading.Lock()
 
 
-@dataclass(frozen=True)
-class _PaddingPlan:
-    """Cached renormalisation of the zero border for one input size (padding use)."""
-
-    ratio: Tensor                    # (1, 1, *spatial_out): W / S, 0 where S == 0
-    valid: Tensor | None             # (1, 1, *spatial_out) float32, None when S > 0 everywhere
-    boxes: list[BorderBox] | None    # border boxes for the in-place fast path
-    padding: tuple[int, ...] | None  # symmetric integer padding for the fast path
-
-
-def _as_tuple(value: int | Sequence[int], dims: int) -> tuple[int, ...]:
-    if isinstance(value, int):
-        return (value,) * dims
-    return tuple(value)
-
-
 def _mask_dtype(x: Tensor) -> torch.dtype:
     """Masks and window sums stay float32 under autocast, float64 for float64 input."""
     return torch.float64 if x.dtype == torch.float64 else torch.float32
-
-
-def _pad_amounts(padding: str | tuple[int, ...], kernel: int, dilation: int, dim: int) -> tuple:
-    """(left, right) zero padding along one spatial dimension, as PyTorch applies it."""
-    if padding == "valid":
-        return 0, 0
-    if padding == "same":
-        total = dilation * (kernel - 1)
-        return total // 2, total - total // 2
-    return padding[dim], padding[dim]
-
-
-def _window_counts(size: int, kernel: int, stride: int, dilation: int, pad: tuple) -> list[int]:
-    """Number of kernel taps that land inside ``[0, size)`` for each output position."""
-    left, right = pad
-    out_size = (size + left + right - dilation * (kernel - 1) - 1) // stride + 1
-    counts = []
-    for i in range(out_size):
-        start = i * stride - left
-        counts.append(sum(1 for t in range(kernel) if 0 <= start + t * dilation < size))
-    return counts
 
 
 class _PartialConvMixin:
@@ -97,7 +60,7 @@ class _PartialConvMixin:
         self.multi_channel = bool(multi_channel)
         self.return_mask = bool(return_mask)
         # Padding-use plans keyed by (spatial size, device, dtype): they depend on nothing else.
-        self._padding_cache: dict[tuple, _PaddingPlan] = {}
+        self._padding_cache: dict[tuple, PaddingPlan] = {}
 
     # ----------------------------------------------------------------------------------------
     # public API
@@ -265,18 +228,15 @@ class _PartialConvMixin:
             out = out + bias * valid.to(raw.dtype).unsqueeze(2)
         return out.flatten(1, 2), new_mask
 
-    def _padding_plan(self, x: Tensor) -> _PaddingPlan:
-        """How to renormalise the zero-padded border for input ``x`` (cached).
-
-        The window sum of an all-ones mask is a separable product of 1-D window counts, so it is
-        built in Python once per (size, device, dtype): as border boxes for the in-place fast
-        path, and as a dense ratio map (1, 1, *spatial_out) for the general path.
-        """
+    def _padding_plan(self, x: Tensor) -> PaddingPlan:
+        """How to renormalise the zero-padded border for input ``x``: the
+        :func:`build_padding_plan` of its size, device and dtype, built once and cached."""
         key = (tuple(x.shape[2:]), x.device, x.dtype)
         plan = self._padding_cache.get(key)  # lock-free hit: a dict lookup is atomic
         if plan is not None:
             return plan
-        plan = self._build_padding_plan(x)
+        plan = build_padding_plan(x, self.kernel_size, self.stride, self.padding,
+                                  self.dilation)
         with _PADDING_CACHE_LOCK:  # replicas in other threads may be inserting too
             cache = self._padding_cache
             if key not in cache:
@@ -284,34 +244,6 @@ class _PartialConvMixin:
                     del cache[next(iter(cache))]
                 cache[key] = plan
             return cache[key]
-
-    def _build_padding_plan(self, x: Tensor) -> _PaddingPlan:
-        """The uncached :class:`_PaddingPlan` for input ``x`` (see :meth:`_padding_plan`)."""
-        kernel = _as_tuple(self.kernel_size, self._dims)
-        ratio = torch.ones((), dtype=torch.float64)
-        all_counts, pad_left = [], []
-        for dim in range(self._dims):
-            pad = _pad_amounts(self.padding, kernel[dim], self.dilation[dim], dim)
-            counts = _window_counts(x.shape[2 + dim], kernel[dim], self.stride[dim],
-                                    self.dilation[dim], pad)
-            all_counts.append(counts)
-            pad_left.append(pad[0] if pad[0] == pad[1] else None)
-            factor = torch.tensor([kernel[dim] / c if c else 0.0 for c in counts],
-                                  dtype=torch.float64)
-            shape = [1] * self._dims
-            shape[dim] = -1
-            ratio = ratio * factor.view(shape)
-        boxes = None
-        if None not in pad_left:  # the fast path needs symmetric integer padding
-            boxes = plan_border_boxes(all_counts, kernel, self.stride, self.dilation,
-                                      tuple(pad_left), x.device, x.dtype)
-        valid = ratio > 0
-        return _PaddingPlan(
-            ratio=ratio.to(device=x.device, dtype=x.dtype)[None, None],
-            valid=None if bool(valid.all()) else valid.to(x.device, torch.float32)[None, None],
-            boxes=boxes,
-            padding=tuple(pad_left) if boxes is not None else None,
-        )
 
     def _padding_forward(self, x: Tensor) -> Tensor:
         """Partial-convolution padding: renormalise windows that overlap the zero border."""
