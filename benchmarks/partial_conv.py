@@ -5,6 +5,8 @@ For each shape (B, C, H, W, C_out, k) it times, interleaved in one run:
   padding     PartialConv2d, no mask (partial-convolution padding)
   inpainting  PartialConv2d, 1-channel mask with holes
   multi       PartialConv2d(multi_channel=True), C_in-channel mask
+  multi-view  the same layer given one map expanded over the C_in channels, as a multi-channel
+              layer returns its mask to the next one (NVIDIA-style chains)
   ref-*       a straightforward reimplementation of the widely used reference layer's method
               (mask convolved with a C_out x C_in ones kernel, C_in-channel mask in padding use),
               for context only
@@ -72,6 +74,7 @@ def make_cases(shape: tuple) -> dict:
         "padding": lambda: single(x),
         "inpainting": lambda: single(x, mask1),
         "multi": lambda: multi(x, mask_c),
+        "multi-view": lambda: multi(x, mask1.expand(-1, c_in, -1, -1)),
         "ref-padding": lambda: reference_style(conv, x, ones_c),
         "ref-inpainting": lambda: reference_style(conv, x, mask_c),
     }
@@ -110,7 +113,8 @@ def main() -> None:
     allocator = "glibc keeps freed memory" if args.keep_freed_memory else "default allocator"
     print(f"torch {torch.__version__}, {args.threads} threads, {allocator}, median of {repeats} "
           "interleaved forward+backward runs; ratio = time / nn.Conv2d time")
-    names = ["conv", "padding", "inpainting", "multi", "ref-padding", "ref-inpainting"]
+    names = ["conv", "padding", "inpainting", "multi", "multi-view", "ref-padding",
+             "ref-inpainting"]
     header = f"{'(B,C,H,W,C_out,k)':<26}" + "".join(f"{n:>15}" for n in names)
     print(header)
     for shape in SHAPES:

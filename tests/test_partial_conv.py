@@ -6,35 +6,10 @@ import time
 
 import pytest
 import torch
-import torch.nn.functional as F
+from partial_conv_reference import dense_reference
 from torch import nn
 
 from inpainting.layers import PartialConv2d, PartialConv3d, renorm
-
-
-def dense_reference(layer, x, mask=None):
-    """The definition written out densely: S, ratio = W / S, out = conv(x*M) * ratio + b [S>0]."""
-    dims = x.dim() - 2
-    conv = F.conv2d if dims == 2 else F.conv3d
-    channels = x.shape[1] if layer.multi_channel else 1
-    if mask is None:
-        mask = torch.ones((x.shape[0], channels) + x.shape[2:])
-    kernel = tuple(layer.kernel_size)
-    args = (layer.stride, layer.padding, layer.dilation)
-    if layer.multi_channel:
-        slide = layer.in_channels // layer.groups * torch.tensor(kernel).prod().item()
-        per_group = mask.unflatten(1, (layer.groups, -1)).sum(2)
-        window = conv(per_group, torch.ones((layer.groups, 1) + kernel), None, *args, layer.groups)
-        window = window.repeat_interleave(layer.out_channels // layer.groups, 1)
-    else:
-        slide = torch.tensor(kernel).prod().item()
-        window = conv(mask, torch.ones((1, 1) + kernel), None, *args)
-    raw = conv(x * mask, layer.weight, None, *args, layer.groups)
-    out = raw * torch.where(window > 0, slide / window.clamp_min(1e-8), 0.0)
-    if layer.bias is not None:
-        out = out + layer.bias.view((1, -1) + (1,) * dims) * (window > 0)
-    return out, window.clamp(0, 1)
-
 
 LAYOUTS = [  # (c_in, c_out, kernel, stride, padding, dilation, groups, bias)
     (4, 6, 3, 1, 1, 1, 1, True),
@@ -68,9 +43,8 @@ def test_matches_dense_definition_with_gradients(layout, multi_channel, with_mas
         out, new_mask = layer(x, mask)
         ref_out, ref_mask = dense_reference(layer, x, mask)
         torch.testing.assert_close(out, ref_out, atol=1e-5, rtol=1e-5)
-        if g == 1 or not multi_channel:
-            ref_mask = ref_mask[:, :1]
-        torch.testing.assert_close(new_mask.expand_as(ref_mask), ref_mask)
+        assert new_mask.shape == ref_mask.shape  # (B, C_out, ...) multi-channel, else (B, 1, ...)
+        torch.testing.assert_close(new_mask, ref_mask)
         grad = torch.randn_like(out)
         params = [x, layer.weight] + ([layer.bias] if bias else [])
         ours = torch.autograd.grad(out, params, grad)
@@ -200,7 +174,8 @@ def test_forward_concat_equals_multi_channel_forward():
     full_mask = torch.cat([mask_a.expand(-1, 3, -1, -1), mask_b.expand(-1, 2, -1, -1)], 1)
     ref_out, ref_mask = layer(torch.cat([a, b], 1), full_mask)
     torch.testing.assert_close(out, ref_out)
-    torch.testing.assert_close(new_mask, ref_mask)
+    assert new_mask.shape == (2, 1, 8, 8) and ref_mask.shape == (2, 4, 8, 8)
+    torch.testing.assert_close(new_mask.expand_as(ref_mask), ref_mask)
     with pytest.raises(ValueError, match="in_channels=5"):
         layer.forward_concat([a, a], [mask_a, mask_a])
     with pytest.raises(ValueError, match="multi_channel=True"):
@@ -323,7 +298,7 @@ def test_batch_one_mask_gives_a_batch_sized_updated_mask():
     assert out.shape == (3, 6, 4, 4) and new_mask.shape == (3, 1, 4, 4)
     torch.testing.assert_close(new_mask, layer(x, mask.expand(3, -1, -1, -1))[1])
     multi = PartialConv2d(4, 6, 3, padding=1, multi_channel=True, return_mask=True)
-    assert multi(x, mask.expand(1, 4, -1, -1))[1].shape == (3, 1, 8, 8)
+    assert multi(x, mask.expand(1, 4, -1, -1))[1].shape == (3, 6, 8, 8)
     grouped = PartialConv2d(4, 6, 3, padding=1, groups=2, multi_channel=True, return_mask=True)
     assert grouped(x, mask.expand(1, 4, -1, -1))[1].shape == (3, 6, 8, 8)
     concat = multi.forward_concat([x[:, :3], x[:, 3:]], [mask, mask])[1]

@@ -9,7 +9,7 @@ For an input ``x`` with validity mask ``M`` (1 = known pixel, 0 = hole) and a sl
     S        = sum of M over the window (over all input channels in multi-channel mode)
     ratio    = W / S where S > 0, else 0        (W = k_h * k_w, or C_in / groups * k_h * k_w)
     out      = conv(x * M) * ratio + b          where S > 0, exactly 0 where S == 0
-    new_mask = clamp(S, 0, 1)
+    new_mask = clamp(S, 0, 1)                   (B, 1, ...); (B, C_out, ...) multi-channel
 
 Compared with the reference layer these layers are stateless (nothing from one batch is kept for
 the next), keep all mask arithmetic in float32 under autocast, compute the window sum with a single
@@ -22,13 +22,13 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from inpainting.layers.renorm import BorderBox, BorderRenormConv, RenormBias, plan_border_boxes
+from inpainting.layers.padding_plan import PaddingPlan, build_padding_plan
+from inpainting.layers.renorm import BorderRenormConv, RenormBias
 
 __all__ = ["PartialConv2d", "PartialConv3d"]
 
@@ -39,41 +39,9 @@ _PADDING_CACHE_SIZE = 16  # input sizes remembered per layer for padding use
 _PADDING_CACHE_LOCK = threading.Lock()
 
 
-@dataclass(frozen=True)
-class _PaddingPlan:
-    """Cached renormalisation of the zero border for one input size (padding use)."""
-
-    ratio: Tensor                    # (1, 1, *spatial_out): W / S, 0 where S == 0
-    valid: Tensor | None             # (1, 1, *spatial_out) float32, None when S > 0 everywhere
-    boxes: list[BorderBox] | None    # border boxes for the in-place fast path
-    padding: tuple[int, ...] | None  # symmetric integer padding for the fast path
-
-
-def _as_tuple(value: int | Sequence[int], dims: int) -> tuple[int, ...]:
-    if isinstance(value, int):
-        return (value,) * dims
-    return tuple(value)
-
-
-def _pad_amounts(padding: str | tuple[int, ...], kernel: int, dilation: int, dim: int) -> tuple:
-    """(left, right) zero padding along one spatial dimension, as PyTorch applies it."""
-    if padding == "valid":
-        return 0, 0
-    if padding == "same":
-        total = dilation * (kernel - 1)
-        return total // 2, total - total // 2
-    return padding[dim], padding[dim]
-
-
-def _window_counts(size: int, kernel: int, stride: int, dilation: int, pad: tuple) -> list[int]:
-    """Number of kernel taps that land inside ``[0, size)`` for each output position."""
-    left, right = pad
-    out_size = (size + left + right - dilation * (kernel - 1) - 1) // stride + 1
-    counts = []
-    for i in range(out_size):
-        start = i * stride - left
-        counts.append(sum(1 for t in range(kernel) if 0 <= start + t * dilation < size))
-    return counts
+def _mask_dtype(x: Tensor) -> torch.dtype:
+    """Masks and window sums stay float32 under autocast, float64 for float64 input."""
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
 
 
 class _PartialConvMixin:
@@ -92,7 +60,7 @@ class _PartialConvMixin:
         self.multi_channel = bool(multi_channel)
         self.return_mask = bool(return_mask)
         # Padding-use plans keyed by (spatial size, device, dtype): they depend on nothing else.
-        self._padding_cache: dict[tuple, _PaddingPlan] = {}
+        self._padding_cache: dict[tuple, PaddingPlan] = {}
 
     # ----------------------------------------------------------------------------------------
     # public API
@@ -102,14 +70,18 @@ class _PartialConvMixin:
         Args:
             x: (B, C_in, *spatial) input features.
             mask: float/bool mask, 1 = known, 0 = hole. Shape (B or 1, 1, *spatial), or
-                (B or 1, C_in, *spatial) with ``multi_channel=True``. ``None`` means all known
-                (partial-convolution padding): only the zero-padded border is renormalised.
+                (B or 1, C_in, *spatial) with ``multi_channel=True``; one map expanded over the
+                channels (as this layer returns it) costs what a single-channel mask costs.
+                ``None`` means all known (partial-convolution padding): only the zero-padded
+                border is renormalised.
 
         Returns:
-            out (B, C_out, *spatial_out), and with ``return_mask=True`` also the updated mask
-            (B, 1, *spatial_out) in {0, 1} (float32; float64 for float64 input). With
-            ``multi_channel=True`` and ``groups > 1`` the updated mask has C_out channels (each
-            group has its own).
+            out (B, C_out, *spatial_out), and with ``return_mask=True`` also the updated mask in
+            {0, 1} (float32; float64 for float64 input): (B, 1, *spatial_out), or
+            with ``multi_channel=True`` (B, C_out, *spatial_out), one channel per output channel
+            as in NVIDIA's reference layer, so that multi-channel layers chain. With
+            ``groups == 1`` its channels are one map, returned as an expanded view (no copy);
+            with ``groups > 1`` each group's output channels carry that group's map.
         """
         if mask is None:
             out = self._padding_forward(x)
@@ -117,19 +89,12 @@ class _PartialConvMixin:
                 return out
             new_mask = self._padding_plan(x).valid
             if new_mask is None:
-                new_mask = out.new_ones((1, 1) + out.shape[2:], dtype=torch.float32)
-            return out, new_mask.expand((x.shape[0], 1) + out.shape[2:])
-        mask = self._check_mask(x, mask)
-        if self.multi_channel:
-            # (B, C_in, *S) -> (B, groups, C_in / groups, *S) -> per-group channel sum
-            grouped = mask.unflatten(1, (self.groups, mask.shape[1] // self.groups))
-            window_mask = grouped.sum(dim=2)
-            slide = self.in_channels // self.groups * math.prod(self.kernel_size)
-        else:
-            window_mask = mask
-            slide = math.prod(self.kernel_size)
+                new_mask = out.new_ones((1, 1) + out.shape[2:], dtype=_mask_dtype(x))
+            return out, self._output_mask(new_mask.to(_mask_dtype(x)), x.shape[0])
+        self._check_mask(x, mask)
+        mask, window_mask, slide = self._window_mask(x, mask)
         out, new_mask = self._masked_forward(x * mask.to(x.dtype), window_mask, slide)
-        return (out, new_mask) if self.return_mask else out
+        return (out, self._output_mask(new_mask, x.shape[0])) if self.return_mask else out
 
     def forward_concat(
         self, features: Sequence[Tensor], masks: Sequence[Tensor]
@@ -146,7 +111,9 @@ class _PartialConvMixin:
             masks: one mask (B or 1, 1, *spatial) per feature tensor, 1 = known, 0 = hole.
 
         Returns:
-            As :meth:`forward` (updated mask (B, 1, *spatial_out)).
+            As :meth:`forward`, but the updated mask keeps a single channel,
+            (B, 1, *spatial_out), since single-channel masks are what this method takes: every
+            channel of :meth:`forward`'s (B, C_out, *spatial_out) mask equals it.
         """
         if not self.multi_channel or self.groups != 1:
             raise ValueError(
@@ -164,12 +131,16 @@ class _PartialConvMixin:
                 f"forward_concat: inputs have {channels} channels in total, the layer expects "
                 f"in_channels={self.in_channels}"
             )
-        checked = [self._check_mask(f, m, single=True) for f, m in zip(features, masks)]
+        for feature, mask in zip(features, masks):
+            self._check_mask(feature, mask, single=True)
+        checked = [m.to(_mask_dtype(f)) for f, m in zip(features, masks)]
         x = torch.cat([f * m.to(f.dtype) for f, m in zip(features, checked)], dim=1)
         window_mask = sum(f.shape[1] * m for f, m in zip(features, checked))
         slide = self.in_channels * math.prod(self.kernel_size)
         out, new_mask = self._masked_forward(x, window_mask, slide)
-        return (out, new_mask) if self.return_mask else out
+        if not self.return_mask:
+            return out
+        return out, new_mask.expand((x.shape[0],) + new_mask.shape[1:])
 
     # ----------------------------------------------------------------------------------------
     # internals
@@ -191,8 +162,44 @@ class _PartialConvMixin:
         ones = window_mask.new_ones((groups, 1) + kernel)
         return self._conv(window_mask, ones, groups)
 
+    def _window_mask(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, int]:
+        """Split a checked mask into what :meth:`_masked_forward` needs.
+
+        Returns:
+            The mask to multiply ``x`` by (float32, float64 for float64 input), the mask
+            (B or 1, G, *spatial) whose window sums are S, and the full window size W.
+        """
+        mask_dtype = _mask_dtype(x)
+        if not self.multi_channel:
+            mask = mask.to(mask_dtype)
+            return mask, mask, math.prod(self.kernel_size)
+        slide = self.in_channels // self.groups * math.prod(self.kernel_size)
+        if mask.shape[1] > 1 and mask.stride(1) == 0:
+            # Every channel is one map (an expanded view, as a multi-channel layer returns its
+            # mask): each group's channel sum is that map times the group's channel count.
+            mask = mask[:, :1].to(mask_dtype)
+            return mask, mask * (self.in_channels // self.groups), slide
+        mask = mask.to(mask_dtype)
+        # (B, C_in, *S) -> (B, groups, C_in / groups, *S) -> per-group channel sum
+        grouped = mask.unflatten(1, (self.groups, mask.shape[1] // self.groups))
+        return mask, grouped.sum(dim=2), slide
+
+    def _output_mask(self, new_mask: Tensor, batch: int) -> Tensor:
+        """The returned mask: (B or 1, G, *S) -> (B, 1, *S), or (B, C_out, *S) in multi-channel
+        mode, where each of the G window-mask channels covers C_out / G output channels."""
+        channels = new_mask.shape[1]
+        if self.multi_channel and channels != self.out_channels:
+            if channels == 1:  # one map for every output channel: a free view
+                return new_mask.expand((batch, self.out_channels) + new_mask.shape[2:])
+            new_mask = new_mask.repeat_interleave(self.out_channels // channels, dim=1)
+        return new_mask.expand((batch,) + new_mask.shape[1:])
+
     def _masked_forward(self, x: Tensor, window_mask: Tensor, slide: int) -> tuple[Tensor, Tensor]:
-        """Conv of the already-masked ``x``; ``window_mask`` (B, G, *spatial) float32 gives S."""
+        """Conv of the already-masked ``x``; ``window_mask`` (B, G, *spatial) float32 gives S.
+
+        Returns the output (B, C_out, *spatial_out) and clamp(S, 0, 1) as (B or 1, G,
+        *spatial_out), which :meth:`_output_mask` shapes for the caller.
+        """
         groups = window_mask.shape[1]
         with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
             window_sum = self._box_sum(window_mask)  # (B, G, *spatial_out), float32
@@ -201,8 +208,6 @@ class _PartialConvMixin:
             new_mask = window_sum.clamp(0, 1)
         raw = self._conv(x, self.weight, self.groups)  # (B, C_out, *spatial_out)
         ratio = ratio.to(raw.dtype)
-        # a batch-1 mask gives batch-1 window sums: expand (a free view) to the input's batch
-        batch = raw.shape[0]
         if groups == 1:
             # in place on the fresh conv output: its backward needs only x and the weight
             if self.bias is None:
@@ -215,28 +220,23 @@ class _PartialConvMixin:
                              and bool(valid.all()))
                 out = RenormBias.apply(raw, ratio, self.bias.to(raw.dtype),
                                        None if all_valid else valid.to(raw.dtype))
-            return out, new_mask.expand((batch,) + new_mask.shape[1:])
+            return out, new_mask
         # (B, C_out, *S) -> (B, G, C_out / G, *S) so each group's ratio broadcasts
         out = raw.unflatten(1, (groups, -1)) * ratio.unsqueeze(2)
         if self.bias is not None:
             bias = self.bias.to(raw.dtype).view((1, groups, -1) + (1,) * self._dims)
             out = out + bias * valid.to(raw.dtype).unsqueeze(2)
-        out = out.flatten(1, 2)
-        new_mask = new_mask.repeat_interleave(self.out_channels // groups, dim=1)
-        return out, new_mask.expand((batch,) + new_mask.shape[1:])
+        return out.flatten(1, 2), new_mask
 
-    def _padding_plan(self, x: Tensor) -> _PaddingPlan:
-        """How to renormalise the zero-padded border for input ``x`` (cached).
-
-        The window sum of an all-ones mask is a separable product of 1-D window counts, so it is
-        built in Python once per (size, device, dtype): as border boxes for the in-place fast
-        path, and as a dense ratio map (1, 1, *spatial_out) for the general path.
-        """
+    def _padding_plan(self, x: Tensor) -> PaddingPlan:
+        """How to renormalise the zero-padded border for input ``x``: the
+        :func:`build_padding_plan` of its size, device and dtype, built once and cached."""
         key = (tuple(x.shape[2:]), x.device, x.dtype)
         plan = self._padding_cache.get(key)  # lock-free hit: a dict lookup is atomic
         if plan is not None:
             return plan
-        plan = self._build_padding_plan(x)
+        plan = build_padding_plan(x, self.kernel_size, self.stride, self.padding,
+                                  self.dilation)
         with _PADDING_CACHE_LOCK:  # replicas in other threads may be inserting too
             cache = self._padding_cache
             if key not in cache:
@@ -244,34 +244,6 @@ class _PartialConvMixin:
                     del cache[next(iter(cache))]
                 cache[key] = plan
             return cache[key]
-
-    def _build_padding_plan(self, x: Tensor) -> _PaddingPlan:
-        """The uncached :class:`_PaddingPlan` for input ``x`` (see :meth:`_padding_plan`)."""
-        kernel = _as_tuple(self.kernel_size, self._dims)
-        ratio = torch.ones((), dtype=torch.float64)
-        all_counts, pad_left = [], []
-        for dim in range(self._dims):
-            pad = _pad_amounts(self.padding, kernel[dim], self.dilation[dim], dim)
-            counts = _window_counts(x.shape[2 + dim], kernel[dim], self.stride[dim],
-                                    self.dilation[dim], pad)
-            all_counts.append(counts)
-            pad_left.append(pad[0] if pad[0] == pad[1] else None)
-            factor = torch.tensor([kernel[dim] / c if c else 0.0 for c in counts],
-                                  dtype=torch.float64)
-            shape = [1] * self._dims
-            shape[dim] = -1
-            ratio = ratio * factor.view(shape)
-        boxes = None
-        if None not in pad_left:  # the fast path needs symmetric integer padding
-            boxes = plan_border_boxes(all_counts, kernel, self.stride, self.dilation,
-                                      tuple(pad_left), x.device, x.dtype)
-        valid = ratio > 0
-        return _PaddingPlan(
-            ratio=ratio.to(device=x.device, dtype=x.dtype)[None, None],
-            valid=None if bool(valid.all()) else valid.to(x.device, torch.float32)[None, None],
-            boxes=boxes,
-            padding=tuple(pad_left) if boxes is not None else None,
-        )
 
     def _padding_forward(self, x: Tensor) -> Tensor:
         """Partial-convolution padding: renormalise windows that overlap the zero border."""
@@ -290,8 +262,8 @@ class _PartialConvMixin:
             out = out * plan.valid.to(raw.dtype)
         return out
 
-    def _check_mask(self, x: Tensor, mask: Tensor, single: bool = False) -> Tensor:
-        """Validate the mask against ``x``; return it as float32 (float64 for float64 input)."""
+    def _check_mask(self, x: Tensor, mask: Tensor, single: bool = False) -> None:
+        """Raise ValueError unless ``mask`` fits ``x`` (a single-channel mask if ``single``)."""
         name = type(self).__name__
         expected_dim = self._dims + 2
         if x.dim() != expected_dim:
@@ -309,7 +281,6 @@ class _PartialConvMixin:
         if mask.shape[0] not in (1, x.shape[0]) or mask.shape[2:] != x.shape[2:]:
             raise ValueError(f"{name}: mask shape {tuple(mask.shape)} does not match input "
                              f"shape {tuple(x.shape)} (batch must be equal or 1, sizes equal)")
-        return mask.to(torch.float64 if x.dtype == torch.float64 else torch.float32)
 
 
 class PartialConv2d(_PartialConvMixin, nn.Conv2d):

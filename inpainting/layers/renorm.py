@@ -12,6 +12,11 @@ renormalisation is done in place wherever autograd allows:
 * :class:`RenormBias` applies the ratio and adds the bias only where the window saw a known
   pixel, in place: one fused pass when every window saw one. The bias gradient of the general
   case is a batched matrix product instead of an output-sized temporary.
+
+Both backward passes are made of differentiable ops (``aten.convolution_backward`` has its own
+derivative), so a gradient taken with ``create_graph=True`` (gradient penalties) can itself be
+differentiated. Without ``create_graph`` autograd runs them with gradient recording off, so the
+first-order cost is that of the bare ops.
 """
 
 from __future__ import annotations
@@ -21,7 +26,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 __all__ = ["BorderBox", "BorderRenormConv", "RenormBias", "plan_border_boxes"]
 
@@ -138,7 +142,6 @@ class BorderRenormConv(torch.autograd.Function):
         return out
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_out):
         x, weight = ctx.saved_tensors
         stride, padding, dilation, groups = ctx.conv_args
@@ -216,7 +219,6 @@ class RenormBias(torch.autograd.Function):
         return raw
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_out):
         ratio, valid = ctx.saved_tensors
         grad_raw = grad_out * ratio if ctx.needs_input_grad[0] else None
