@@ -20,11 +20,16 @@ from inpainting.data.classification import ImageFolderDataset, build_classificat
 from inpainting.engine import Trainer
 from inpainting.engine.batches import ShardSampler, check_batch_fits, make_train_loader
 from inpainting.engine.distributed import DistInfo
-from inpainting.engine.tasks import ClassificationResult, ClassificationTask, CrossEntropyTerms
+from inpainting.engine.tasks import (
+    ClassificationResult,
+    ClassificationTask,
+    CrossEntropyTerms,
+    ValidationOptions,
+)
 from inpainting.models import build_classifier, nvidia_arch_name, resolve_arch
 
 __all__ = ["ClassificationInputs", "build_classification_loaders", "classification_summary",
-           "resolve_classification_inputs"]
+           "evaluate_classifier", "resolve_classification_inputs", "steps_per_epoch"]
 
 logger = logging.getLogger(__name__)
 
@@ -91,3 +96,31 @@ def classification_summary(trainer: Trainer, last_eval: ClassificationResult | N
     if writer is not None:
         lines.append(f"TensorBoard:  tensorboard --logdir {run / 'tensorboard'}")
     return lines
+
+
+def steps_per_epoch(train_root: str, batch_size: int, world_size: int) -> int:
+    """Optimizer steps in one epoch of class folder ``train_root``: full batches of
+    ``batch_size`` per process over each process's share (as ``make_train_loader`` makes them).
+
+    Raises:
+        UserInputError: the folder is missing or not split into class folders, or a process's
+            share holds no full batch.
+    """
+    images = len(ImageFolderDataset(train_root, train=True, role="train"))
+    check_batch_fits(images, batch_size, world_size)
+    return images // world_size // batch_size
+
+
+@torch.no_grad()
+def evaluate_classifier(model: nn.Module, val_set: ImageFolderDataset, batch_size: int,
+                        num_workers: int, dist: DistInfo, device: torch.device,
+                        autocast_dtype: torch.dtype | None = None) -> ClassificationResult:
+    """Prec@1 / Prec@5 of ``model`` on the whole of ``val_set``, each rank scoring a disjoint
+    shard (the counts are summed over ranks)."""
+    loader = DataLoader(val_set, batch_size=batch_size, num_workers=num_workers,
+                        sampler=ShardSampler(len(val_set), dist.rank, dist.world_size),
+                        pin_memory=device.type == "cuda")
+    options = ValidationOptions(device, autocast_dtype, distributed=dist.enabled)
+    result = ClassificationTask.validate(model.to(device), loader, options)
+    assert result is not None  # no should_stop: the pass cannot be aborted
+    return result

@@ -147,7 +147,7 @@ def _with_run_dir(config: Config, run_dir: Path) -> Config:
 def _fresh_run_dir(config: Config) -> Path:
     stamp = broadcast_object(time.strftime("%Y%m%d-%H%M%S"))  # the same on every rank
     run_dir = Path(config.train.run_dir.replace("{time}", stamp)).expanduser()
-    if (run_dir / "last.pt").exists():
+    if any((run_dir / name).exists() for name in ("last.pt", "checkpoint.pth.tar")):
         raise ConfigError(f"run folder '{run_dir}' already holds a checkpoint; continue it with "
                           f"--resume {run_dir} or set another train.run_dir")
     return run_dir
