@@ -92,7 +92,7 @@ class ClassifierConfig:
     experiment) and its data pipeline; ``data.train`` / ``data.val`` are class folders."""
 
     arch: str = "resnet50"  # a torchvision ResNet / VGG name or its pd* alias (partial padding)
-    padding: str = ""  # zero | partial | reflect | replicate; empty: the arch's own
+    padding: str = ""  # zero | partial | reflect | replicate; empty: the arch's own (pd*: partial)
     num_classes: int = 0  # outputs of the head; 0: one per class folder of data.train
     pretrained: bool = False  # start from torchvision's ImageNet weights
     init_from: str = ""  # a checkpoint (NVIDIA's format, ours, a state dict) to start from
@@ -101,9 +101,11 @@ class ClassifierConfig:
 
     def __post_init__(self) -> None:
         check_choice("classifier.arch", self.arch, CLASSIFIER_NAMES)
-        if self.padding:
-            check_choice("classifier.padding", self.padding, PADDINGS)
-        if self.arch.startswith("pd") and self.padding not in ("", "partial"):
+        if not self.padding:  # the saved config names the scheme (the padding table reads it)
+            object.__setattr__(self, "padding", "partial" if self.arch.startswith("pd")
+                               else "zero")
+        check_choice("classifier.padding", self.padding, PADDINGS)
+        if self.arch.startswith("pd") and self.padding != "partial":
             raise ConfigError(f"classifier.arch {self.arch!r} is partial padding; use arch "
                               f"{self.arch[2:]!r} for padding {self.padding!r}")
         check(self.num_classes >= 0, "classifier.num_classes", ">= 0 (0: from the class "

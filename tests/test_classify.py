@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import yaml
 from run_helpers import scalars
 
 from inpainting.classification_cli import run_folder
@@ -63,6 +64,8 @@ def test_each_padding_trains_and_writes_nvidia_checkpoints(folders, tmp_path, pa
     losses = scalars(run, "train/total")
     assert sorted(losses) == [1, 2, 3] and all(np.isfinite(list(losses.values())))
     assert load_checkpoint(run)["step"] == 3  # our reader takes the folder and the layout
+    config = yaml.safe_load((run / "config.yaml").read_text())  # what the padding table reads
+    assert config["classifier"]["padding"] == padding and config["train"]["seed"] == 0
 
 
 def test_resume_gives_the_losses_of_an_uninterrupted_run(folders, tmp_path):
