@@ -35,11 +35,13 @@ from inpainting.config_parsing import (
 )
 from inpainting.data import EVAL_MODES, MASK_SOURCES
 from inpainting.losses import DEFAULT_WEIGHTS
-from inpainting.models import MODELS, UPSAMPLING_MODES
+from inpainting.models import CLASSIFIER_NAMES, MODELS, PADDINGS, UPSAMPLING_MODES
 from inpainting.optim import OPTIMIZERS, SCHEDULES
 from masks import POLARITIES, parse_bins
 
 __all__ = [
+    "TASKS",
+    "ClassifierConfig",
     "Config",
     "ConfigError",
     "DataConfig",
@@ -63,6 +65,8 @@ __all__ = [
 # the config's own: the engine (AUTOCAST_DTYPES, resolve_device) sits above this module.
 PRECISIONS = ("fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
+# What a run trains: the engine's tasks (engine.tasks; the engine sits above this module).
+TASKS = ("inpainting", "classification")
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,37 @@ class ModelConfig:
         check(1 <= self.depth <= 10, "model.depth", "in [1, 10]", self.depth)
         check(self.base_channels >= 1, "model.base_channels", ">= 1", self.base_channels)
         check_choice("model.upsampling", self.upsampling, UPSAMPLING_MODES)
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """``classifier``: the network of ``task: classification`` (the padding report's ImageNet
+    experiment) and its data pipeline; ``data.train`` / ``data.val`` are class folders."""
+
+    arch: str = "resnet50"  # a torchvision ResNet / VGG name or its pd* alias (partial padding)
+    padding: str = ""  # zero | partial | reflect | replicate; empty: the arch's own (pd*: partial)
+    num_classes: int = 0  # outputs of the head; 0: one per class folder of data.train
+    pretrained: bool = False  # start from torchvision's ImageNet weights
+    init_from: str = ""  # a checkpoint (NVIDIA's format, ours, a state dict) to start from
+    crop_size: int = 224  # training RandomResizedCrop and validation CenterCrop side
+    resize_size: int = 256  # validation: short side before the centre crop
+
+    def __post_init__(self) -> None:
+        check_choice("classifier.arch", self.arch, CLASSIFIER_NAMES)
+        if not self.padding:  # the saved config names the scheme (the padding table reads it)
+            object.__setattr__(self, "padding", "partial" if self.arch.startswith("pd")
+                               else "zero")
+        check_choice("classifier.padding", self.padding, PADDINGS)
+        if self.arch.startswith("pd") and self.padding != "partial":
+            raise ConfigError(f"classifier.arch {self.arch!r} is partial padding; use arch "
+                              f"{self.arch[2:]!r} for padding {self.padding!r}")
+        check(self.num_classes >= 0, "classifier.num_classes", ">= 0 (0: from the class "
+              "folders)", self.num_classes)
+        check(self.crop_size >= 8, "classifier.crop_size", ">= 8", self.crop_size)
+        check(self.resize_size >= self.crop_size, "classifier.resize_size",
+              f">= classifier.crop_size {self.crop_size}", self.resize_size)
+        if self.pretrained and self.init_from:
+            raise ConfigError("set classifier.pretrained or classifier.init_from, not both")
 
 
 @dataclass(frozen=True)
@@ -180,9 +215,10 @@ class LossConfig:
 class OptimConfig:
     """``optim``: optimizer, learning-rate schedule and gradient clipping."""
 
-    name: str = "adam"  # a key of inpainting.optim.OPTIMIZERS: adam | adamw
+    name: str = "adam"  # a key of inpainting.optim.OPTIMIZERS: adam | adamw | sgd
     lr: float = 2e-4
-    betas: tuple[float, float] = (0.9, 0.999)
+    betas: tuple[float, float] = (0.9, 0.999)  # adam, adamw
+    momentum: float = 0.9  # sgd
     weight_decay: float = 0.0
     grad_clip: float = 0.0  # max gradient norm; 0: off
     schedule: str = "constant"  # constant (the paper) | cosine (to 0 at max_steps) | step
@@ -195,6 +231,7 @@ class OptimConfig:
         check(all(0.0 <= b < 1.0 for b in self.betas), "optim.betas", "in [0, 1)",
                list(self.betas))
         check(self.weight_decay >= 0.0, "optim.weight_decay", ">= 0", self.weight_decay)
+        check(0.0 <= self.momentum < 1.0, "optim.momentum", "in [0, 1)", self.momentum)
         check(self.grad_clip >= 0.0, "optim.grad_clip", ">= 0", self.grad_clip)
         check_choice("optim.schedule", self.schedule, SCHEDULES)
         check(all(m > 0 for m in self.milestones), "optim.milestones", "> 0",
@@ -254,6 +291,7 @@ class LogConfig:
 class Config:
     """The whole training configuration."""
 
+    task: str = "inpainting"  # inpainting | classification (the classifier section)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     masks: MasksConfig = field(default_factory=MasksConfig)
@@ -261,8 +299,15 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
 
     def __post_init__(self) -> None:
+        check_choice("task", self.task, TASKS)
+        if self.task == "classification":
+            if not (self.data.train.strip() and self.data.val.strip()):
+                raise ConfigError("task classification needs data.train and data.val, each a "
+                                  "folder with one sub-folder of images per class")
+            return
         factor = 2**self.model.depth
         if self.data.image_size % factor:
             raise ConfigError(

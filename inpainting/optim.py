@@ -8,7 +8,7 @@ the config against their keys, so adding an entry here makes it usable from YAML
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 import torch
@@ -17,11 +17,30 @@ from torch import nn
 if TYPE_CHECKING:  # config imports this module for its registries
     from inpainting.config import Config, OptimConfig
 
-__all__ = ["OPTIMIZERS", "SCHEDULES", "build_optimizer", "build_scheduler", "lr_factor"]
+__all__ = ["OPTIMIZERS", "SCHEDULES", "build_optimizer", "build_scheduler", "epoch_milestones",
+           "lr_factor"]
 
-OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
-    "adam": torch.optim.Adam,
-    "adamw": torch.optim.AdamW,
+def _adam(params: Iterable[nn.Parameter], optim: OptimConfig) -> torch.optim.Optimizer:
+    return torch.optim.Adam(params, lr=optim.lr, betas=optim.betas,
+                            weight_decay=optim.weight_decay)
+
+
+def _adamw(params: Iterable[nn.Parameter], optim: OptimConfig) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(params, lr=optim.lr, betas=optim.betas,
+                             weight_decay=optim.weight_decay)
+
+
+def _sgd(params: Iterable[nn.Parameter], optim: OptimConfig) -> torch.optim.Optimizer:
+    # NVIDIA's ImageNet script: SGD, momentum 0.9, weight decay 1e-4 on every parameter
+    return torch.optim.SGD(params, lr=optim.lr, momentum=optim.momentum,
+                           weight_decay=optim.weight_decay)
+
+
+# name -> builder(parameters, optim config).
+OPTIMIZERS: dict[str, Callable[[Iterable[nn.Parameter], OptimConfig], torch.optim.Optimizer]] = {
+    "adam": _adam,
+    "adamw": _adamw,
+    "sgd": _sgd,
 }
 
 
@@ -45,6 +64,15 @@ SCHEDULES: dict[str, Callable[[int, OptimConfig, int], float]] = {
 }
 
 
+def epoch_milestones(every_epochs: int, epochs: int, steps_per_epoch: int) -> tuple[int, ...]:
+    """The ``step`` schedule's milestones (in steps) of a decay every ``every_epochs`` epochs.
+
+    NVIDIA's ImageNet script multiplies the lr by 0.1 every 30 epochs: ``epoch_milestones(30,
+    100, n)`` is ``(30 n, 60 n, 90 n)``.
+    """
+    return tuple(e * steps_per_epoch for e in range(every_epochs, epochs, every_epochs))
+
+
 def build_optimizer(optim: OptimConfig, model: nn.Module) -> torch.optim.Optimizer:
     """The optimizer ``optim.name`` over all of ``model``'s parameters.
 
@@ -57,10 +85,10 @@ def build_optimizer(optim: OptimConfig, model: nn.Module) -> torch.optim.Optimiz
         model: the network to train.
 
     Returns:
-        The optimizer with ``optim.lr``, ``optim.betas`` and ``optim.weight_decay``.
+        The optimizer with ``optim.lr`` and ``optim.weight_decay``, and ``optim.betas``
+        (adam, adamw) or ``optim.momentum`` (sgd).
     """
-    return OPTIMIZERS[optim.name](model.parameters(), lr=optim.lr, betas=optim.betas,
-                                  weight_decay=optim.weight_decay)
+    return OPTIMIZERS[optim.name](model.parameters(), optim)
 
 
 def lr_factor(step: int, config: Config) -> float:

@@ -25,6 +25,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from inpainting.classification_setup import (
+    build_classification_loaders,
+    classification_summary,
+    resolve_classification_inputs,
+)
 from inpainting.cli import is_environment_error
 from inpainting.config import (
     Config,
@@ -57,6 +62,7 @@ from inpainting.engine.distributed import (
 from inpainting.engine.memory import keep_freed_memory
 from inpainting.engine.reporting import make_writer, setup_logging
 from inpainting.engine.run_lock import RunLock, acquire_run_lock
+from inpainting.engine.tasks import drop_metrics_after
 from inpainting.losses import build_loss
 from inpainting.models import build_model
 from inpainting.optim import build_optimizer, build_scheduler
@@ -101,6 +107,9 @@ class Session:
                     f"{run / 'last.pt'}\nResume with: python train.py --resume {run}")
         minutes = (time.time() - self.started) / 60
         lines = [f"Trained to step {result.step} in {minutes:.1f} min."]
+        if self.config.task == "classification":
+            return "\n".join(lines + classification_summary(self.trainer, result.last_eval,
+                                                             result.best_psnr, self.writer))
         if result.last_eval is not None:
             lines += [f"Validation at step {result.step} on {self.config.masks.val_count} fixed "
                       "masks (8-bit composite; 'masked input' has its holes black):",
@@ -120,9 +129,11 @@ class Session:
 
 
 def _resolve_config(config_path: str | None, overrides: list[str],
-                    state: dict[str, Any] | None) -> Config:
+                    state: dict[str, Any] | None, values: dict[str, Any] | None) -> Config:
     if config_path is not None:
         return load_config(config_path, overrides)
+    if values is not None and state is None:
+        return config_from_dict(apply_overrides(values, overrides))
     if state is None:
         raise ConfigError("no config given: use --config configs/X.yaml (or --resume RUN_DIR)")
     return config_from_dict(apply_overrides(state["config"], overrides))
@@ -136,7 +147,7 @@ def _with_run_dir(config: Config, run_dir: Path) -> Config:
 def _fresh_run_dir(config: Config) -> Path:
     stamp = broadcast_object(time.strftime("%Y%m%d-%H%M%S"))  # the same on every rank
     run_dir = Path(config.train.run_dir.replace("{time}", stamp)).expanduser()
-    if (run_dir / "last.pt").exists():
+    if any((run_dir / name).exists() for name in ("last.pt", "checkpoint.pth.tar")):
         raise ConfigError(f"run folder '{run_dir}' already holds a checkpoint; continue it with "
                           f"--resume {run_dir} or set another train.run_dir")
     return run_dir
@@ -165,6 +176,7 @@ class _Inputs:
     mask_source: Any
     model: nn.Module
     loss: nn.Module
+    classification: Any = None  # ClassificationInputs of a classification run
 
 
 def _seed_everything(seed: int) -> None:
@@ -174,7 +186,8 @@ def _seed_everything(seed: int) -> None:
 
 
 def setup_training(config_path: str | None, overrides: list[str] | None = None,
-                   resume: str | None = None, init_from: str | None = None) -> Session:
+                   resume: str | None = None, init_from: str | None = None,
+                   values: dict[str, Any] | None = None) -> Session:
     """Build a run from the command-line arguments of ``train.py``.
 
     Args:
@@ -182,6 +195,7 @@ def setup_training(config_path: str | None, overrides: list[str] | None = None,
         overrides: ``section.key=value`` strings.
         resume: run folder or checkpoint to continue at its exact step.
         init_from: checkpoint whose weights start a new run (e.g. ``configs/finetune.yaml``).
+        values: a nested config dict in place of ``config_path`` (``classify.py``'s flags).
 
     Returns:
         A ``Session`` with a ready ``Trainer``.
@@ -194,7 +208,7 @@ def setup_training(config_path: str | None, overrides: list[str] | None = None,
     if resume and init_from:
         raise ConfigError("use either --resume (continue a run) or --init-from (new run)")
     state = load_checkpoint(resume) if resume else None
-    config = _resolve_config(config_path, list(overrides or []), state)
+    config = _resolve_config(config_path, list(overrides or []), state, values)
     dist, device = init_distributed(config.train.device)
     check_device_options(config, device)
     if device.type == "cpu" and config.train.cpu_keep_freed_memory:
@@ -211,7 +225,8 @@ def setup_training(config_path: str | None, overrides: list[str] | None = None,
         run_dir = _fresh_run_dir(config)
     config = _with_run_dir(config, run_dir)
     setup_logging(None, dist.is_main)  # console only until the run folder exists
-    inputs = _resolve_inputs(config, dist, init_from)
+    inputs = (_resolve_classification(config, dist, init_from)
+              if config.task == "classification" else _resolve_inputs(config, dist, init_from))
     with _naming_run_folder(run_dir):
         return _open_run(config, run_dir, dist, device, state, inputs, changes)
 
@@ -246,7 +261,7 @@ def _start_run(config: Config, run_dir: Path, dist: DistInfo, device: torch.devi
     logger.info("%d training, %d validation and %d test images", len(inputs.train_paths),
                 len(inputs.val_paths), len(inputs.test_paths))
     log_resume_changes(changes)
-    if dist.is_main:
+    if dist.is_main and inputs.classification is None:
         _record_splits(run_dir, inputs)
     session = _build_session(config, run_dir, dist, device, state, inputs)
     apply_optimizer_changes(session.trainer, config, changes)
@@ -291,6 +306,15 @@ def _resolve_inputs(config: Config, dist: DistInfo, init_from: str | None) -> _I
     return _Inputs(train_paths, val_paths, test_paths, mask_source, model, loss)
 
 
+def _resolve_classification(config: Config, dist: DistInfo, init_from: str | None) -> _Inputs:
+    if init_from:
+        raise ConfigError("a classification run starts from weights with "
+                          "classifier.init_from, not --init-from")
+    found = resolve_classification_inputs(config, dist)
+    return _Inputs(found.train_set.paths, found.val_set.paths, [], None, found.model,
+                   found.loss, found)
+
+
 def _record_splits(run_dir: Path, inputs: _Inputs) -> None:
     """Write the validation and test image lists to ``run_dir/splits`` (for evaluate.py)."""
     write_file_list(inputs.val_paths, run_dir / "splits" / "val.txt")
@@ -300,9 +324,6 @@ def _record_splits(run_dir: Path, inputs: _Inputs) -> None:
 
 def _build_session(config: Config, run_dir: Path, dist: DistInfo, device: torch.device,
                    state: dict[str, Any] | None, inputs: _Inputs) -> Session:
-    val_masks = build_val_masks(config, run_dir) if dist.is_main else None
-    train_set, val_set = build_datasets(config, inputs.train_paths, inputs.val_paths, val_masks,
-                                        inputs.mask_source)
     model = inputs.model
     if config.train.sync_bn and dist.enabled:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -313,20 +334,35 @@ def _build_session(config: Config, run_dir: Path, dist: DistInfo, device: torch.
     # A resumed run drops events logged after its checkpoint (a crash, or --resume best.pt).
     purge_step = int(state["step"]) + 1 if state is not None else None
     writer = make_writer(run_dir, config.log.tensorboard, purge_step) if dist.is_main else None
+    train_loader, val_loader, task = _loaders(config, run_dir, dist, device, inputs)
     trainer = Trainer(
-        model, inputs.loss.to(device), optimizer,
-        build_train_loader(config, train_set, dist, device),
-        build_val_loader(config.data, val_set, pin_memory=device.type == "cuda")
-        if val_set is not None else None,
+        model, inputs.loss.to(device), optimizer, train_loader, val_loader,
         config, run_dir, scheduler=build_scheduler(config, optimizer), writer=writer,
         device=device, dist=dist,
         ema=ModelEma(model, config.train.ema) if config.train.ema > 0 else None,
-        val_bins=parse_bins(config.masks.val_bins))
+        val_bins=parse_bins(config.masks.val_bins), task=task)
     if state is not None:
         trainer.load_state_dict(state)
+        if inputs.classification is not None and dist.is_main:
+            drop_metrics_after(run_dir, trainer.step)  # they are validated again
         logger.info("resumed at step %d (epoch %d, batch %d)", trainer.step,
                     trainer.position["epoch"], trainer.position["batch"])
     return Session(trainer, config, run_dir, dist, writer)
+
+
+def _loaders(config: Config, run_dir: Path, dist: DistInfo, device: torch.device,
+             inputs: _Inputs) -> tuple[DataLoader, DataLoader | None, Any]:
+    """The training and validation loaders of the run's task, and the task (None: the
+    trainer's default, inpainting)."""
+    if inputs.classification is not None:
+        train, val = build_classification_loaders(config, inputs.classification, dist, device)
+        return train, val, inputs.classification.task
+    val_masks = build_val_masks(config, run_dir) if dist.is_main else None
+    train_set, val_set = build_datasets(config, inputs.train_paths, inputs.val_paths, val_masks,
+                                        inputs.mask_source)
+    val = (build_val_loader(config.data, val_set, pin_memory=device.type == "cuda")
+           if val_set is not None else None)
+    return build_train_loader(config, train_set, dist, device), val, None
 
 
 def check_device_options(config: Config, device: torch.device) -> None:

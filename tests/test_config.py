@@ -8,6 +8,7 @@ import yaml
 
 from inpainting.config import (
     DEVICES,
+    TASKS,
     Config,
     ConfigError,
     apply_overrides,
@@ -19,7 +20,7 @@ from inpainting.config import (
 from inpainting.data import EVAL_MODES, MASK_SOURCES
 from inpainting.engine.trainer import AUTOCAST_DTYPES
 from inpainting.errors import UserInputError
-from inpainting.models import MODELS, UPSAMPLING_MODES
+from inpainting.models import CLASSIFIER_NAMES, MODELS, PADDINGS, UPSAMPLING_MODES
 from inpainting.optim import OPTIMIZERS, SCHEDULES
 from masks import POLARITIES
 
@@ -36,6 +37,9 @@ CHOICE_REGISTRIES = {
     "optim.schedule": SCHEDULES,
     "train.precision": AUTOCAST_DTYPES,
     "train.device": DEVICES,  # the config's own list; resolve_device reads it
+    "task": TASKS,  # the config's own list; engine.tasks holds one class per name
+    "classifier.arch": CLASSIFIER_NAMES,
+    "classifier.padding": PADDINGS,
 }
 
 # Keys that scripts and other tools rely on (issue 5): they must keep these exact names.
@@ -85,10 +89,10 @@ def test_set_overrides_are_parsed_as_yaml(tmp_path):
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["optim.lrr=1"], "unknown key 'optim.lrr' (valid: name, lr, betas, weight_decay, "
-                          "grad_clip, schedule, milestones, gamma)"),
-        (["optimizer.lr=1"], "unknown key 'optimizer' (valid: model, data, masks, loss, optim, "
-                             "train, log)"),
+        (["optim.lrr=1"], "unknown key 'optim.lrr' (valid: name, lr, betas, momentum, "
+                          "weight_decay, grad_clip, schedule, milestones, gamma)"),
+        (["optimizer.lr=1"], "unknown key 'optimizer' (valid: task, model, data, masks, loss, "
+                             "optim, train, log, classifier)"),
         (["loss.weights.holes=1"], "unknown key 'loss.weights.holes' (valid: valid, hole, "
                                    "perceptual, style_out, style_comp, tv)"),
     ],
@@ -228,17 +232,20 @@ def _valid_names_of_choice_fields() -> dict[str, list[str]]:
     """Set every string field to a name nobody registers; the fields that answer "unknown
     section.key 'x' (valid: ...)" are choice fields, with the names they accept."""
     found = {}
-    for section in dataclasses.fields(Config):
-        for field in dataclasses.fields(getattr(Config(), section.name)):
-            if field.type not in (str, "str"):  # "str" under postponed annotations
-                continue
-            key = f"{section.name}.{field.name}"
-            try:
-                load_config(None, [f"{key}=no-such-name"])
-            except ConfigError as error:
-                prefix = f"unknown {key} 'no-such-name' (valid: "
-                if str(error).startswith(prefix):
-                    found[key] = str(error)[len(prefix):-1].split(", ")
+    top_level = [("", field) for field in dataclasses.fields(Config)]
+    sections = [(f"{section.name}.", field) for section in dataclasses.fields(Config)
+                if dataclasses.is_dataclass(getattr(Config(), section.name))
+                for field in dataclasses.fields(getattr(Config(), section.name))]
+    for prefix, field in top_level + sections:
+        if field.type not in (str, "str"):  # "str" under postponed annotations
+            continue
+        key = f"{prefix}{field.name}"
+        try:
+            load_config(None, [f"{key}=no-such-name"])
+        except ConfigError as error:
+            start = f"unknown {key} 'no-such-name' (valid: "
+            if str(error).startswith(start):
+                found[key] = str(error)[len(start):-1].split(", ")
     return found
 
 

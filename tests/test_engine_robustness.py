@@ -76,7 +76,7 @@ def test_a_bug_in_validation_keeps_its_traceback_after_saving(tiny_config, tmp_p
     def broken(*args, **kwargs):
         raise RuntimeError("a bug in the scorer")
 
-    monkeypatch.setattr("inpainting.engine.trainer.evaluate", broken)
+    monkeypatch.setattr("inpainting.engine.tasks.evaluate", broken)
     with pytest.raises(RuntimeError, match="a bug in the scorer"):
         run(tiny_config, ["train.max_steps=4", "train.val_every=2", "train.ckpt_every=1000"])
     assert load(tmp_path / "run" / "last.pt")["step"] == 2

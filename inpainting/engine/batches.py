@@ -18,7 +18,8 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from inpainting.errors import UserInputError
 
-__all__ = ["BatchStream", "ResumableSampler", "check_batch_fits", "make_train_loader"]
+__all__ = ["BatchStream", "ResumableSampler", "ShardSampler", "check_batch_fits",
+           "make_train_loader"]
 
 logger = logging.getLogger(__name__)
 
@@ -151,3 +152,23 @@ class BatchStream:
     def close(self) -> None:
         """Shut down the workers of the current epoch."""
         self._iterator = None
+
+
+class ShardSampler(Sampler[int]):
+    """Indices ``rank, rank + world_size, ...`` of a dataset: the ranks' shards are disjoint and
+    together hold every index once (unlike ``DistributedSampler``, which pads the last shard
+    with repeated indices), so counts summed over ranks count each sample exactly once.
+
+    Args:
+        length: the dataset's length.
+        rank, world_size: this process's share (0, 1 in a single process).
+    """
+
+    def __init__(self, length: int, rank: int = 0, world_size: int = 1) -> None:
+        self.indices = range(rank, length, world_size)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)

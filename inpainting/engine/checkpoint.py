@@ -14,6 +14,11 @@ Layout (``CHECKPOINT_VERSION`` 1)::
     data_position {"epoch", "batch"}: batches of that epoch already trained on
     version       CHECKPOINT_VERSION
 
+A classification run writes the same state in the layout of NVIDIA's ImageNet script
+(``engine.tasks.ClassificationTask.pack_checkpoint``: ``state_dict`` with DataParallel names
+instead of ``model``, plus ``epoch``, ``arch``, ``best_prec1``) to ``checkpoint.pth.tar`` and
+``model_best.pth.tar``; ``load_checkpoint`` gives it back with a plain ``model`` entry.
+
 Everything is read back with ``torch.load(path, map_location=..., weights_only=True)``, which
 refuses arbitrary pickled objects, so a checkpoint cannot run code when loaded.
 """
@@ -152,15 +157,17 @@ def restore_training_state(trainer: Trainer, state: dict[str, Any]) -> None:
 
 
 def find_checkpoint(path: str | os.PathLike) -> Path:
-    """``RUN_DIR`` (-> ``RUN_DIR/last.pt``) or a checkpoint file -> the checkpoint file.
+    """``RUN_DIR`` (-> ``RUN_DIR/last.pt``, or ``checkpoint.pth.tar`` for a classification run)
+    or a checkpoint file -> the checkpoint file.
 
     Raises:
         UserInputError: neither exists; the message says what was looked for.
     """
     path = Path(path).expanduser()
     if path.is_dir():
-        if (path / "last.pt").is_file():
-            return path / "last.pt"
+        for name in ("last.pt", "checkpoint.pth.tar"):
+            if (path / name).is_file():
+                return path / name
         raise UserInputError(f"no last.pt in run folder '{path}'; pass a checkpoint file")
     if path.is_file():
         return path
@@ -195,6 +202,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
         # (truncated zip), UnpicklingError (foreign pickle): no common type
         raise UserInputError(f"cannot read checkpoint '{path}': {_unreadable_reason(path, error)}"
                              "; pass a .pt file written by train.py") from error
+    if isinstance(state, dict) and "model" not in state and "state_dict" in state:
+        state["model"] = _without_data_parallel_names(state["state_dict"])
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise UserInputError(f"'{path}' is not a training checkpoint of this project; pass a "
                              ".pt file written by train.py")
@@ -202,6 +211,13 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
         raise UserInputError(f"checkpoint '{path}' has version {state['version']}, newer than "
                              f"this code ({CHECKPOINT_VERSION}); update the package")
     return state
+
+
+def _without_data_parallel_names(weights: dict[str, Any]) -> dict[str, Any]:
+    """NVIDIA's DataParallel names (``module.conv1.weight``, ``features.module.0.weight``)
+    -> the bare model's; torchvision's ResNets and VGGs have no ``module`` of their own."""
+    return {".".join(p for p in key.split(".") if p != "module"): value
+            for key, value in weights.items()}
 
 
 def _unreadable_reason(path: Path, error: Exception) -> str:

@@ -25,6 +25,7 @@ __all__ = [
     "init_distributed",
     "mean_over_ranks",
     "resolve_device",
+    "sum_over_ranks",
 ]
 
 
@@ -121,3 +122,15 @@ def mean_over_ranks(values: torch.Tensor) -> torch.Tensor:
     values = values.clone()
     dist.all_reduce(values, op=dist.ReduceOp.SUM)  # gloo has no AVG
     return values / dist.get_world_size()
+
+
+def sum_over_ranks(values: torch.Tensor) -> torch.Tensor:
+    """The sum of ``values`` over all ranks (``values`` itself without a process group).
+
+    A collective: every rank must call it at the same point.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return values
+    values = values.clone()
+    dist.all_reduce(values, op=dist.ReduceOp.SUM)
+    return values

@@ -96,7 +96,8 @@ def report_train_step(values: dict[str, float], step: int, max_steps: int, lr: f
             writer.add_scalar(f"train/{key}", value, step)
         writer.add_scalar("train/lr", lr, step)
         writer.add_scalar("train/images_per_s", images_per_s, step)
-    terms = " ".join(f"{k} {v:.4g}" for k, v in values.items() if k != "total")
-    logger.info("step %d/%d | loss %.4f | %s | lr %.2e | %.1f img/s", step, max_steps,
+    terms = "".join(f" {k} {v:.4g}" for k, v in values.items() if k != "total")
+    terms = f" |{terms}" if terms else ""  # a task with one term (classification) has none
+    logger.info("step %d/%d | loss %.4f%s | lr %.2e | %.1f img/s", step, max_steps,
                 values["total"], terms, lr, images_per_s)
     bar.set_postfix(loss=f"{values['total']:.4f}", img_s=f"{images_per_s:.1f}", refresh=False)

@@ -30,13 +30,8 @@ from inpainting.engine.distributed import DistInfo, all_reduce_flag, mean_over_r
 from inpainting.engine.ema import ModelEma
 from inpainting.engine.reporting import make_progress_bar, report_train_step
 from inpainting.engine.signals import StopSignals
-from inpainting.engine.validation import (
-    ValidationResult,
-    evaluate,
-    grid_samples,
-    inpaint_samples,
-    write_grid,
-)
+from inpainting.engine.tasks import ClassificationResult, InpaintingTask, ValidationOptions
+from inpainting.engine.validation import ValidationResult
 from inpainting.errors import EnvironmentProblem, UserInputError
 
 __all__ = ["AUTOCAST_DTYPES", "FitResult", "NonFiniteLossError", "Trainer"]
@@ -56,19 +51,21 @@ class FitResult:
 
     step: int
     stopped_by: str | None
-    best_psnr: float | None
-    last_eval: ValidationResult | None
+    best_psnr: float | None  # the best validation score (val PSNR, or top-1 for classifiers)
+    last_eval: ValidationResult | ClassificationResult | None
     sample_path: Path | None
 
 
 class Trainer:
-    """Trains an inpainting model; rank 0 logs, validates and writes checkpoints.
+    """Trains the model of a task (``engine.tasks``); rank 0 logs and writes checkpoints.
 
     Args:
-        model: maps ``(image * mask, mask)`` to ``(output, final_mask)``; image (B, 3, H, W)
-            in [0, 1], mask (B, 1, H, W), 1 = known, 0 = hole. Already on ``device``, not
-            wrapped (the trainer wraps it in DDP / ``torch.compile`` as configured).
-        loss_fn: ``(output, image, mask) -> dict`` of scalar terms including ``"total"``.
+        model: for inpainting, maps ``(image * mask, mask)`` to ``(output, final_mask)``;
+            image (B, 3, H, W) in [0, 1], mask (B, 1, H, W), 1 = known, 0 = hole. For
+            classification, ``image -> logits``. Already on ``device``, not wrapped (the
+            trainer wraps it in DDP / ``torch.compile`` as configured).
+        loss_fn: the task's loss, a dict of scalar terms including ``"total"``: inpainting
+            ``(output, image, mask) -> dict``, classification ``(logits, label) -> dict``.
         optimizer: over ``model``'s parameters.
         train_loader: from ``engine.batches.make_train_loader`` (resumable position).
         val_loader: batches with ``"bin"`` indices into ``val_bins``, or None (no validation).
@@ -80,7 +77,8 @@ class Trainer:
         device: where the model lives.
         dist: rank and world size.
         ema: weight average, used for validation when given.
-        val_bins: hole-ratio bins ``(lo, hi]`` of the validation masks.
+        val_bins: hole-ratio bins ``(lo, hi]`` of the validation masks (inpainting).
+        task: the task (default: ``InpaintingTask`` with ``val_bins`` and the config's masks).
     """
 
     def __init__(
@@ -99,6 +97,7 @@ class Trainer:
         dist: DistInfo | None = None,
         ema: ModelEma | None = None,
         val_bins: Sequence[tuple[float, float]] = (),
+        task: Any = None,
     ) -> None:
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
         self.train_loader, self.val_loader = train_loader, val_loader
@@ -106,6 +105,8 @@ class Trainer:
         self.scheduler, self.writer, self.ema = scheduler, writer, ema
         self.device, self.dist = torch.device(device), dist or DistInfo()
         self.val_bins = list(val_bins)
+        self.task = task or InpaintingTask(self.val_bins, border=config.masks.border > 0,
+                                           grid_size=config.log.grid_size)
         self.autocast_dtype = AUTOCAST_DTYPES[self.config.train.precision]
         self.scaler = torch.amp.GradScaler(self.device.type,
                                            enabled=self.config.train.precision == "fp16")
@@ -115,14 +116,13 @@ class Trainer:
         self.step_lr = optimizer.param_groups[0]["lr"]
         self.best_metric: float | None = None
         self.position = {"epoch": 0, "batch": 0}
-        self.last_eval: ValidationResult | None = None
+        self.last_eval: ValidationResult | ClassificationResult | None = None
         self.sample_path: Path | None = None
         self.train_model = self._wrap(model)
         self._nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
         self._checked_step = 0  # last step whose loss is known to be finite
         self._saved_step: int | None = None
         self._stop_signals = StopSignals()
-        self._grid_batch: dict[str, Tensor] | None = None
         self._clock = (time.perf_counter(), 0)  # (time, step) of the last log line
 
     # ---------------------------------------------------------------------------------------
@@ -142,18 +142,12 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
-    def _inputs(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        image = batch["image"].to(self.device, non_blocking=True)
-        mask = batch["mask"].to(self.device, non_blocking=True)
-        if self.config.train.channels_last:
-            image = image.contiguous(memory_format=torch.channels_last)
-        return image, mask
-
     def train_step(self, batches: Sequence[dict[str, Tensor]]) -> dict[str, Tensor]:
         """One optimizer step over ``len(batches)`` micro-batches (gradient accumulation).
 
         Args:
-            batches: ``{"image": (B, 3, H, W) in [0, 1], "mask": (B, 1, H, W) 1 = known}``.
+            batches: the task's batches, e.g. ``{"image": (B, 3, H, W) in [0, 1], "mask":
+                (B, 1, H, W) 1 = known}`` (inpainting) or ``{"image", "label"}``.
 
         Returns:
             The loss terms averaged over the micro-batches, as detached device tensors.
@@ -162,14 +156,13 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         sums: dict[str, Tensor] = {}
         for index, batch in enumerate(batches):
-            image, mask = self._inputs(batch)
             last = index == len(batches) - 1
             no_sync = getattr(self.train_model, "no_sync", None)
             sync = contextlib.nullcontext() if last or no_sync is None else no_sync()
             with sync:
                 with self._autocast():
-                    output, _ = self.train_model(image * mask, mask)
-                    terms = self.loss_fn(output, image, mask)
+                    terms = self.task.loss_terms(self.train_model, self.loss_fn, batch,
+                                                 self.device, self.config.train.channels_last)
                 self.scaler.scale(terms["total"] / len(batches)).backward()
             for key, value in terms.items():
                 sums[key] = sums[key] + value.detach() if key in sums else value.detach()
@@ -270,7 +263,8 @@ class Trainer:
         if self.dist.enabled:
             bad = all_reduce_flag(bad, self.device)
         if bool(bad):
-            saved = (f"the last good checkpoint is {self.run_dir / 'last.pt'} (step "
+            last = self.run_dir / self.task.checkpoint_file("last.pt")
+            saved = (f"the last good checkpoint is {last} (step "
                      f"{self._saved_step})" if self._saved_step is not None
                      else "no checkpoint was written")
             raise NonFiniteLossError(
@@ -309,51 +303,42 @@ class Trainer:
     def _eval_model(self) -> nn.Module:
         return self.ema.module if self.ema is not None else self.model
 
-    def validate(self) -> ValidationResult | None:
-        """Evaluate on the fixed validation masks (rank 0); keep ``best.pt`` by PSNR.
+    def _validation_options(self) -> ValidationOptions:
+        return ValidationOptions(self.device, self.autocast_dtype, self.config.train.channels_last,
+                                 self._stop_signals.requested, self.dist.enabled)
 
-        A stop signal aborts it between batches: then nothing is logged and None returned.
+    def validate(self) -> ValidationResult | ClassificationResult | None:
+        """Run the task's validation; keep ``best.pt`` by the task's score (higher is better).
+
+        Inpainting validates on rank 0 alone, classification on every rank (a collective). A
+        stop signal aborts a single-process pass between batches: then nothing is logged and
+        None returned.
         """
-        if not self.dist.is_main or self.val_loader is None:
+        if self.val_loader is None or not (self.dist.is_main or self.task.validates_on_all_ranks):
             return None
-        result = evaluate(self._eval_model(), self.val_loader, self.device, self.val_bins,
-                          self.autocast_dtype, self.config.train.channels_last,
-                          keep_samples=self.config.log.grid_size,
-                          border=self.config.masks.border > 0,
-                          should_stop=self._stop_signals.requested)
+        result = self.task.validate(self._eval_model(), self.val_loader,
+                                    self._validation_options())
         if result is None:
             logger.warning("validation at step %d aborted by %s", self.step,
                            self._stop_signals.received)
             return None
         self.last_eval = result
-        logger.info("validation at step %d:\n%s", self.step, result.table())
-        if result.bad_files:
-            logger.warning("validation at step %d skipped %d undecodable image file(s) (named "
-                           "above)", self.step, result.bad_files)
-        if self.writer is not None:
-            result.write_scalars(self.writer, self.step)
-        if result.samples is not None:
-            self.sample_path = write_grid(self.run_dir / "samples", self.step, *result.samples,
-                                          writer=self.writer)
-        psnr = result.overall["psnr"]
-        if math.isfinite(psnr) and (self.best_metric is None or psnr > self.best_metric):
-            self.best_metric = psnr
+        if self.dist.is_main:
+            self.task.report(result, self)
+        score = self.task.score(result)  # the same on every rank that validated
+        if math.isfinite(score) and (self.best_metric is None or score > self.best_metric):
+            self.best_metric = score
             self.save("best.pt")
         return result
 
     def write_sample_grid(self) -> None:
-        """Inpaint the grid's validation samples (as ``validate`` picks them); write it (rank 0)."""
+        """Write the task's sample output of the current weights (rank 0), if it has one."""
         if not self.dist.is_main or self.val_loader is None:
             return
-        if self._grid_batch is None:
-            self._grid_batch = grid_samples(self.val_loader.dataset, self.config.log.grid_size,
-                                            self._stop_signals.requested)
-            if self._grid_batch is None:  # a stop signal
-                return
-        samples = inpaint_samples(self._eval_model(), self._grid_batch, self.device,
-                                  self.autocast_dtype)
-        self.sample_path = write_grid(self.run_dir / "samples", self.step, *samples,
-                                      writer=self.writer)
+        path = self.task.write_samples(self._eval_model(), self.val_loader,
+                                       self._validation_options(), self)
+        if path is not None:
+            self.sample_path = path
 
     def _saving_on_failure(self, action: Callable[[], object]) -> None:
         """Run validation or a grid; if it fails, save ``last.pt`` first (no training is lost),
@@ -386,11 +371,12 @@ class Trainer:
         self._checked_step = self._saved_step = self.step
 
     def save(self, name: str) -> Path | None:
-        """Write the checkpoint ``run_dir/name`` atomically (rank 0 only)."""
+        """Write the checkpoint ``name`` (``last.pt``, ``best.pt``, ...) atomically (rank 0
+        only), under the task's file name for it and in the task's layout."""
         if not self.dist.is_main:
             return None
-        path = self.run_dir / name
-        save_checkpoint(self.state_dict(), path)
+        path = self.run_dir / self.task.checkpoint_file(name)
+        save_checkpoint(self.task.pack_checkpoint(self.state_dict(), self.model), path)
         if name == "last.pt":
             self._saved_step = self.step
         if self.writer is not None:

@@ -1,0 +1,126 @@
+"""The classification side of the run set-up (``task: classification``): class-folder data,
+a torchvision ResNet / VGG with the configured padding, cross-entropy and the task object.
+
+``inpainting.run_setup`` calls these in place of its inpainting builders; the run folder,
+lock, logging, resume and the ``Trainer`` are the same for both tasks.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from inpainting.config import Config, ConfigError
+from inpainting.data.classification import ImageFolderDataset, build_classification_datasets
+from inpainting.engine import Trainer
+from inpainting.engine.batches import ShardSampler, check_batch_fits, make_train_loader
+from inpainting.engine.distributed import DistInfo
+from inpainting.engine.tasks import (
+    ClassificationResult,
+    ClassificationTask,
+    CrossEntropyTerms,
+    ValidationOptions,
+)
+from inpainting.models import build_classifier, nvidia_arch_name, resolve_arch
+
+__all__ = ["ClassificationInputs", "build_classification_loaders", "classification_summary",
+           "evaluate_classifier", "resolve_classification_inputs", "steps_per_epoch"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ClassificationInputs:
+    """The datasets, model, loss and task of a classification run, built and checked."""
+
+    train_set: ImageFolderDataset
+    val_set: ImageFolderDataset
+    model: nn.Module
+    loss: nn.Module
+    task: ClassificationTask
+
+
+def resolve_classification_inputs(config: Config, dist: DistInfo) -> ClassificationInputs:
+    """Read the class folders and build the classifier, before anything is written.
+
+    Raises:
+        UserInputError: a folder is missing or not split into class folders, the train and
+            val class lists differ, ``classifier.num_classes`` disagrees with the folders, too
+            few images for a batch, or weights that do not fit (one line each).
+    """
+    classifier = config.classifier
+    train_set, val_set = build_classification_datasets(
+        config.data.train, config.data.val, classifier.crop_size, classifier.resize_size,
+        config.train.seed)
+    train_set.strict = val_set.strict = config.data.strict
+    check_batch_fits(len(train_set), config.data.batch_size, dist.world_size)
+    classes = len(train_set.classes)
+    if classifier.num_classes not in (0, classes):
+        raise ConfigError(f"classifier.num_classes is {classifier.num_classes} but data.train "
+                          f"has {classes} class folders; set it to {classes} or 0")
+    padding = classifier.padding or None
+    _, padding = resolve_arch(classifier.arch, padding)
+    torch.manual_seed(config.train.seed)
+    model = build_classifier(classifier.arch, padding, classes, classifier.pretrained,
+                             classifier.init_from or None)
+    task = ClassificationTask(nvidia_arch_name(classifier.arch, padding), padding)
+    return ClassificationInputs(train_set, val_set, model, CrossEntropyTerms(), task)
+
+
+def build_classification_loaders(config: Config, inputs: ClassificationInputs, dist: DistInfo,
+                                 device: torch.device) -> tuple[DataLoader, DataLoader]:
+    """The resumable training loader of this rank's shard, and its disjoint validation shard."""
+    pin = device.type == "cuda"
+    train = make_train_loader(inputs.train_set, config.data.batch_size, config.data.num_workers,
+                              config.train.seed, dist.rank, dist.world_size, pin_memory=pin)
+    val = DataLoader(inputs.val_set, batch_size=config.data.batch_size,
+                     sampler=ShardSampler(len(inputs.val_set), dist.rank, dist.world_size),
+                     num_workers=config.data.num_workers, pin_memory=pin)
+    return train, val
+
+
+def classification_summary(trainer: Trainer, last_eval: ClassificationResult | None,
+                           best_top1: float | None, writer: Any) -> list[str]:
+    """The end-of-run lines of a classification run: the last summary line, where things are."""
+    task, run = trainer.task, trainer.run_dir
+    lines = [last_eval.summary()] if last_eval is not None else []
+    best = f" (top-1 {best_top1:.3f})" if best_top1 is not None else ""
+    lines += [f"Run folder:   {run}",
+              f"Checkpoints:  {run / task.checkpoint_file('last.pt')}, "
+              f"{run / task.checkpoint_file('best.pt')}{best}"]
+    if writer is not None:
+        lines.append(f"TensorBoard:  tensorboard --logdir {run / 'tensorboard'}")
+    return lines
+
+
+def steps_per_epoch(train_root: str, batch_size: int, world_size: int) -> int:
+    """Optimizer steps in one epoch of class folder ``train_root``: full batches of
+    ``batch_size`` per process over each process's share (as ``make_train_loader`` makes them).
+
+    Raises:
+        UserInputError: the folder is missing or not split into class folders, or a process's
+            share holds no full batch.
+    """
+    images = len(ImageFolderDataset(train_root, train=True, role="train"))
+    check_batch_fits(images, batch_size, world_size)
+    return images // world_size // batch_size
+
+
+@torch.no_grad()
+def evaluate_classifier(model: nn.Module, val_set: ImageFolderDataset, batch_size: int,
+                        num_workers: int, dist: DistInfo, device: torch.device,
+                        autocast_dtype: torch.dtype | None = None) -> ClassificationResult:
+    """Prec@1 / Prec@5 of ``model`` on the whole of ``val_set``, each rank scoring a disjoint
+    shard (the counts are summed over ranks)."""
+    loader = DataLoader(val_set, batch_size=batch_size, num_workers=num_workers,
+                        sampler=ShardSampler(len(val_set), dist.rank, dist.world_size),
+                        pin_memory=device.type == "cuda")
+    options = ValidationOptions(device, autocast_dtype, distributed=dist.enabled)
+    result = ClassificationTask.validate(model.to(device), loader, options)
+    assert result is not None  # no should_stop: the pass cannot be aborted
+    return result

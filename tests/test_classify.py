@@ -1,0 +1,144 @@
+"""classify.py: NVIDIA's command line on a tiny synthetic ImageFolder (CPU, resnet18 at 48 px,
+where the last stage is 2 px wide: reflect padding needs more than 1 px)."""
+
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import yaml
+from run_helpers import scalars
+
+from inpainting.classification_cli import run_folder
+from inpainting.engine.checkpoint import load_checkpoint
+from inpainting.engine.tasks import read_metrics
+from inpainting.models import read_nvidia_checkpoint
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import classify  # noqa: E402 (the script beside train.py)
+
+CLASSES = ("cat", "dog", "fox")
+
+
+def image_folder(root: Path, per_class: int, classes=CLASSES) -> Path:
+    rng = np.random.default_rng(len(classes) * per_class)
+    for name in classes:
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for index in range(per_class):
+            image = rng.integers(0, 256, (36, 40, 3), dtype=np.uint8)
+            cv2.imwrite(str(root / name / f"{index}.png"), image)
+    return root
+
+
+@pytest.fixture
+def folders(tmp_path):
+    return image_folder(tmp_path / "train", 4), image_folder(tmp_path / "val", 2)
+
+
+def flags(folders, tmp_path, *extra, epochs=1):
+    train, val = folders
+    return ["-a", "resnet18", "--data_train", str(train), "--data_val", str(val), "-b", "4",
+            "-j", "0", "--epochs", str(epochs), "--lr", "0.01", "--crop-size", "48",
+            "--resize-size", "54", "--device", "cpu", "--ckptdirprefix", f"{tmp_path}/",
+            "--prefix", "t", "-p", "1", *extra]
+
+
+@pytest.mark.parametrize("padding", ["zero", "partial", "reflect", "replicate"])
+def test_each_padding_trains_and_writes_nvidia_checkpoints(folders, tmp_path, padding, capsys):
+    assert classify.main(flags(folders, tmp_path, "--padding", padding)) == 0
+    name = {"zero": "resnet18", "partial": "pdresnet18"}.get(padding, f"resnet18_{padding}")
+    run = tmp_path / f"checkpoint_{name}_t"
+    checkpoint = read_nvidia_checkpoint(run / "checkpoint.pth.tar")
+    assert checkpoint.arch == ("pdresnet18" if padding == "partial" else "resnet18")
+    assert checkpoint.epoch == 1 and checkpoint.padding == padding
+    assert "module.conv1.weight" in checkpoint.state_dict
+    assert all(torch.isfinite(v).all() for v in checkpoint.state_dict.values())
+    assert (run / "model_best.pth.tar").is_file()
+    [record] = read_metrics(run)
+    assert record["step"] == 3 and record["epoch"] == 1
+    assert set(record) == {"step", "epoch", "top1", "top5", "loss"} and record["top5"] == 100.0
+    out = capsys.readouterr().out
+    assert f" * Prec@1 {record['top1']:.3f} Prec@5 100.000\n" in out
+    losses = scalars(run, "train/total")
+    assert sorted(losses) == [1, 2, 3] and all(np.isfinite(list(losses.values())))
+    assert load_checkpoint(run)["step"] == 3  # our reader takes the folder and the layout
+    config = yaml.safe_load((run / "config.yaml").read_text())  # what the padding table reads
+    assert config["classifier"]["padding"] == padding and config["train"]["seed"] == 0
+
+
+def test_resume_gives_the_losses_of_an_uninterrupted_run(folders, tmp_path):
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    assert classify.main(flags(folders, whole, epochs=2)) == 0
+    assert classify.main(flags(folders, part, epochs=1)) == 0
+    run = part / "checkpoint_resnet18_t"
+    assert classify.main(flags(folders, part, "--resume", str(run / "checkpoint.pth.tar"),
+                               epochs=2)) == 0
+    expected = scalars(whole / "checkpoint_resnet18_t", "train/total")
+    assert sorted(expected) == list(range(1, 7))
+    assert scalars(run, "train/total") == expected
+    assert read_metrics(run) == read_metrics(whole / "checkpoint_resnet18_t")
+
+
+def test_evaluate_scores_a_checkpoint_as_validation_did(folders, tmp_path, capsys):
+    assert classify.main(flags(folders, tmp_path)) == 0
+    run = tmp_path / "checkpoint_resnet18_t"
+    capsys.readouterr()
+    assert classify.main(flags(folders, tmp_path, "-e", "--resume",
+                               str(run / "checkpoint.pth.tar"))) == 0
+    [record] = read_metrics(run)
+    assert capsys.readouterr().out == f" * Prec@1 {record['top1']:.3f} Prec@5 100.000\n"
+
+
+def loose_images(folder: Path) -> Path:
+    image_folder(folder, 1, classes=("x",))
+    (folder / "x" / "0.png").rename(folder / "loose.png")
+    (folder / "x").rmdir()
+    return folder
+
+
+@pytest.mark.parametrize(("case", "expected"), [
+    ("missing", "does not exist"),
+    ("not split", "no class folders"),
+    ("classes differ", "class folders differ (only in train: fox)"),
+    ("unknown arch", "unknown architecture 'resnet17'"),
+    ("world size", "torchrun --nproc_per_node 4 classify.py"),
+    ("start epoch", "--resume CHECKPOINT"),
+    ("evaluate without weights", "--resume CHECKPOINT or --pretrained"),
+])
+def test_bad_input_is_one_line_and_exit_code_2(folders, tmp_path, capsys, case, expected):
+    train, val = folders
+    argv = flags(folders, tmp_path)
+    if case == "missing":
+        argv[argv.index(str(val))] = str(tmp_path / "nowhere")
+    elif case == "not split":
+        argv[argv.index(str(val))] = str(loose_images(tmp_path / "flat"))
+    elif case == "classes differ":
+        argv[argv.index(str(val))] = str(image_folder(tmp_path / "val2", 1, CLASSES[:2]))
+    elif case == "unknown arch":
+        argv[argv.index("resnet18")] = "resnet17"
+    elif case == "world size":
+        argv += ["--world-size", "4"]
+    elif case == "start epoch":
+        argv += ["--start-epoch", "3"]
+    else:
+        argv += ["-e"]
+    assert classify.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith("classify.py: error:") and expected in err, err
+    assert not list(tmp_path.glob("checkpoint_*"))
+
+
+SEED_COMMAND = ("python classify.py -a {arch} --data_train /path/ILSVRC/Data/CLS-LOC/train "
+                "--data_val /path/ILSVRC/Data/CLS-LOC/perfolder_val --batch-size 192 "
+                "--workers 32 --prefix multigpu_b192 --ckptdirprefix experiment_1/")
+
+
+@pytest.mark.parametrize("arch", ["pdresnet50", "resnet50", "vgg16_bn", "pdvgg16_bn"])
+def test_the_commands_of_the_report_parse(arch):
+    args = classify.build_parser().parse_args(SEED_COMMAND.format(arch=arch).split()[2:])
+    assert (args.arch, args.batch_size, args.workers, args.epochs, args.lr) == (
+        arch, 192, 32, 100, 0.1)
+    assert (args.momentum, args.weight_decay, args.print_freq) == (0.9, 1e-4, 10)
+    assert run_folder(args) == f"experiment_1/checkpoint_{arch}_multigpu_b192"
