@@ -6,6 +6,7 @@ falls in one of three classes:
 
 - refused (``ConfigError``, exit 2): the ``model`` section, whose weights have the
   checkpoint's shapes (``model.freeze_encoder_bn`` only changes training, so it is allowed),
+  and likewise the task and a classifier's architecture, padding and number of classes,
   and a ``--set train.run_dir`` naming another folder than the one resumed;
 - bookkeeping (``RUN_NEUTRAL_KEYS``): how long (unless the schedule is cosine), how often to
   log and save, where to run, how many loader processes; the trained numbers stay those of an
@@ -48,6 +49,9 @@ RUN_NEUTRAL_KEYS = frozenset({
 
 # Model keys a run can change without its weights failing to load.
 _TRAINING_ONLY_MODEL_KEYS = frozenset({"model.freeze_encoder_bn"})
+# Keys of a classification run that decide the network's layers and shapes.
+_CLASSIFIER_NETWORK_KEYS = frozenset({"classifier.arch", "classifier.padding",
+                                      "classifier.num_classes"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,8 +112,9 @@ def check_resume_config(saved: dict[str, Any], config: Config, overrides: list[s
     changes = [ConfigChange(key, old.get(key), new, _changes_the_run(key, config))
                for key, new in _flatten(dataclasses.asdict(config)).items()
                if key != "train.run_dir" and old.get(key) != new]
-    refused = [c for c in changes
-               if c.key.startswith("model.") and c.key not in _TRAINING_ONLY_MODEL_KEYS]
+    network = _CLASSIFIER_NETWORK_KEYS if config.task == "classification" else frozenset()
+    refused = [c for c in changes if c.key == "task" or c.key in network
+               or (c.key.startswith("model.") and c.key not in _TRAINING_ONLY_MODEL_KEYS)]
     if refused:
         differing = ", ".join(f"{c.key} {c.old!r} -> {c.new!r}" for c in refused)
         keep = " ".join(f"--set {c.key}={c.old}" for c in refused)

@@ -26,6 +26,7 @@ def _script_main(name: str):
 
 ENTRY_POINTS = {
     "train.py": lambda: _script_main("train.py"),
+    "classify.py": lambda: _script_main("classify.py"),
     "evaluate.py": lambda: _script_main("evaluate.py"),
     "python -m inpainting.predict": lambda: predict_main,
     "python -m inpainting.data.demo": lambda: demo_module.main,

@@ -9,9 +9,10 @@ import pytest
 import torch
 from run_helpers import run
 
-from inpainting.config import ConfigError
+from inpainting.config import ConfigError, config_from_dict, config_to_dict
 from inpainting.engine.checkpoint import load_checkpoint
 from inpainting.errors import UserInputError
+from inpainting.resume_config import check_resume_config
 from inpainting.run_setup import setup_training
 
 
@@ -151,3 +152,15 @@ def test_changed_optimizer_settings_are_the_ones_trained_with(finished_run):
 def test_resume_with_a_changed_batch_size_trains_on(finished_run, tiny_config):
     _, result = run(None, ["train.max_steps=7", "data.batch_size=3"], resume=str(finished_run))
     assert result.step == 7
+
+
+@pytest.mark.parametrize("key, value", [("arch", "resnet34"), ("padding", "reflect"),
+                                        ("num_classes", 7)])
+def test_a_changed_classifier_network_is_refused(tmp_path, key, value):
+    section = {"arch": "resnet18", "padding": "partial", "num_classes": 3}
+    values = {"task": "classification", "data": {"train": "t", "val": "v"},
+              "classifier": section}
+    saved = config_to_dict(config_from_dict(values))
+    changed = config_from_dict({**values, "classifier": {**section, key: value}})
+    with pytest.raises(ConfigError, match=f"classifier.{key}"):
+        check_resume_config(saved, changed, [], tmp_path)
