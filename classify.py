@@ -23,14 +23,14 @@ import argparse
 import sys
 
 from inpainting.cli import OneLineParser, exit_on_interrupt, run_main
-from inpainting.errors import EXIT_FAILED, EXIT_OK
+from inpainting.errors import EXIT_OK
 
 PROG = "classify.py"
 
 with exit_on_interrupt(PROG):  # Ctrl-C while torch loads (seconds): one line, exit 130
     from inpainting.classification_cli import evaluate_checkpoint, training_settings
-    from inpainting.engine import NonFiniteLossError
     from inpainting.models import CLASSIFIER_NAMES, PADDINGS
+    from inpainting.run import fit_and_report
     from inpainting.run_setup import setup_training
 
 
@@ -88,16 +88,7 @@ def classify(args: argparse.Namespace) -> int:
         return EXIT_OK
     overrides, resume = training_settings(args)
     session = setup_training(None, overrides, resume=resume, values={})
-    try:
-        result = session.trainer.fit()
-    except NonFiniteLossError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return EXIT_FAILED
-    finally:
-        session.close()
-    if session.dist.is_main:
-        print(session.summary(result))
-    return EXIT_OK
+    return fit_and_report(session, PROG)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,12 +18,11 @@ import argparse
 import sys
 
 from inpainting.cli import OneLineParser, exit_on_interrupt, run_main
-from inpainting.errors import EXIT_FAILED, EXIT_OK
 
 PROG = "train.py"
 
 with exit_on_interrupt(PROG):  # Ctrl-C while torch loads (seconds): one line, exit 130
-    from inpainting.engine import NonFiniteLossError
+    from inpainting.run import fit_and_report
     from inpainting.run_setup import setup_training
 
 _EPILOG = """\
@@ -52,16 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
 def train(args: argparse.Namespace) -> int:
     """Set up the run, fit it and print the summary; returns the exit code."""
     session = setup_training(args.config, args.overrides, args.resume, args.init_from)
-    try:
-        result = session.trainer.fit()
-    except NonFiniteLossError as error:  # the run itself failed: one line, exit 1
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return EXIT_FAILED
-    finally:
-        session.close()
-    if session.dist.is_main:
-        print(session.summary(result))
-    return EXIT_OK
+    return fit_and_report(session, PROG)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,7 +27,6 @@ from torch.utils.data import DataLoader
 
 from inpainting.classification_setup import (
     build_classification_loaders,
-    classification_summary,
     resolve_classification_inputs,
 )
 from inpainting.cli import is_environment_error
@@ -50,13 +49,18 @@ from inpainting.data import (
 from inpainting.data.builders import check_images_decode
 from inpainting.data.dataset import InpaintingDataset
 from inpainting.data.demo import prepare_demo_data
-from inpainting.engine import DistInfo, FitResult, ModelEma, Trainer, load_checkpoint
+from inpainting.engine import (
+    DistInfo,
+    ModelEma,
+    Trainer,
+    load_checkpoint,
+)
 from inpainting.engine.batches import check_batch_fits, make_train_loader
 from inpainting.engine.checkpoint import find_checkpoint
+from inpainting.engine.devices import check_device_options
 from inpainting.engine.distributed import (
     barrier,
     broadcast_object,
-    cleanup_distributed,
     init_distributed,
 )
 from inpainting.engine.memory import keep_freed_memory
@@ -72,60 +76,12 @@ from inpainting.resume_config import (
     check_resume_config,
     log_resume_changes,
 )
+from inpainting.run import Session
 from masks import parse_bins
 
 __all__ = ["Session", "setup_training"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class Session:
-    """A ready-to-fit run: ``session.trainer.fit()``, then ``session.close()``."""
-
-    trainer: Trainer
-    config: Config
-    run_dir: Path
-    dist: DistInfo
-    writer: Any = None
-    started: float = dataclasses.field(default_factory=time.time)
-    lock: RunLock | None = None  # rank 0's lock of the run folder
-
-    def close(self) -> None:
-        """Flush TensorBoard, leave the process group and unlock the run folder."""
-        if self.writer is not None:
-            self.writer.close()
-        cleanup_distributed()
-        if self.lock is not None:
-            self.lock.release()
-
-    def summary(self, result: FitResult) -> str:
-        """The lines ``train.py`` prints at the end: results and where to find them."""
-        run = self.run_dir
-        if result.stopped_by:
-            return (f"Stopped by {result.stopped_by} at step {result.step}; checkpoint saved to "
-                    f"{run / 'last.pt'}\nResume with: python train.py --resume {run}")
-        minutes = (time.time() - self.started) / 60
-        lines = [f"Trained to step {result.step} in {minutes:.1f} min."]
-        if self.config.task == "classification":
-            return "\n".join(lines + classification_summary(self.trainer, result.last_eval,
-                                                             result.best_psnr, self.writer))
-        if result.last_eval is not None:
-            lines += [f"Validation at step {result.step} on {self.config.masks.val_count} fixed "
-                      "masks (8-bit composite; 'masked input' has its holes black):",
-                      result.last_eval.table()]
-        best = f" (val PSNR {result.best_psnr:.2f} dB)" if result.best_psnr is not None else ""
-        lines += [f"Run folder:   {run}",
-                  f"Checkpoints:  {run / 'last.pt'}, {run / 'best.pt'}{best}"]
-        if self.writer is not None:
-            lines.append(f"TensorBoard:  tensorboard --logdir {run / 'tensorboard'}")
-        if result.sample_path is not None:
-            lines.append(f"Sample grid:  {result.sample_path}")
-        test_list = run / "splits" / "test.txt"
-        if test_list.is_file():
-            lines.append(f"Evaluate:     python evaluate.py --checkpoint {run / 'best.pt'} "
-                         f"--images {test_list}")
-        return "\n".join(lines)
 
 
 def _resolve_config(config_path: str | None, overrides: list[str],
@@ -363,31 +319,6 @@ def _loaders(config: Config, run_dir: Path, dist: DistInfo, device: torch.device
     val = (build_val_loader(config.data, val_set, pin_memory=device.type == "cuda")
            if val_set is not None else None)
     return build_train_loader(config, train_set, dist, device), val, None
-
-
-def check_device_options(config: Config, device: torch.device) -> None:
-    """Refuse settings the device cannot train with, before any work starts.
-
-    Raises:
-        ConfigError: fp16 on a CPU (no GradScaler there), bf16 on a GPU without bf16, or
-            SyncBatchNorm off CUDA (PyTorch implements it for GPUs only).
-    """
-    check_precision(config.train.precision, device)
-    if config.train.sync_bn and device.type != "cuda":
-        raise ConfigError("train.sync_bn needs CUDA devices (PyTorch's SyncBatchNorm is GPU-only); "
-                          "use --set train.sync_bn=false on CPU")
-
-
-def check_precision(precision: str, device: torch.device) -> None:
-    """Refuse precisions the device cannot train in.
-
-    Raises:
-        ConfigError: fp16 on a CPU (no GradScaler there), or bf16 on a GPU without bf16.
-    """
-    if precision == "fp16" and device.type != "cuda":
-        raise ConfigError("train.precision fp16 needs a CUDA device; use bf16 or fp32 on CPU")
-    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise ConfigError("train.precision bf16 is not supported by this GPU; use fp16 or fp32")
 
 
 def _demo_data_once_per_node(dist: DistInfo, root: Path) -> tuple[Path, Path]:
