@@ -206,11 +206,16 @@ def test_frozen():
         Config().optim.lr = 1.0
 
 
-@pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(CONFIG_DIR.rglob("*.yaml")),
+                         ids=lambda p: str(p.relative_to(CONFIG_DIR)))
 def test_every_shipped_config_loads(path):
     cfg = load_config(path)
     assert cfg.data.train, "every shipped config names its training data"
-    assert cfg.data.image_size % 2**cfg.model.depth == 0
+    if cfg.task == "classification":
+        assert cfg.data.val and cfg.classifier.arch in path.stem, path
+        assert cfg.classifier.padding in path.stem, path
+    else:
+        assert cfg.data.image_size % 2**cfg.model.depth == 0
 
 
 def test_shipped_configs_follow_their_recipes():
