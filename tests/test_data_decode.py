@@ -46,33 +46,33 @@ def test_images_under_twice_the_bound_decode_bit_for_bit(tmp_path):
                                       load_image(tmp_path / f"x.{suffix}"))
 
 
-@pytest.mark.parametrize("options", [{"train": True, "random_resized_crop": True},
-                                     {"train": False, "eval_mode": "resize"}])
-def test_scale_free_transforms_get_a_bounded_decode_of_a_huge_image(huge, options):
-    size = 32
+def _decoded_shape(path, size, options):
+    """(shape of the decoded image the dataset's transform received, the sample)."""
     seen = []
-    dataset = InpaintingDataset([huge / "huge.jpg"], size, seed=0,
+    dataset = InpaintingDataset([path], size, seed=0,
                                 mask_source=lambda rng: np.ones((size, size), np.uint8),
                                 **options)
     transform = dataset.transform
     dataset.transform = lambda image, rng: (seen.append(image.shape), transform(image, rng))[1]
-    assert dataset[0]["image"].shape == (3, size, size)
-    assert min(seen[0][:2]) < 2 * DECODE_SIDE_MULTIPLE * size, seen
+    sample = dataset[0]
+    return seen[0], sample
+
+
+@pytest.mark.parametrize("options", [{"train": True, "random_resized_crop": True},
+                                     {"train": False, "eval_mode": "resize"}])
+def test_scale_free_transforms_get_a_bounded_decode_of_a_huge_image(huge, options):
+    size = 32
+    shape, sample = _decoded_shape(huge / "huge.jpg", size, options)
+    assert sample["image"].shape == (3, size, size)
+    assert min(shape[:2]) < 2 * DECODE_SIDE_MULTIPLE * size, shape
 
 
 @pytest.mark.parametrize("options", [{"train": True}, {"train": False,
                                                         "eval_mode": "center_crop"}])
 def test_plain_crops_of_a_huge_image_keep_its_resolution(huge, options):
     """A crop cuts S pixels of the file itself: a reduced decode would show more of the photo."""
-    size = 32
-    seen = []
-    dataset = InpaintingDataset([huge / "huge.jpg"], size, seed=0,
-                                mask_source=lambda rng: np.ones((size, size), np.uint8),
-                                **options)
-    transform = dataset.transform
-    dataset.transform = lambda image, rng: (seen.append(image.shape), transform(image, rng))[1]
-    dataset[0]
-    assert seen[0][:2] == load_image(huge / "huge.jpg").shape[:2]
+    shape, _ = _decoded_shape(huge / "huge.jpg", 32, options)
+    assert shape[:2] == load_image(huge / "huge.jpg").shape[:2]
 
 
 @pytest.mark.parametrize("shape", [(1, 60000, 3), (60000, 1, 3)], ids=["wide", "tall"])
