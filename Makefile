@@ -15,8 +15,9 @@ INSTALLED = $(PYTHON) -c "import importlib.metadata as m, json, pathlib, sys; \
 	assert url.get('dir_info', {}).get('editable') and url['url'].startswith('file://'); \
 	here = pathlib.Path(r'$(CURDIR)').resolve(); \
 	assert pathlib.Path(url['url'].removeprefix('file://')).resolve() == here; \
-	import cv2, PIL, yaml, tensorboard, tqdm, pytest, ruff, skimage, \
-	gradio, onnx, onnxscript, onnxruntime, playwright"
+	import cv2, PIL, yaml, tensorboard, tqdm, pytest, ruff, skimage; \
+	from importlib.util import find_spec; \
+	assert all(find_spec(n) for n in ('gradio', 'onnx', 'onnxscript', 'onnxruntime', 'playwright'))"
 
 install:
 	@$(PYTHON) -c "import torch, torchvision" 2>/dev/null || $(PIP) install $(TORCH_SPEC)

@@ -72,7 +72,7 @@ def load_inpainting_model(path: str | os.PathLike) -> tuple[nn.Module, dict[str,
     """
     try:
         model, config = load_model_from_checkpoint(path, device="cpu")
-    except (FileNotFoundError, ValueError) as error:
+    except ValueError as error:  # UserInputError: a missing file or not a checkpoint
         message = " ".join(str(error).split())
         raise UserInputError(f"{message} (expected an inpainting checkpoint written by "
                              f"train.py, e.g. runs/NAME/best.pt, or a run folder)") from None

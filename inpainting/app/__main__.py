@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from inpainting.cli import OneLineParser, choice, run_main, whole_number
-from inpainting.errors import EnvironmentProblem, UserInputError
+from inpainting.errors import EnvironmentProblem
 from inpainting.export import load_inpainting_model
 from inpainting.inference import Inpainter
 
@@ -48,10 +48,7 @@ def load_inpainter(checkpoint: str, device: str) -> Inpainter:
         UserInputError: not an inpainting checkpoint, or the device is not available.
     """
     model, _ = load_inpainting_model(checkpoint)
-    try:
-        return Inpainter(model, device=device)
-    except ValueError as error:
-        raise UserInputError(str(error)) from None
+    return Inpainter(model, device=device)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from inpainting.errors import UserInputError
+from inpainting.models.classifiers import PADDINGS
 
 __all__ = [
     "PADDINGS",
@@ -28,7 +29,6 @@ __all__ = [
     "read_run",
 ]
 
-PADDINGS = ("zero", "partial", "reflect", "replicate")
 PUBLISHED_CSV = (Path(__file__).resolve().parents[2] / "benchmarks" / "data"
                  / "padding_published.csv")
 
