@@ -44,12 +44,13 @@ class Session:
         if self.lock is not None:
             self.lock.release()
 
-    def summary(self, result: FitResult) -> str:
-        """The lines ``train.py`` prints at the end: results and where to find them."""
+    def summary(self, result: FitResult, prog: str = "train.py") -> str:
+        """The lines ``prog`` prints at the end: results and where to find them."""
         run = self.run_dir
         if result.stopped_by:
+            saved = run / self.trainer.task.checkpoint_file("last.pt")
             return (f"Stopped by {result.stopped_by} at step {result.step}; checkpoint saved to "
-                    f"{run / 'last.pt'}\nResume with: python train.py --resume {run}")
+                    f"{saved}\nResume with: python {prog} --resume {run}")
         minutes = (time.time() - self.started) / 60
         lines = [f"Trained to step {result.step} in {minutes:.1f} min."]
         if self.config.task == "classification":
@@ -88,5 +89,5 @@ def fit_and_report(session: Session, prog: str) -> int:
     finally:
         session.close()
     if session.dist.is_main:
-        print(session.summary(result))
+        print(session.summary(result, prog))
     return EXIT_OK

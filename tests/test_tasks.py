@@ -160,3 +160,19 @@ def test_two_gloo_processes_match_one_on_the_same_global_batch(tmp_path):
     assert double["loss"] == pytest.approx(single["loss"], rel=1e-5)
     assert double["weights"] == pytest.approx(single["weights"], rel=1e-5, abs=1e-6)
     assert len(read_metrics(two)) == 1 and read_metrics(two)[0]["step"] == 0
+
+
+def test_a_stopped_classification_run_names_its_own_checkpoint_and_command(tmp_path):
+    from types import SimpleNamespace
+
+    from inpainting.engine import FitResult
+    from inpainting.engine.tasks import ClassificationTask
+    from inpainting.run import Session
+
+    task = SimpleNamespace(checkpoint_file=lambda name: ClassificationTask.checkpoint_file(
+        SimpleNamespace(_FILES=ClassificationTask._FILES), name))
+    session = Session(SimpleNamespace(task=task), None, tmp_path, None)
+    result = FitResult(3, "SIGTERM", None, None, None)
+    text = session.summary(result, "classify.py")
+    assert f"saved to {tmp_path / 'checkpoint.pth.tar'}" in text
+    assert f"python classify.py --resume {tmp_path}" in text

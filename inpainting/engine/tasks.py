@@ -15,7 +15,6 @@ The loop itself (``engine.trainer``) is one for every task:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
@@ -32,6 +31,7 @@ from inpainting.engine.distributed import sum_over_ranks
 from inpainting.engine.signals import pause_point
 from inpainting.engine.validation import (
     ValidationResult,
+    autocast_context,
     evaluate,
     grid_samples,
     inpaint_samples,
@@ -68,11 +68,6 @@ class ValidationOptions:
     channels_last: bool = False
     should_stop: Callable[[], bool] | None = None
     distributed: bool = False
-
-
-def _autocast(device: torch.device, dtype: torch.dtype | None
-              ) -> contextlib.AbstractContextManager:
-    return torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext()
 
 
 def _to_device(tensor: Tensor, device: torch.device, channels_last: bool) -> Tensor:
@@ -237,7 +232,7 @@ class ClassificationTask:
                 return None
             image = _to_device(batch["image"], options.device, options.channels_last)
             label = batch["label"].to(options.device, non_blocking=True)
-            with _autocast(options.device, options.autocast_dtype):
+            with autocast_context(options.device, options.autocast_dtype):
                 logits = model(image)
             logits = logits.float()
             totals[0] += F.cross_entropy(logits, label, reduction="sum").double()

@@ -116,7 +116,7 @@ def evaluate(
     kept: list[tuple[Tensor, Tensor, Tensor]] = []
     picks = spread_indices(len(loader.dataset), keep_samples) if keep_samples else []
     seen = bad_files = 0
-    autocast = _autocast(device, autocast_dtype)
+    autocast = autocast_context(device, autocast_dtype)
     for batch in loader:
         if should_stop is not None and should_stop():
             model.train(was_training)
@@ -154,8 +154,9 @@ def _inpaint(model: nn.Module, image: Tensor, mask: Tensor,
     return output.float()
 
 
-def _autocast(device: torch.device, dtype: torch.dtype | None
-              ) -> contextlib.AbstractContextManager:
+def autocast_context(device: torch.device, dtype: torch.dtype | None
+                     ) -> contextlib.AbstractContextManager:
+    """Autocast to ``dtype`` on ``device`` (``None``: fp32, no autocast)."""
     return torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext()
 
 
@@ -217,7 +218,7 @@ def inpaint_samples(model: nn.Module, samples: dict[str, Tensor], device: torch.
     image, mask = samples["image"].to(device), samples["mask"].to(device)
     was_training = model.training
     model.eval()
-    with _autocast(device, autocast_dtype):
+    with autocast_context(device, autocast_dtype):
         output, _ = model(image * mask, mask)
     model.train(was_training)
     return image.cpu(), mask.cpu(), output.float().cpu()
