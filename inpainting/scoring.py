@@ -116,7 +116,8 @@ def hole_ratios(mask: Tensor) -> list[float]:
 
 
 def image_records(
-    metrics: dict[str, Tensor], mask: Tensor, border: bool | Sequence[bool]
+    metrics: dict[str, Tensor], mask: Tensor, border: bool | Sequence[bool],
+    ratios: Sequence[float] | None = None,
 ) -> list[dict[str, Any]]:
     """One plain dict per image: ``hole_ratio``, ``border`` and the metrics as floats.
 
@@ -125,12 +126,14 @@ def image_records(
         mask: the (B, 1, H, W) masks scored, 1 = known.
         border: the masks' border mode (True = holes kept away from the edge), one for all or
             one per image.
+        ratios: ``hole_ratios(mask)`` when the caller has them (several methods scored on one
+            batch); computed here otherwise.
 
     Returns:
         B dicts ``{"hole_ratio", "border", "psnr", "ssim", "l1", "l1_hole"}``; callers may add
         keys (file names) for their own reports.
     """
-    ratios = hole_ratios(mask)
+    ratios = hole_ratios(mask) if ratios is None else list(ratios)
     borders = [bool(border)] * len(ratios) if isinstance(border, bool) else list(border)
     values = {name: metrics[name].double().cpu().tolist() for name in METRIC_NAMES}
     return [

@@ -26,6 +26,7 @@ from inpainting.scoring import (
     aggregate,
     composite,
     format_table,
+    hole_ratios,
     image_records,
     masked_input,
     score,
@@ -124,9 +125,10 @@ def evaluate(
         image = batch["image"].to(device, non_blocking=True)
         mask = batch["mask"].to(device, non_blocking=True)
         output = _inpaint(model, image, mask, autocast, channels_last)
+        ratios = hole_ratios(mask)  # one host sync per batch, shared by both methods
         for name, prediction in ((MODEL, output), (MASKED_INPUT, masked_input(image, mask))):
             metrics, _ = score(image, mask, prediction)
-            records[name] += image_records(metrics, mask, border)
+            records[name] += image_records(metrics, mask, border, ratios)
         rows = [i - seen for i in picks if seen <= i < seen + len(image)]
         if rows:
             kept.append((image[rows].cpu(), mask[rows].cpu(), output[rows].cpu()))

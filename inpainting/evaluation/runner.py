@@ -21,7 +21,7 @@ from inpainting.data import EVAL_MODES, load_image
 from inpainting.data.io import DECODE_SIDE_MULTIPLE
 from inpainting.errors import UserInputError
 from inpainting.evaluation.pairs import Pair
-from inpainting.scoring import bin_index, image_records, score
+from inpainting.scoring import bin_index, hole_ratios, image_records, score
 from masks import load_mask
 
 __all__ = [
@@ -188,15 +188,16 @@ def run_evaluation(
             image = batch["image"].float() / 255.0
             names = [(dataset.pairs[i].name, dataset.pairs[i].mask.name)
                      for i in batch["index"].tolist()]
+            masked, ratios, borders = image * mask, hole_ratios(mask), batch["border"].tolist()
             composites = {}
             for name, predictor in predictors.items():
-                metrics, merged = score(image, mask, predictor(image * mask, mask))
-                composites[name] = merged.mul(255.0).round().to(torch.uint8)
-                records = image_records(metrics, mask, batch["border"].tolist())
+                metrics, merged = score(image, mask, predictor(masked, mask))
+                if grid_rows > 0:
+                    composites[name] = merged.mul(255.0).round().to(torch.uint8)
+                records = image_records(metrics, mask, borders, ratios)
                 result.records[name] += [{"file": file, "mask": mask_name, **record}
                                          for (file, mask_name), record in zip(names, records)]
             if grid_rows > 0:
-                ratios = [r["hole_ratio"] for r in records]
                 _keep_samples(result.samples, batch, ratios, composites, bins, grid_rows)
             bar.update(len(batch["index"]))
     return result
