@@ -142,3 +142,26 @@ def test_the_commands_of_the_report_parse(arch):
         arch, 192, 32, 100, 0.1)
     assert (args.momentum, args.weight_decay, args.print_freq) == (0.9, 1e-4, 10)
     assert run_folder(args) == f"experiment_1/checkpoint_{arch}_multigpu_b192"
+
+
+def test_bf16_autocast_and_channels_last_reach_the_convolutions(folders, tmp_path):
+    """The CPU twin of the GPU's mixed-precision path: every training and validation conv runs
+    under bf16 autocast on channels-last input, and the run's weights stay finite fp32."""
+    seen = []
+
+    def record(module, inputs):
+        if isinstance(module, torch.nn.Conv2d) and module.in_channels == 3:
+            seen.append((torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu"),
+                         inputs[0].is_contiguous(memory_format=torch.channels_last)))
+
+    hook = torch.nn.modules.module.register_module_forward_pre_hook(record)
+    try:
+        assert classify.main(flags(folders, tmp_path, "--padding", "partial", "--precision",
+                                   "bf16", "--channels-last")) == 0
+    finally:
+        hook.remove()
+    assert len(seen) == 3 + 2  # three training steps, two validation batches
+    assert set(seen) == {(True, torch.bfloat16, True)}
+    checkpoint = read_nvidia_checkpoint(tmp_path / "checkpoint_pdresnet18_t" / "checkpoint.pth.tar")
+    assert all(v.dtype != torch.bfloat16 and torch.isfinite(v).all()
+               for v in checkpoint.state_dict.values() if v.is_floating_point())
