@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--momentum", type=float, default=0.9, metavar="M")
     add("--weight-decay", "--wd", type=float, default=1e-4, metavar="W")
     add("-p", "--print-freq", type=int, default=10, metavar="N", help="log every N steps")
-    add("--resume", default="", metavar="PATH", help="checkpoint (or its folder) to continue, "
+    add("--resume", default="", metavar="PATH", help="checkpoint (or its folder; ours or NVIDIA "
+        "main.py's) to continue, "
         "or with -e to evaluate")
     add("-e", "--evaluate", action="store_true", help="print Prec@1 / Prec@5 on --data_val")
     add("--pretrained", action="store_true", help="start from torchvision's ImageNet weights")
@@ -86,8 +87,8 @@ def classify(args: argparse.Namespace) -> int:
         if is_main:
             print(result.summary())
         return EXIT_OK
-    overrides, resume = training_settings(args)
-    session = setup_training(None, overrides, resume=resume, values={})
+    overrides, resume, state = training_settings(args)
+    session = setup_training(None, overrides, resume=resume, values={}, resume_state=state)
     return fit_and_report(session, PROG)
 
 

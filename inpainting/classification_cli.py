@@ -16,8 +16,10 @@ import os
 from typing import Any
 
 from inpainting.classification_setup import evaluate_classifier, steps_per_epoch
+from inpainting.config import config_from_dict, config_to_dict
+from inpainting.config_parsing import apply_overrides
 from inpainting.data.classification import ImageFolderDataset, check_same_classes, find_classes
-from inpainting.engine.checkpoint import find_checkpoint
+from inpainting.engine.checkpoint import find_checkpoint, nvidia_training_state
 from inpainting.engine.distributed import cleanup_distributed, init_distributed
 from inpainting.engine.tasks import ClassificationResult
 from inpainting.engine.trainer import AUTOCAST_DTYPES
@@ -80,8 +82,10 @@ def _setting(key: str, value: Any) -> str:
     return f"{key}={json.dumps(value)}"  # JSON is YAML: paths with any characters stay strings
 
 
-def training_settings(args: argparse.Namespace) -> tuple[list[str], str | None]:
-    """The ``--set`` overrides of a training run, and the checkpoint to resume (or None).
+def training_settings(args: argparse.Namespace
+                      ) -> tuple[list[str], str | None, dict[str, Any] | None]:
+    """The ``--set`` overrides of a training run, the checkpoint to resume (or None), and the
+    state that continues it when it was written by NVIDIA's ``main.py`` (else None).
 
     Raises:
         UserInputError: a missing or bad folder, flag or combination (one line).
@@ -118,7 +122,23 @@ def training_settings(args: argparse.Namespace) -> tuple[list[str], str | None]:
         "train.device": "cuda" if args.gpu is not None else args.device,
     }
     overrides = [_setting(key, value) for key, value in settings.items()] + args.overrides
-    return overrides, args.resume or None
+    return overrides, args.resume or None, _nvidia_resume(args, overrides, steps)
+
+
+def _nvidia_resume(args: argparse.Namespace, overrides: list[str], steps: int
+                   ) -> dict[str, Any] | None:
+    """The state continuing ``--resume`` when NVIDIA's ``main.py`` wrote it, checked against
+    ``-a`` / ``--padding``; None without ``--resume`` or for this project's checkpoints."""
+    if not args.resume:
+        return None
+    config = config_to_dict(config_from_dict(apply_overrides({}, overrides)))
+    state = nvidia_training_state(args.resume, config, steps)
+    if state is not None and state["arch"]:
+        expected = nvidia_arch_name(*resolve_arch(args.arch, args.padding))
+        if state["arch"] != expected:
+            raise UserInputError(f"--resume {args.resume} is a {state['arch']} run, the flags "
+                                 f"ask for {expected}; pass -a {state['arch']}")
+    return state
 
 
 def evaluate_checkpoint(args: argparse.Namespace) -> tuple[ClassificationResult, bool]:

@@ -143,7 +143,8 @@ def _seed_everything(seed: int) -> None:
 
 def setup_training(config_path: str | None, overrides: list[str] | None = None,
                    resume: str | None = None, init_from: str | None = None,
-                   values: dict[str, Any] | None = None) -> Session:
+                   values: dict[str, Any] | None = None,
+                   resume_state: dict[str, Any] | None = None) -> Session:
     """Build a run from the command-line arguments of ``train.py``.
 
     Args:
@@ -152,6 +153,8 @@ def setup_training(config_path: str | None, overrides: list[str] | None = None,
         resume: run folder or checkpoint to continue at its exact step.
         init_from: checkpoint whose weights start a new run (e.g. ``configs/finetune.yaml``).
         values: a nested config dict in place of ``config_path`` (``classify.py``'s flags).
+        resume_state: the state to continue in place of ``resume``'s contents (a foreign
+            checkpoint read by the caller); ``resume`` still names the run folder.
 
     Returns:
         A ``Session`` with a ready ``Trainer``.
@@ -163,7 +166,8 @@ def setup_training(config_path: str | None, overrides: list[str] | None = None,
     """
     if resume and init_from:
         raise ConfigError("use either --resume (continue a run) or --init-from (new run)")
-    state = load_checkpoint(resume) if resume else None
+    state = resume_state if resume_state is not None else (
+        load_checkpoint(resume) if resume else None)
     config = _resolve_config(config_path, list(overrides or []), state, values)
     dist, device = init_distributed(config.train.device)
     check_device_options(config, device)

@@ -165,3 +165,42 @@ def test_bf16_autocast_and_channels_last_reach_the_convolutions(folders, tmp_pat
     checkpoint = read_nvidia_checkpoint(tmp_path / "checkpoint_pdresnet18_t" / "checkpoint.pth.tar")
     assert all(v.dtype != torch.bfloat16 and torch.isfinite(v).all()
                for v in checkpoint.state_dict.values() if v.is_floating_point())
+
+
+def test_resume_continues_a_checkpoint_of_nvidias_main_py(folders, tmp_path):
+    """main.py saves epoch, arch, state_dict, best_prec1 and optimizer only; classify.py
+    continues it at the next epoch with the flags' schedule, as main.py's own --resume does."""
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    assert classify.main(flags(folders, whole, "--lr", "0.05", epochs=2)) == 0
+    assert classify.main(flags(folders, part, "--lr", "0.05", epochs=1)) == 0
+    run = part / "checkpoint_resnet18_t"
+    ours = torch.load(run / "checkpoint.pth.tar", weights_only=True)
+    theirs = {key: ours[key] for key in ("epoch", "arch", "state_dict", "best_prec1",
+                                         "optimizer")}
+    for leftover in run.iterdir():  # only NVIDIA's file stays in the folder
+        if leftover.is_file():
+            leftover.unlink()
+    torch.save(theirs, run / "checkpoint.pth.tar")
+    assert classify.main(flags(folders, part, "--lr", "0.05", "--resume", str(run),
+                               epochs=2)) == 0
+    expected = scalars(whole / "checkpoint_resnet18_t", "train/total")
+    # the data order and crops follow (seed, epoch): the same batches, so the same losses
+    assert sorted(expected) == list(range(1, 7))
+    assert scalars(run, "train/total") == pytest.approx(expected)
+    assert read_metrics(run) == read_metrics(whole / "checkpoint_resnet18_t")[1:]
+    resumed = read_nvidia_checkpoint(run / "checkpoint.pth.tar")
+    assert resumed.epoch == 2 and resumed.optimizer["param_groups"][0]["lr"] == 0.05
+
+
+def test_resume_refuses_an_nvidia_checkpoint_of_another_arch(folders, tmp_path, capsys):
+    assert classify.main(flags(folders, tmp_path)) == 0
+    run = tmp_path / "checkpoint_resnet18_t"
+    ours = torch.load(run / "checkpoint.pth.tar", weights_only=True)
+    torch.save({key: ours[key] for key in ("epoch", "arch", "state_dict", "best_prec1",
+                                           "optimizer")}, tmp_path / "nvidia.pth.tar")
+    capsys.readouterr()
+    assert classify.main(flags(folders, tmp_path, "--padding", "partial", "--resume",
+                               str(tmp_path / "nvidia.pth.tar"), epochs=2)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"classify.py: error: --resume {tmp_path}/nvidia.pth.tar is a resnet18 run, "
+                   "the flags ask for pdresnet18; pass -a resnet18"]

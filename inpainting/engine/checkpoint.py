@@ -48,6 +48,7 @@ __all__ = [
     "capture_rng_state",
     "find_checkpoint",
     "load_checkpoint",
+    "nvidia_training_state",
     "load_model_from_checkpoint",
     "restore_rng_state",
     "restore_training_state",
@@ -151,9 +152,54 @@ def restore_training_state(trainer: Trainer, state: dict[str, Any]) -> None:
     elif trainer.ema is not None:  # EMA switched on for a run that had none
         trainer.ema.reset(trainer.model)
     trainer.step = int(state["step"])
+    if trainer.scheduler is not None and not state.get("scheduler"):
+        _fast_forward(trainer.scheduler, trainer.step)
     trainer.best_metric = state.get("best_metric")
     trainer.position = {k: int(v) for k, v in state["data_position"].items()}
-    restore_rng_state(state["rng_state"])
+    if state.get("rng_state") is not None:  # None: a foreign checkpoint, the seed's RNG stays
+        restore_rng_state(state["rng_state"])
+
+
+def _fast_forward(scheduler: torch.optim.lr_scheduler.LambdaLR, step: int) -> None:
+    """Put a fresh ``LambdaLR`` (and its optimizer's lr) at ``step`` of its schedule."""
+    lrs = [base * factor(step) for base, factor in zip(scheduler.base_lrs, scheduler.lr_lambdas)]
+    for group, lr in zip(scheduler.optimizer.param_groups, lrs):
+        group["lr"] = lr
+    scheduler.load_state_dict({**scheduler.state_dict(), "last_epoch": step, "_last_lr": lrs})
+
+
+def nvidia_training_state(path: str | os.PathLike, config: dict[str, Any],
+                          steps_per_epoch: int) -> dict[str, Any] | None:
+    """The training state that continues a checkpoint written by NVIDIA's ``main.py``, or None
+    when ``path`` is not one (this project's checkpoints hold their whole state; bad files are
+    left to :func:`load_checkpoint` to report).
+
+    ``main.py`` saves after each epoch the weights, the optimizer and the best top-1, and no
+    schedule, RNG or data position: the run continues at the start of epoch ``epoch`` (step
+    ``epoch * steps_per_epoch``), with the lr of ``config``'s schedule at that step and the RNG
+    of ``config``'s seed.
+
+    Args:
+        path: a checkpoint file or a run folder holding ``checkpoint.pth.tar``.
+        config: the run's config as a dict (the continuing command's flags).
+        steps_per_epoch: optimizer steps per epoch of the continuing run.
+    """
+    try:
+        raw = torch.load(find_checkpoint(path), map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # load_checkpoint says what is wrong with the file
+        return None
+    if not isinstance(raw, dict) or "config" in raw \
+            or not {"epoch", "state_dict", "optimizer"} <= raw.keys():
+        return None
+    best = raw.get("best_prec1")
+    epoch = int(raw["epoch"])
+    return {
+        "model": _without_data_parallel_names(raw["state_dict"]), "optimizer": raw["optimizer"],
+        "scheduler": None, "scaler": None, "ema": None, "step": epoch * steps_per_epoch,
+        "best_metric": None if best is None else float(best), "config": config,
+        "rng_state": None, "data_position": {"epoch": epoch, "batch": 0},
+        "arch": str(raw.get("arch", "")),
+    }
 
 
 def find_checkpoint(path: str | os.PathLike) -> Path:
