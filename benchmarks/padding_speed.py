@@ -138,24 +138,24 @@ class StepRunner:
         if self.device.type == "cuda":  # kernels run asynchronously: wait before reading time
             torch.cuda.synchronize(self.device)
 
-    def __call__(self) -> float:
-        """Seconds of one forward + backward + SGD step."""
+    def __call__(self) -> tuple[float, float]:
+        """Wall-clock and process CPU seconds of one forward + backward + SGD step."""
         self._sync()
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         self.optimizer.zero_grad(set_to_none=True)
         with self._autocast():
             loss = F.cross_entropy(self.model(self.images), self.targets)
         loss.backward()
         self.optimizer.step()
         self._sync()
-        seconds = time.perf_counter() - start
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
         self.last_loss = loss.item()  # after the clock: .item() is a sync of its own
-        return seconds
+        return seconds, cpu_seconds
 
 
 def time_arch(arch: str, args: argparse.Namespace, progress: Callable[[str], None]
-              ) -> dict[str, list[float]]:
-    """Per-variant step times of ``arch`` over ``args.rounds`` interleaved rounds."""
+              ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Per-variant wall-clock and CPU step times of ``arch`` over interleaved rounds."""
     generator = torch.Generator().manual_seed(0)
     images = torch.randn(args.batch_size, 3, args.size, args.size, generator=generator)
     targets = torch.randint(0, args.classes, (args.batch_size,), generator=generator)
@@ -166,17 +166,20 @@ def time_arch(arch: str, args: argparse.Namespace, progress: Callable[[str], Non
             runner()
         progress(f"{arch}: warm-up {step + 1}/{args.warmup}")
     times: dict[str, list[float]] = {name: [] for name in runners}
+    cpu_times: dict[str, list[float]] = {name: [] for name in runners}
     for index in range(args.rounds):
         # rotate the order so that no variant always runs right after the same one
         names = list(runners)[index % len(runners):] + list(runners)[:index % len(runners)]
         for name in names:
-            times[name].append(runners[name]())
+            seconds, cpu_seconds = runners[name]()
+            times[name].append(seconds)
+            cpu_times[name].append(cpu_seconds)
         progress(f"{arch}: round {index + 1}/{args.rounds}")
     for name, runner in runners.items():
         if not torch.isfinite(torch.tensor(runner.last_loss)):
             logging.warning("%s %s: the loss is no longer finite (%s); lower --lr",
                             arch, name, runner.last_loss)
-    return times
+    return times, cpu_times
 
 
 def ratio_rows(arch: str, times: dict[str, list[float]]) -> list[str]:
@@ -196,14 +199,24 @@ def ratio_rows(arch: str, times: dict[str, list[float]]) -> list[str]:
     return rows
 
 
-def report(arch: str, times: dict[str, list[float]], nvidia_note: str) -> str:
-    """The table of one architecture: median, min and ratio to zero per variant, then ratios."""
+def report(arch: str, times: dict[str, list[float]], nvidia_note: str,
+           cpu_times: dict[str, list[float]] | None = None) -> str:
+    """The table of one architecture, then its ratio rows.
+
+    Per variant: median and min wall-clock seconds and the median's ratio to zero padding,
+    and with ``cpu_times`` the median process CPU seconds (all threads) and its ratio, which
+    other processes on the machine disturb less than the wall clock.
+    """
     zero = statistics.median(times["zero"])
-    lines = [f"{'arch':<10}{'variant':<9}{'median s':>10}{'min s':>9}{'/ zero':>9}"]
+    lines = [f"{'arch':<10}{'variant':<9}{'median s':>10}{'min s':>9}{'/ zero':>9}"
+             + (f"{'CPU s':>9}{'/ zero':>9}" if cpu_times else "")]
     for name, values in times.items():
         median = statistics.median(values)
-        lines.append(f"{arch:<10}{name:<9}{median:>10.3f}{min(values):>9.3f}"
-                     f"{median / zero:>8.3f}x")
+        row = f"{arch:<10}{name:<9}{median:>10.3f}{min(values):>9.3f}{median / zero:>8.3f}x"
+        if cpu_times:
+            cpu, cpu_zero = (statistics.median(cpu_times[n]) for n in (name, "zero"))
+            row += f"{cpu:>9.3f}{cpu / cpu_zero:>8.3f}x"
+        lines.append(row)
     if "nvidia" not in times:
         lines.append(f"{arch:<10}{'nvidia':<9}    absent ({nvidia_note})")
     return "\n".join(lines + ratio_rows(arch, times))
@@ -273,8 +286,11 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("--keep-freed-memory needs glibc")
     print(header(args), flush=True)
     for arch in args.archs:
-        times = time_arch(arch, args, lambda text: print(text, file=sys.stderr, flush=True))
-        print(report(arch, times, nvidia_absent_reason(arch, args) or ""), flush=True)
+        times, cpu_times = time_arch(arch, args,
+                                     lambda text: print(text, file=sys.stderr, flush=True))
+        # CPU time says little on a GPU, where the host mostly waits
+        cpu_times = cpu_times if torch.device(args.device).type == "cpu" else None
+        print(report(arch, times, nvidia_absent_reason(arch, args) or "", cpu_times), flush=True)
 
 
 if __name__ == "__main__":

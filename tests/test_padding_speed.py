@@ -47,7 +47,8 @@ def test_quick_run_prints_the_table_and_ratio_rows(bench, capsys):
     assert out.startswith(f"torch {torch.__version__}, cpu, 1 threads")
     assert "batch 2, 32 px, 10 classes, fp32, NCHW" in out
     for variant in ("zero", "partial"):
-        assert re.search(rf"^resnet18 +{variant} +[0-9.]+ +[0-9.]+ +[0-9.]+x$", out, re.MULTILINE)
+        assert re.search(rf"^resnet18 +{variant} +[0-9.]+ +[0-9.]+ +[0-9.]+x +[0-9.]+ +[0-9.]+x$",
+                         out, re.MULTILINE)
     assert re.search(r"^resnet18 +nvidia +absent \(no --nvidia-dir given\)$", out, re.MULTILINE)
     assert _ratio(out, "resnet18", "partial/zero") > 0
     assert re.search(r"target <= 1\.10x: (met|MISSED)$", out, re.MULTILINE)
@@ -59,7 +60,8 @@ def test_nvidia_variant_comes_from_the_given_folder(bench, tmp_path, capsys):
     bench.main(["--archs", "resnet18", "--size", "224", "--batch-size", "1", "--classes", "5",
                 "--warmup", "0", "--rounds", "1", "--threads", "1", "--nvidia-dir", str(folder)])
     out = capsys.readouterr().out
-    assert re.search(r"^resnet18 +nvidia +[0-9.]+ +[0-9.]+ +[0-9.]+x$", out, re.MULTILINE)
+    assert re.search(r"^resnet18 +nvidia +[0-9.]+ +[0-9.]+ +[0-9.]+x +[0-9.]+ +[0-9.]+x$", out,
+                     re.MULTILINE)
     for pair in ("partial/zero", "nvidia/zero", "nvidia/partial"):
         assert _ratio(out, "resnet18", pair) >= 0  # the fake is a tiny model: close to 0
 
@@ -91,8 +93,12 @@ def test_report_ratios_and_target(bench):
     assert "(median of per-round ratios 1.200x)  target <= 1.10x: MISSED" in text
     assert _ratio(text, "resnet50", "nvidia/zero") == pytest.approx(1.5, abs=1e-3)
     assert _ratio(text, "resnet50", "nvidia/partial") == pytest.approx(1.5 / 1.2, abs=1e-3)
-    fast = bench.report("vgg16_bn", {"zero": [1.0], "partial": [1.05]}, "no --nvidia-dir given")
+    cpu_times = {"zero": [2.0], "partial": [2.5]}
+    fast = bench.report("vgg16_bn", {"zero": [1.0], "partial": [1.05]}, "no --nvidia-dir given",
+                        cpu_times)
     assert "target <= 1.10x: met" in fast
+    assert re.search(r"^vgg16_bn +partial +1\.050 +1\.050 +1\.050x +2\.500 +1\.250x$", fast,
+                     re.MULTILINE)
     assert "absent (no --nvidia-dir given)" in fast
 
 
