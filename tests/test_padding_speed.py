@@ -53,6 +53,14 @@ def test_quick_run_prints_the_table_and_ratio_rows(bench, capsys):
     assert _ratio(out, "resnet18", "partial/zero") > 0
     assert re.search(r"target <= 1\.10x: (met|MISSED)$", out, re.MULTILINE)
     assert "nvidia/" not in out
+    assert "SGD step (lr 0, momentum 0.9, wd 1e-4)" in out
+    assert "warning" not in out
+
+
+def test_a_diverged_run_is_flagged(bench, capsys):
+    bench.main(["--quick", "--threads", "1", "--lr", "1e30"])
+    out = capsys.readouterr().out
+    assert re.search(r"^warning: resnet18 zero: the loss is no longer finite", out, re.MULTILINE)
 
 
 def test_nvidia_variant_comes_from_the_given_folder(bench, tmp_path, capsys):
