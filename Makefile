@@ -51,3 +51,4 @@ bench: install
 	$(PYTHON) benchmarks/metrics.py
 	$(PYTHON) benchmarks/train_step.py
 	$(PYTHON) benchmarks/export.py
+	$(PYTHON) benchmarks/padding_speed.py --keep-freed-memory
