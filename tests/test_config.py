@@ -17,7 +17,7 @@ from inpainting.config import (
     load_config,
     save_config,
 )
-from inpainting.data import EVAL_MODES, MASK_SOURCES
+from inpainting.data import EVAL_MODES, MASK_SOURCES, TRAIN_RESIZE_MODES
 from inpainting.engine.trainer import AUTOCAST_DTYPES
 from inpainting.errors import UserInputError
 from inpainting.models import CLASSIFIER_NAMES, MODELS, PADDINGS, UPSAMPLING_MODES
@@ -31,6 +31,7 @@ CHOICE_REGISTRIES = {
     "model.name": MODELS,
     "model.upsampling": UPSAMPLING_MODES,
     "data.eval_mode": EVAL_MODES,
+    "data.train_resize": TRAIN_RESIZE_MODES,
     "masks.source": MASK_SOURCES,
     "masks.polarity": POLARITIES,
     "optim.name": OPTIMIZERS,

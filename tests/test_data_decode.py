@@ -58,7 +58,7 @@ def _decoded_shape(path, size, options):
     return seen[0], sample
 
 
-@pytest.mark.parametrize("options", [{"train": True, "random_resized_crop": True},
+@pytest.mark.parametrize("options", [{"train": True, "train_resize": "random_resized_crop"},
                                      {"train": False, "eval_mode": "resize"}])
 def test_scale_free_transforms_get_a_bounded_decode_of_a_huge_image(huge, options):
     size = 32

@@ -200,7 +200,8 @@ def build_datasets(
     config: Config, train_paths: list[Path], val_paths: list[Path],
     val_masks: FixedMaskSet | None, mask_source: MaskSource | None = None,
 ) -> tuple[InpaintingDataset, InpaintingDataset | None]:
-    """Training set (random crops, generated/folder masks) and validation set (fixed masks).
+    """Training set (``data.train_resize`` framing, generated/folder/video masks, a decode cache)
+    and validation set (fixed masks).
 
     The validation set has ``masks.val_count`` pairs: image ``i % len(val_paths)`` with fixed
     mask ``i``, so its size (and cost) does not grow with the validation folder.
@@ -218,8 +219,8 @@ def build_datasets(
     train = InpaintingDataset(
         train_paths, data.image_size, train=True,
         mask_source=mask_source if mask_source is not None else build_mask_source(config),
-        seed=config.train.seed, random_resized_crop=data.random_resized_crop, hflip=data.hflip,
-        strict=data.strict)
+        seed=config.train.seed, train_resize=data.train_resize, rrc_scale=data.rrc_scale,
+        hflip=data.hflip, strict=data.strict, decode_cache_mb=data.decode_cache_mb)
     if val_masks is None:
         return train, None
     pairs = [val_paths[i % len(val_paths)] for i in range(len(val_masks))]
