@@ -184,12 +184,15 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class MasksConfig:
-    """``masks``: training masks (generated or from a folder) and the fixed validation set."""
+    """``masks``: training masks (generated, from a folder or from videos' object masks) and the
+    fixed validation set."""
 
-    source: str = "generator"  # a key of inpainting.data.MASK_SOURCES: generator | folder
-    folder: str = ""  # mask images, for source: folder
-    polarity: str = "known_white"  # of the folder's files: known_white | hole_white
-    augment: bool = True  # random rotation/crop/translation/dilation of folder masks
+    # a key of inpainting.data.MASK_SOURCES: generator | folder (mask images) | video (one
+    # folder of per-frame object masks per video, e.g. DAVIS Annotations/480p: objects = holes)
+    source: str = "generator"
+    folder: str = ""  # for source: folder or video
+    polarity: str = "known_white"  # of source: folder files: known_white | hole_white
+    augment: bool = True  # random rotation/crop/translation/dilation of folder and video masks
     hole_range: tuple[float, float] = (0.01, 0.6)  # training hole ratios (generator)
     border: int = 0  # keep holes this many pixels from the edge (0: anywhere)
     val_count: int = 60  # validation pairs: image i % len(val images) with fixed mask i
@@ -198,8 +201,8 @@ class MasksConfig:
     def __post_init__(self) -> None:
         check_choice("masks.source", self.source, MASK_SOURCES)
         check_choice("masks.polarity", self.polarity, POLARITIES)
-        if self.source == "folder" and not self.folder:
-            raise ConfigError("masks.folder must be set when masks.source is 'folder'")
+        if self.source in ("folder", "video") and not self.folder.strip():
+            raise ConfigError(f"masks.folder must be set when masks.source is '{self.source}'")
         lo, hi = self.hole_range
         check(0.0 <= lo < hi <= 1.0, "masks.hole_range", "[lo, hi] with 0 <= lo < hi <= 1",
                list(self.hole_range))

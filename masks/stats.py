@@ -50,7 +50,7 @@ def straight_edge_share(mask: np.ndarray, min_run: float = 0.1) -> float:
     total = int(outline.sum())
     if total == 0:
         return 0.0
-    run = max(2, round(min_run * min(mask.shape)))
+    run = max(3, round(min_run * min(mask.shape)) | 1)  # odd: a centred kernel shifts nothing
     straight = np.zeros_like(outline)
     for kernel in (np.ones((1, run), np.uint8), np.ones((run, 1), np.uint8)):
         straight |= cv2.morphologyEx(outline, cv2.MORPH_OPEN, kernel,

@@ -27,7 +27,7 @@ from inpainting.data.file_lists import read_file_list
 from inpainting.data.fixed_masks import FixedMaskSet
 from inpainting.data.io import ImageDecodeError, list_images, load_image, split_holdout
 from inpainting.errors import UserInputError
-from masks import FolderMaskSource, MaskGenerator, parse_bins
+from masks import FolderMaskSource, MaskGenerator, VideoMaskSource, parse_bins
 
 if TYPE_CHECKING:  # config imports this module for MASK_SOURCES
     from inpainting.config import Config, DataConfig, MasksConfig
@@ -60,10 +60,16 @@ def _folder_masks(masks: MasksConfig, image_size: int) -> MaskSource:
                             polarity=masks.polarity, augment=masks.augment)
 
 
+def _video_masks(masks: MasksConfig, image_size: int) -> MaskSource:
+    return VideoMaskSource(Path(masks.folder).expanduser(), image_size, image_size,
+                           augment=masks.augment)
+
+
 # name -> (masks section, image size) -> training mask source; ``masks.source`` names one.
 MASK_SOURCES: dict[str, Callable[[MasksConfig, int], MaskSource]] = {
     "generator": _generated_masks,
     "folder": _folder_masks,
+    "video": _video_masks,
 }
 
 
@@ -168,7 +174,7 @@ def build_mask_source(config: Config) -> MaskSource:
         A callable ``(rng) -> uint8 (S, S)`` mask, 1 = known, 0 = hole, S = ``data.image_size``.
 
     Raises:
-        UserInputError: the mask folder is missing or holds no mask images.
+        UserInputError: the mask (or video mask) folder is missing or holds no mask images.
     """
     return MASK_SOURCES[config.masks.source](config.masks, config.data.image_size)
 
