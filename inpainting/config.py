@@ -131,10 +131,7 @@ class DataConfig:
     batch_size: int = 6  # per process (per GPU under torchrun)
     num_workers: int = 4
     eval_mode: str = "center_crop"  # validation crop, a key of inpainting.data.EVAL_MODES
-    # training framing, a key of inpainting.data.TRAIN_RESIZE_MODES: crop (S x S pixels at the
-    # file's resolution, the paper) | resize (the whole image, as eval_mode resize) |
-    # random_resized_crop (a window of rrc_scale of the area, resized)
-    train_resize: str = "crop"
+    train_resize: str = "crop"  # training framing: crop | resize | random_resized_crop
     rrc_scale: tuple[float, float] = (0.5, 1.0)  # area fractions [lo, hi] of random_resized_crop
     random_resized_crop: bool = False  # older switch: true is train_resize: random_resized_crop
     hflip: bool = True
@@ -187,8 +184,7 @@ class MasksConfig:
     """``masks``: training masks (generated, from a folder or from videos' object masks) and the
     fixed validation set."""
 
-    # a key of inpainting.data.MASK_SOURCES: generator | folder (mask images) | video (one
-    # folder of per-frame object masks per video, e.g. DAVIS Annotations/480p: objects = holes)
+    # generator | folder (mask images) | video (a folder per video of frames' object masks)
     source: str = "generator"
     folder: str = ""  # for source: folder or video
     polarity: str = "known_white"  # of source: folder files: known_white | hole_white

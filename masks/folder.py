@@ -17,7 +17,44 @@ from masks.io import IMAGE_SUFFIXES, check_polarity, iter_mask_files, load_mask,
 logger = logging.getLogger(__name__)
 
 
-class FolderMaskSource:
+class _FileMasks:
+    """What folder and video masks share: a random file per call, resized (nearest) to
+    (height, width) and, with ``augment``, randomly rotated, cropped, translated and dilated.
+
+    Subclasses read the file in ``_read(rng) -> uint8 (H, W), 1 = known, 0 = hole``.
+    """
+
+    def __init__(self, height: int, width: int, augment: bool,
+                 rng: np.random.Generator | int | None, augmentation: Augmentation | None
+                 ) -> None:
+        if int(height) <= 0 or int(width) <= 0:
+            raise ValueError(f"mask size must be positive, got {height}x{width}")
+        self.height, self.width = int(height), int(width)
+        self.augment = augment
+        self._augmentation = augmentation or Augmentation()
+        self._rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+
+    def _read(self, rng: np.random.Generator) -> np.ndarray:
+        raise NotImplementedError
+
+    def __call__(self, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Read, resize and augment one random mask.
+
+        Args:
+            rng: Random source for this mask; defaults to the source's own.
+
+        Returns:
+            uint8 (height, width) mask, 1 = known, 0 = hole.
+        """
+        rng = self._rng if rng is None else rng
+        known = resize_mask(self._read(rng), self.height, self.width)
+        if not self.augment:
+            return known
+        holes = self._augmentation((known == 0).view(np.uint8) * np.uint8(255), rng)
+        return (holes == 0).view(np.uint8)
+
+
+class FolderMaskSource(_FileMasks):
     """Random masks from the image files in a folder, augmented like generated masks.
 
     Each call picks one file uniformly at random, reads it with the given polarity, resizes it
@@ -51,8 +88,7 @@ class FolderMaskSource:
         rng: np.random.Generator | int | None = None,
         augmentation: Augmentation | None = None,
     ) -> None:
-        if int(height) <= 0 or int(width) <= 0:
-            raise ValueError(f"mask size must be positive, got {height}x{width}")
+        super().__init__(height, width, augment, rng, augmentation)
         self.polarity = check_polarity(polarity)
         if not os.path.isdir(folder):
             raise UserInputError(f"mask folder {os.fspath(folder)!r} does not exist")
@@ -62,35 +98,12 @@ class FolderMaskSource:
             raise UserInputError(f"mask folder {os.fspath(folder)!r} holds no {suffixes} "
                                  "files")
         logger.info("found %d mask files in %s", len(self.files), os.fspath(folder))
-        self.height, self.width = int(height), int(width)
-        self.augment = augment
-        self._augmentation = augmentation or Augmentation()
-        self._rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
     def __len__(self) -> int:
         return len(self.files)
 
-    def __call__(self, rng: np.random.Generator | None = None) -> np.ndarray:
-        """Load, resize and augment one random mask.
-
-        Args:
-            rng: Random source for this mask; defaults to the source's own.
-
-        Returns:
-            uint8 (height, width) mask, 1 = known, 0 = hole.
-        """
-        rng = self._rng if rng is None else rng
-        path = self.files[int(rng.integers(len(self.files)))]
-        known = resize_mask(load_mask(path, self.polarity), self.height, self.width)
-        return _augmented(known, self._augmentation, rng) if self.augment else known
-
-
-def _augmented(known: np.ndarray, augmentation: Augmentation, rng: np.random.Generator
-               ) -> np.ndarray:
-    """The paper's random rotation, cropping, translation and dilation of a uint8 (H, W) mask,
-    1 = known, 0 = hole."""
-    holes = augmentation((known == 0).view(np.uint8) * np.uint8(255), rng)
-    return (holes == 0).view(np.uint8)
+    def _read(self, rng: np.random.Generator) -> np.ndarray:
+        return load_mask(self.files[int(rng.integers(len(self.files)))], self.polarity)
 
 
 def _sequences(folder: Path) -> list[list[Path]]:
@@ -121,7 +134,7 @@ def load_object_mask(path: str | os.PathLike) -> np.ndarray:
     return (~hole).view(np.uint8)
 
 
-class VideoMaskSource:
+class VideoMaskSource(_FileMasks):
     """Random masks from the per-frame object masks of videos, augmented like folder masks.
 
     The folder holds one sequence per sub-folder of frame masks (a DAVIS-style
@@ -153,8 +166,7 @@ class VideoMaskSource:
         rng: np.random.Generator | int | None = None,
         augmentation: Augmentation | None = None,
     ) -> None:
-        if int(height) <= 0 or int(width) <= 0:
-            raise ValueError(f"mask size must be positive, got {height}x{width}")
+        super().__init__(height, width, augment, rng, augmentation)
         if not os.path.isdir(folder):
             raise UserInputError(f"video mask folder {os.fspath(folder)!r} does not exist")
         self.sequences = _sequences(Path(folder))
@@ -165,25 +177,10 @@ class VideoMaskSource:
                 "per video, e.g. DAVIS Annotations/480p")
         logger.info("found %d video mask sequences (%d frames) in %s", len(self.sequences),
                     sum(map(len, self.sequences)), os.fspath(folder))
-        self.height, self.width = int(height), int(width)
-        self.augment = augment
-        self._augmentation = augmentation or Augmentation()
-        self._rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
     def __len__(self) -> int:
         return sum(map(len, self.sequences))
 
-    def __call__(self, rng: np.random.Generator | None = None) -> np.ndarray:
-        """Load, resize and augment the objects of one random frame as a hole.
-
-        Args:
-            rng: random source for this mask; defaults to the source's own.
-
-        Returns:
-            uint8 (height, width) mask, 1 = known, 0 = hole.
-        """
-        rng = self._rng if rng is None else rng
+    def _read(self, rng: np.random.Generator) -> np.ndarray:
         frames = self.sequences[int(rng.integers(len(self.sequences)))]
-        known = load_object_mask(frames[int(rng.integers(len(frames)))])
-        known = resize_mask(known, self.height, self.width)
-        return _augmented(known, self._augmentation, rng) if self.augment else known
+        return load_object_mask(frames[int(rng.integers(len(frames)))])
