@@ -221,8 +221,7 @@ class MaskGenerator:
         band = _ragged_band(canvas.shape, canvas.size - target, rng) if b else None
         self._grow(canvas, int(target * rng.uniform(0.4, 0.8)), rng, False, band)
         canvas = self._augment(canvas, rng)
-        if band is not None:
-            canvas[band] = 0
+        _clear(canvas, band)
         while cv2.countNonZero(canvas) > target:
             canvas = cv2.erode(canvas, _ERODE_KERNEL, borderType=cv2.BORDER_CONSTANT, borderValue=0)
         self._grow(canvas, target, rng, True, band)
@@ -238,7 +237,7 @@ class MaskGenerator:
 
         With ``undo_overshoot`` a shape that pushes the count past the upper bound is undone
         and retried at half the size; when shapes get tiny, single pixels finish the job.
-        Pixels of ``band`` (bool, canvas-shaped) stay known.
+        Pixels of ``band`` (``_ragged_band``) stay known.
         """
         count = cv2.countNonZero(canvas)
         backup = np.empty_like(canvas)
@@ -255,8 +254,7 @@ class MaskGenerator:
                 np.copyto(backup, canvas)
             shape = self._shapes[rng.choice(len(self._shapes), p=self._weights)]
             shape(canvas, budget, rng)
-            if band is not None:
-                canvas[band] = 0
+            _clear(canvas, band)
             new_count = cv2.countNonZero(canvas)
             if undo_overshoot and new_count > self._last:
                 np.copyto(canvas, backup)
@@ -267,12 +265,18 @@ class MaskGenerator:
             _add_edge_pixels(canvas, target - count, rng, band)
 
 
+def _clear(canvas: np.ndarray, band: np.ndarray | None) -> None:
+    """Make the pixels of ``band`` known again, in place (a no-op without a band)."""
+    if band is not None:
+        cv2.bitwise_and(canvas, band, dst=canvas)
+
+
 def _add_edge_pixels(canvas: np.ndarray, number: int, rng: np.random.Generator,
                      band: np.ndarray | None = None) -> None:
     """Turn ``number`` known pixels (outside ``band``) into holes, next to holes if possible."""
     free = canvas == 0
     if band is not None:
-        free &= ~band
+        free &= band > 0
     grown = cv2.dilate(canvas, _ERODE_KERNEL)
     edge = np.flatnonzero((grown > 0) & free)
     if edge.size < number:
@@ -300,7 +304,8 @@ def _width_profile(length: int, mean: float, rng: np.random.Generator) -> np.nda
 
 
 def _ragged_band(shape: tuple[int, int], room: int, rng: np.random.Generator) -> np.ndarray:
-    """Bool ``shape`` mask of a band along the four sides whose width varies smoothly.
+    """A band along the four sides whose width varies smoothly: uint8 ``shape``, 0 in the band
+    and 255 elsewhere (an AND with it clears the band on a hole canvas).
 
     Its area is at most ``_BAND_ROOM_SHARE[1]`` of ``room`` (the known pixels the target leaves
     in the canvas), so the target still fits outside it.
@@ -315,7 +320,7 @@ def _ragged_band(shape: tuple[int, int], room: int, rng: np.random.Generator) ->
     while True:
         band = (rows < scale * top[None, :]) | ((height - 1 - rows) < scale * bottom[None, :])
         band |= (cols < scale * left[:, None]) | ((width - 1 - cols) < scale * right[:, None])
-        area = int(band.sum())
+        area = int(np.count_nonzero(band))
         if area <= limit:
-            return band
+            return np.where(band, np.uint8(0), np.uint8(255))
         scale *= 0.9 * limit / area  # deep bites that overlap at corners: thin the band
