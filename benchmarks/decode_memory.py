@@ -39,7 +39,7 @@ def peak_mib():
             return int(line.split()[1]) / 1024
 
 MODES = {"train crop": {"train": True},
-         "train rrc": {"train": True, "random_resized_crop": True},
+         "train rrc": {"train": True, "train_resize": "random_resized_crop"},
          "eval centre crop": {"train": False},
          "eval resize": {"train": False, "eval_mode": "resize"}}
 path, size, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]

@@ -33,7 +33,7 @@ from inpainting.config_parsing import (
     check_choice,
     read_yaml,
 )
-from inpainting.data import EVAL_MODES, MASK_SOURCES
+from inpainting.data import EVAL_MODES, MASK_SOURCES, TRAIN_RESIZE_MODES
 from inpainting.losses import DEFAULT_WEIGHTS
 from inpainting.models import CLASSIFIER_NAMES, MODELS, PADDINGS, UPSAMPLING_MODES
 from inpainting.optim import OPTIMIZERS, SCHEDULES
@@ -131,8 +131,11 @@ class DataConfig:
     batch_size: int = 6  # per process (per GPU under torchrun)
     num_workers: int = 4
     eval_mode: str = "center_crop"  # validation crop, a key of inpainting.data.EVAL_MODES
-    random_resized_crop: bool = False
+    train_resize: str = "crop"  # training framing: crop | resize | random_resized_crop
+    rrc_scale: tuple[float, float] = (0.5, 1.0)  # area fractions [lo, hi] of random_resized_crop
+    random_resized_crop: bool = False  # older switch: true is train_resize: random_resized_crop
     hflip: bool = True
+    decode_cache_mb: int = 256  # decoded training images kept per loader process; 0: off
     strict: bool = False  # an undecodable image stops the run instead of being skipped
     demo_root: str = "~/.cache/pconv-inpainting/demo"  # cache of the demo data
 
@@ -150,6 +153,9 @@ class DataConfig:
         check(self.batch_size >= 1, "data.batch_size", ">= 1", self.batch_size)
         check(self.num_workers >= 0, "data.num_workers", ">= 0", self.num_workers)
         check_choice("data.eval_mode", self.eval_mode, EVAL_MODES)
+        self._check_train_resize()
+        check(self.decode_cache_mb >= 0, "data.decode_cache_mb", ">= 0 (0: off)",
+              self.decode_cache_mb)
         if self.train.strip().lower() == "demo" and self.val not in ("", "demo"):
             raise ConfigError("data.val must be empty when data.train is 'demo' (it has its own)")
         if self.train.strip().lower() == "demo" and (self.test.strip() or self.test_fraction):
@@ -157,14 +163,32 @@ class DataConfig:
                               "(it has no test images); leave them unset")
 
 
+    def _check_train_resize(self) -> None:
+        check_choice("data.train_resize", self.train_resize, TRAIN_RESIZE_MODES)
+        lo, hi = self.rrc_scale
+        check(0.0 < lo <= hi <= 1.0, "data.rrc_scale", "[lo, hi] with 0 < lo <= hi <= 1",
+              list(self.rrc_scale))
+        if self.random_resized_crop and self.train_resize == "resize":
+            raise ConfigError("data.random_resized_crop: true contradicts data.train_resize: "
+                              "resize; set only data.train_resize")
+        # One meaning, two spellings (configs and checkpoints of older runs use the switch):
+        # resolve both so that a saved config compares equal on resume.
+        rrc = self.random_resized_crop or self.train_resize == "random_resized_crop"
+        object.__setattr__(self, "random_resized_crop", rrc)
+        if rrc:
+            object.__setattr__(self, "train_resize", "random_resized_crop")
+
+
 @dataclass(frozen=True)
 class MasksConfig:
-    """``masks``: training masks (generated or from a folder) and the fixed validation set."""
+    """``masks``: training masks (generated, from a folder or from videos' object masks) and the
+    fixed validation set."""
 
-    source: str = "generator"  # a key of inpainting.data.MASK_SOURCES: generator | folder
-    folder: str = ""  # mask images, for source: folder
-    polarity: str = "known_white"  # of the folder's files: known_white | hole_white
-    augment: bool = True  # random rotation/crop/translation/dilation of folder masks
+    # generator | folder (mask images) | video (a folder per video of frames' object masks)
+    source: str = "generator"
+    folder: str = ""  # for source: folder or video
+    polarity: str = "known_white"  # of source: folder files: known_white | hole_white
+    augment: bool = True  # random rotation/crop/translation/dilation of folder and video masks
     hole_range: tuple[float, float] = (0.01, 0.6)  # training hole ratios (generator)
     border: int = 0  # keep holes this many pixels from the edge (0: anywhere)
     val_count: int = 60  # validation pairs: image i % len(val images) with fixed mask i
@@ -173,8 +197,8 @@ class MasksConfig:
     def __post_init__(self) -> None:
         check_choice("masks.source", self.source, MASK_SOURCES)
         check_choice("masks.polarity", self.polarity, POLARITIES)
-        if self.source == "folder" and not self.folder:
-            raise ConfigError("masks.folder must be set when masks.source is 'folder'")
+        if self.source in ("folder", "video") and not self.folder.strip():
+            raise ConfigError(f"masks.folder must be set when masks.source is '{self.source}'")
         lo, hi = self.hole_range
         check(0.0 <= lo < hi <= 1.0, "masks.hole_range", "[lo, hi] with 0 <= lo < hi <= 1",
                list(self.hole_range))

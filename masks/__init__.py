@@ -6,7 +6,7 @@ single-channel PNGs with 255 = known. A mask folder describes itself with one
 """
 
 from masks.augment import Augmentation
-from masks.folder import FolderMaskSource
+from masks.folder import FolderMaskSource, VideoMaskSource, load_object_mask
 from masks.generator import PAPER_BINS, MaskGenerator, derive_rng, parse_bins
 from masks.io import POLARITIES, hole_ratio, load_mask, resize_mask, save_mask
 from masks.manifest import MANIFEST_NAME, Manifest, MaskEntry, read_manifest, write_manifest
@@ -22,10 +22,12 @@ __all__ = [
     "MaskEntry",
     "MaskGenerator",
     "OcclusionSettings",
+    "VideoMaskSource",
     "derive_rng",
     "from_video",
     "hole_ratio",
     "load_mask",
+    "load_object_mask",
     "occlusion_mask",
     "parse_bins",
     "read_manifest",

@@ -12,6 +12,12 @@ image where holes are allowed (everything but a ``border``-pixel frame):
    lands in the range without rejecting whole masks, and large ratios cost about as much as
    small ones.
 
+With a border, holes are also kept out of a *ragged band* along the inside of the frame: a
+smooth random width profile per side (``_ragged_band``) whose area takes part of the room the
+target leaves. Without it, shapes are cut off straight at the frame and large holes fill the
+interior to a solid square; with it, where a hole meets the frame its outline is as irregular
+as elsewhere (``masks.stats.straight_edge_share`` measures this).
+
 Reference: Liu et al., "Image Inpainting for Irregular Holes Using Partial Convolutions",
 ECCV 2018, Sec. 4.1 (hole-ratio bins and the 50-pixel border of the test masks).
 """
@@ -29,7 +35,7 @@ from masks.augment import Augmentation
 from masks.shapes import DEFAULT_SHAPE_WEIGHTS, HOLE, SHAPES
 
 # Bump whenever a seed would give a different mask, so old mask sets are not silently mixed.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: the ragged band along the border
 PAPER_BINS: tuple[tuple[float, float], ...] = (
     (0.01, 0.1),
     (0.1, 0.2),
@@ -40,6 +46,13 @@ PAPER_BINS: tuple[tuple[float, float], ...] = (
 )
 _MAX_GROW_STEPS = 400
 _ERODE_KERNEL = np.ones((3, 3), np.uint8)
+# The ragged band takes this share of the room the target leaves, and at most this share of the
+# canvas side as its mean width; its knots (per side) are exponential, so a few bite deep.
+_BAND_ROOM_SHARE = (0.5, 0.9)
+_BAND_MAX_MEAN_WIDTH = 0.08
+_BAND_KNOTS = (4, 12)  # coarse knots per side
+_BAND_FINE_SPACING = 8  # pixels between the knots of the fine ripple
+_BAND_RIPPLE = 3.0  # mean depth of the fine ripple in pixels (at most half the band's mean)
 _BIN_PATTERN = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*-\s*([0-9]*\.?[0-9]+)\s*$")
 
 
@@ -205,22 +218,26 @@ class MaskGenerator:
         b = self.border
         canvas = np.zeros((self.height - 2 * b, self.width - 2 * b), np.uint8)
         target = int(rng.integers(self._first, self._last + 1))
-        self._grow(canvas, int(target * rng.uniform(0.4, 0.8)), rng, undo_overshoot=False)
+        band = _ragged_band(canvas.shape, canvas.size - target, rng) if b else None
+        self._grow(canvas, int(target * rng.uniform(0.4, 0.8)), rng, False, band)
         canvas = self._augment(canvas, rng)
+        _clear(canvas, band)
         while cv2.countNonZero(canvas) > target:
             canvas = cv2.erode(canvas, _ERODE_KERNEL, borderType=cv2.BORDER_CONSTANT, borderValue=0)
-        self._grow(canvas, target, rng, undo_overshoot=True)
+        self._grow(canvas, target, rng, True, band)
         known = np.ones((self.height, self.width), np.uint8)
         known[b : self.height - b, b : self.width - b] = canvas == 0
         return known
 
     def _grow(
-        self, canvas: np.ndarray, target: int, rng: np.random.Generator, undo_overshoot: bool
+        self, canvas: np.ndarray, target: int, rng: np.random.Generator, undo_overshoot: bool,
+        band: np.ndarray | None = None,
     ) -> None:
         """Draw shapes onto ``canvas`` until it holds at least ``target`` hole pixels.
 
         With ``undo_overshoot`` a shape that pushes the count past the upper bound is undone
         and retried at half the size; when shapes get tiny, single pixels finish the job.
+        Pixels of ``band`` (``_ragged_band``) stay known.
         """
         count = cv2.countNonZero(canvas)
         backup = np.empty_like(canvas)
@@ -237,6 +254,7 @@ class MaskGenerator:
                 np.copyto(backup, canvas)
             shape = self._shapes[rng.choice(len(self._shapes), p=self._weights)]
             shape(canvas, budget, rng)
+            _clear(canvas, band)
             new_count = cv2.countNonZero(canvas)
             if undo_overshoot and new_count > self._last:
                 np.copyto(canvas, backup)
@@ -244,14 +262,65 @@ class MaskGenerator:
                 continue
             count = new_count
         if count < target:
-            _add_edge_pixels(canvas, target - count, rng)
+            _add_edge_pixels(canvas, target - count, rng, band)
 
 
-def _add_edge_pixels(canvas: np.ndarray, number: int, rng: np.random.Generator) -> None:
-    """Turn ``number`` known pixels into holes, preferring pixels next to existing holes."""
+def _clear(canvas: np.ndarray, band: np.ndarray | None) -> None:
+    """Make the pixels of ``band`` known again, in place (a no-op without a band)."""
+    if band is not None:
+        cv2.bitwise_and(canvas, band, dst=canvas)
+
+
+def _add_edge_pixels(canvas: np.ndarray, number: int, rng: np.random.Generator,
+                     band: np.ndarray | None = None) -> None:
+    """Turn ``number`` known pixels (outside ``band``) into holes, next to holes if possible."""
+    free = canvas == 0
+    if band is not None:
+        free &= band > 0
     grown = cv2.dilate(canvas, _ERODE_KERNEL)
-    edge = np.flatnonzero((grown > 0) & (canvas == 0))
+    edge = np.flatnonzero((grown > 0) & free)
     if edge.size < number:
-        edge = np.flatnonzero(canvas == 0)
+        edge = np.flatnonzero(free)
     chosen = rng.choice(edge, size=number, replace=False)
     canvas.reshape(-1)[chosen] = HOLE
+
+
+def _smooth_knots(length: int, count: int, rng: np.random.Generator) -> np.ndarray:
+    """``count`` exponential knots interpolated (cubic) to ``(length,)``, clipped at 0."""
+    knots = rng.exponential(1.0, max(2, count)).astype(np.float32)
+    # (1, count) -> (1, length)
+    return np.clip(cv2.resize(knots[None, :], (length, 1), interpolation=cv2.INTER_CUBIC)[0],
+                   0.0, None)
+
+
+def _width_profile(length: int, mean: float, rng: np.random.Generator) -> np.ndarray:
+    """Random widths in pixels along one side, ``(length,)`` float, mean about ``mean``: a few
+    broad waves plus a fine ripple a few pixels deep, so that no long stretch keeps one width
+    (a straight edge) and the bites stay blob-like rather than spiky."""
+    ripple = min(mean / 2, _BAND_RIPPLE)
+    coarse = _smooth_knots(length, int(rng.integers(_BAND_KNOTS[0], _BAND_KNOTS[1] + 1)), rng)
+    fine = _smooth_knots(length, length // _BAND_FINE_SPACING, rng)
+    return (mean - ripple) * coarse + ripple * fine
+
+
+def _ragged_band(shape: tuple[int, int], room: int, rng: np.random.Generator) -> np.ndarray:
+    """A band along the four sides whose width varies smoothly: uint8 ``shape``, 0 in the band
+    and 255 elsewhere (an AND with it clears the band on a hole canvas).
+
+    Its area is at most ``_BAND_ROOM_SHARE[1]`` of ``room`` (the known pixels the target leaves
+    in the canvas), so the target still fits outside it.
+    """
+    height, width = shape
+    share = rng.uniform(*_BAND_ROOM_SHARE)
+    mean = min(share * room / (2 * (height + width)), _BAND_MAX_MEAN_WIDTH * min(shape))
+    top, bottom = _width_profile(width, mean, rng), _width_profile(width, mean, rng)
+    left, right = _width_profile(height, mean, rng), _width_profile(height, mean, rng)
+    rows, cols = np.arange(height)[:, None], np.arange(width)[None, :]
+    limit, scale = _BAND_ROOM_SHARE[1] * room, 1.0
+    while True:
+        band = (rows < scale * top[None, :]) | ((height - 1 - rows) < scale * bottom[None, :])
+        band |= (cols < scale * left[:, None]) | ((width - 1 - cols) < scale * right[:, None])
+        area = int(np.count_nonzero(band))
+        if area <= limit:
+            return np.where(band, np.uint8(0), np.uint8(255))
+        scale *= 0.9 * limit / area  # deep bites that overlap at corners: thin the band

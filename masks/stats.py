@@ -1,5 +1,9 @@
 """Hole-ratio statistics and a contact sheet of a mask folder (``python -m masks stats``).
 
+Besides the hole ratio, each group reports the mean ``straight_edge_share`` of its masks: the
+share of the hole outline that runs in long horizontal or vertical straight lines. Irregular
+masks score near 0; a hole that fills a rectangle (or presses against a border frame) near 1.
+
 A folder with a ``manifest.json`` (from ``python -m masks generate``) is grouped by the bin and
 border mode each mask was made for, and every file is checked against its manifest entry. A
 plain folder of masks made elsewhere is grouped by the bin its measured hole ratio falls in.
@@ -23,6 +27,35 @@ from masks.manifest import MANIFEST_NAME, MaskEntry, read_manifest
 CONTACT_SHEET = "contact_sheet.png"
 _RAMP = " .:-=+*#%@"  # ASCII bar heights for the within-bin histogram
 _SUB_BUCKETS = 10
+_CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+
+
+def straight_edge_share(mask: np.ndarray, min_run: float = 0.1) -> float:
+    """Share of a mask's hole outline that lies in long axis-aligned straight runs.
+
+    The outline is the set of hole pixels with a known 4-neighbour (the image edge is not an
+    outline); a pixel counts as straight when it is part of a horizontal or vertical run of
+    outline pixels at least ``min_run`` times the shorter image side long.
+
+    Args:
+        mask: uint8 ``(H, W)``, 1 = known, 0 = hole.
+        min_run: shortest run that counts, as a fraction of ``min(H, W)``.
+
+    Returns:
+        A share in ``[0, 1]``; 0 for a mask without an outline (no hole, or all hole).
+    """
+    hole = (mask == 0).astype(np.uint8)
+    known_near = cv2.dilate(1 - hole, _CROSS, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    outline = hole & known_near
+    total = int(outline.sum())
+    if total == 0:
+        return 0.0
+    run = max(3, round(min_run * min(mask.shape)) | 1)  # odd: a centred kernel shifts nothing
+    straight = np.zeros_like(outline)
+    for kernel in (np.ones((1, run), np.uint8), np.ones((run, 1), np.uint8)):
+        straight |= cv2.morphologyEx(outline, cv2.MORPH_OPEN, kernel,
+                                     borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    return float(straight.sum()) / total
 
 
 @dataclass
@@ -33,6 +66,7 @@ class Group:
     border: bool | None  # None: unknown (plain folders)
     files: list[str] = field(default_factory=list)
     ratios: list[float] = field(default_factory=list)
+    straight: list[float] = field(default_factory=list)  # straight_edge_share of each mask
 
     @property
     def bin_label(self) -> str:
@@ -120,7 +154,8 @@ def collect_stats(
     for entry in tqdm(entries, unit="mask", disable=not progress):
         file = entry.file
         try:
-            ratio = hole_ratio(load_mask(folder / file, polarity))
+            mask = load_mask(folder / file, polarity)
+            ratio = hole_ratio(mask)
         except (OSError, ValueError) as error:
             problems.append(f"{file}: {error}")
             continue
@@ -134,13 +169,15 @@ def collect_stats(
         group = groups.setdefault(key, Group(bin=key[0], border=key[1]))
         group.files.append(file)
         group.ratios.append(ratio)
+        group.straight.append(straight_edge_share(mask))
     order = sorted(groups, key=lambda k: (k[0] is None, k[0] or (0, 0), k[1] is False))
     return FolderStats(folder, polarity, [groups[k] for k in order], problems)
 
 
 def format_table(stats: FolderStats) -> str:
     """The per-bin hole-ratio table printed by ``python -m masks stats``."""
-    header = f"{'bin':<24}{'masks':>7}{'min':>9}{'mean':>9}{'max':>9}{'outside':>9}  within bin"
+    header = (f"{'bin':<24}{'masks':>7}{'min':>9}{'mean':>9}{'max':>9}{'outside':>9}"
+              f"{'straight':>10}  within bin")
     lines = [header, "-" * len(header)]
     total = 0
     for group in stats.groups:
@@ -148,10 +185,12 @@ def format_table(stats: FolderStats) -> str:
         total += ratios.size
         lines.append(
             f"{group.label:<24}{ratios.size:>7}{ratios.min():>9.4f}{ratios.mean():>9.4f}"
-            f"{ratios.max():>9.4f}{group.outside():>9}  |{group.histogram()}|"
+            f"{ratios.max():>9.4f}{group.outside():>9}{np.mean(group.straight):>10.3f}"
+            f"  |{group.histogram()}|"
         )
     outside = sum(group.outside() for group in stats.groups)
-    lines.append(f"{total} masks ({stats.polarity}), {outside} outside their bin")
+    lines.append(f"{total} masks ({stats.polarity}), {outside} outside their bin; straight: "
+                 "mean share of the hole outline in long horizontal/vertical lines")
     return "\n".join(lines)
 
 

@@ -17,7 +17,7 @@ from inpainting.config import (
     load_config,
     save_config,
 )
-from inpainting.data import EVAL_MODES, MASK_SOURCES
+from inpainting.data import EVAL_MODES, MASK_SOURCES, TRAIN_RESIZE_MODES
 from inpainting.engine.trainer import AUTOCAST_DTYPES
 from inpainting.errors import UserInputError
 from inpainting.models import CLASSIFIER_NAMES, MODELS, PADDINGS, UPSAMPLING_MODES
@@ -31,6 +31,7 @@ CHOICE_REGISTRIES = {
     "model.name": MODELS,
     "model.upsampling": UPSAMPLING_MODES,
     "data.eval_mode": EVAL_MODES,
+    "data.train_resize": TRAIN_RESIZE_MODES,
     "masks.source": MASK_SOURCES,
     "masks.polarity": POLARITIES,
     "optim.name": OPTIMIZERS,
@@ -137,6 +138,17 @@ def test_wrong_type(overrides, message):
         (["optim.schedule=linear"],
          "unknown optim.schedule 'linear' (valid: constant, cosine, step)"),
         (["masks.source=folder"], "masks.folder must be set when masks.source is 'folder'"),
+        (["masks.source=video"], "masks.folder must be set when masks.source is 'video'"),
+        (["data.train_resize=zoom"],
+         "unknown data.train_resize 'zoom' (valid: crop, resize, random_resized_crop)"),
+        (["data.rrc_scale=[0.0, 1.0]"],
+         "data.rrc_scale must be [lo, hi] with 0 < lo <= hi <= 1, got [0.0, 1.0]"),
+        (["data.rrc_scale=[0.8, 0.5]"],
+         "data.rrc_scale must be [lo, hi] with 0 < lo <= hi <= 1, got [0.8, 0.5]"),
+        (["data.decode_cache_mb=-1"], "data.decode_cache_mb must be >= 0 (0: off), got -1"),
+        (["data.random_resized_crop=true", "data.train_resize=resize"],
+         "data.random_resized_crop: true contradicts data.train_resize: resize; set only "
+         "data.train_resize"),
         (["data.image_size=100"],
          "data.image_size 100 must be divisible by 2**model.depth = 256"),
         (["train.max_steps=10", "train.finetune_step=10"],
@@ -228,7 +240,10 @@ def test_shipped_configs_follow_their_recipes():
     assert (paper.data.image_size, paper.data.batch_size, paper.model.depth) == (512, 6, 8)
     assert (paper.optim.name, paper.optim.lr, paper.train.finetune_lr) == ("adam", 2e-4, 5e-5)
     assert 0 < paper.train.finetune_step < paper.train.max_steps
-    assert load_config(CONFIG_DIR / "celeba_hq_256.yaml").model.depth == 7
+    faces = load_config(CONFIG_DIR / "celeba_hq_256.yaml")
+    assert faces.model.depth == 7
+    # trained on whole resized faces, as it is validated
+    assert (faces.data.train_resize, faces.data.eval_mode) == ("resize", "resize")
     finetune = load_config(CONFIG_DIR / "finetune.yaml")
     assert finetune.model.freeze_encoder_bn and finetune.optim.lr == 5e-5
 
@@ -252,6 +267,16 @@ def _valid_names_of_choice_fields() -> dict[str, list[str]]:
             if str(error).startswith(start):
                 found[key] = str(error)[len(start):-1].split(", ")
     return found
+
+
+def test_the_older_random_resized_crop_switch_is_the_train_resize_mode(tmp_path):
+    older = load_config(None, ["data.random_resized_crop=true"])
+    newer = load_config(None, ["data.train_resize=random_resized_crop"])
+    assert older == newer and newer.data.random_resized_crop
+    assert load_config(None, []).data.train_resize == "crop"
+    path = tmp_path / "saved.yaml"
+    save_config(newer, path)
+    assert load_config(path) == newer
 
 
 def test_choice_fields_accept_exactly_their_registry():

@@ -122,7 +122,7 @@ def test_masks_do_not_depend_on_augmentation_settings(tmp_path):
     paths = write_pngs(tmp_path, 2, size=(40, 48))
     plain = InpaintingDataset(paths, SIZE, True, generator(), seed=3, hflip=False)
     augmented = InpaintingDataset(
-        paths, SIZE, True, generator(), seed=3, hflip=True, random_resized_crop=True
+        paths, SIZE, True, generator(), seed=3, hflip=True, train_resize="random_resized_crop"
     )
     assert torch.equal(plain[1]["mask"], augmented[1]["mask"])
 

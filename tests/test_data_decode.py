@@ -58,13 +58,25 @@ def _decoded_shape(path, size, options):
     return seen[0], sample
 
 
-@pytest.mark.parametrize("options", [{"train": True, "random_resized_crop": True},
+@pytest.mark.parametrize("options", [{"train": True, "train_resize": "random_resized_crop"},
+                                     {"train": True, "train_resize": "resize"},
                                      {"train": False, "eval_mode": "resize"}])
 def test_scale_free_transforms_get_a_bounded_decode_of_a_huge_image(huge, options):
     size = 32
     shape, sample = _decoded_shape(huge / "huge.jpg", size, options)
     assert sample["image"].shape == (3, size, size)
     assert min(shape[:2]) < 2 * DECODE_SIDE_MULTIPLE * size, shape
+
+
+@pytest.mark.parametrize("scale", [(0.05, 0.1), (0.01, 0.02)])
+def test_small_random_resized_crops_keep_more_than_the_sample_side_of_source(huge, scale):
+    """The smallest window (area scale[0], aspect 3/4 or 4/3) is still shrunk, never enlarged."""
+    size = 32
+    options = {"train": True, "train_resize": "random_resized_crop", "rrc_scale": scale}
+    shape, sample = _decoded_shape(huge / "huge.jpg", size, options)
+    assert sample["image"].shape == (3, size, size)
+    smallest_side = min(shape[:2]) * np.sqrt(scale[0]) * np.sqrt(3 / 4)
+    assert smallest_side > DECODE_SIDE_MULTIPLE * size * 0.8, shape
 
 
 @pytest.mark.parametrize("options", [{"train": True}, {"train": False,

@@ -120,6 +120,29 @@ def test_train_transform_random_resized_crop_option():
         TrainTransform(16, random_resized_crop=True, rrc_scale=(0.5, 1.5))
 
 
+@pytest.mark.parametrize("mode", ["crop", "resize", "random_resized_crop"])
+def test_train_resize_modes_give_seeded_samples_of_the_size_in_range(mode):
+    image = np.random.default_rng(0).integers(0, 256, (48, 80, 3), dtype=np.uint8)
+    transform = TrainTransform(24, mode=mode, rrc_scale=(0.3, 0.6))
+    outputs = [transform(image, np.random.default_rng(seed)) for seed in range(6)]
+    assert all(out.shape == (24, 24, 3) and out.dtype == np.uint8 for out in outputs)
+    assert all(np.array_equal(out, transform(image, np.random.default_rng(seed)))
+               for seed, out in enumerate(outputs))
+    if mode == "resize":  # the whole image, only the flip varies
+        whole = resize(image, 24)
+        assert all(np.array_equal(out, whole) or np.array_equal(out, whole[:, ::-1])
+                   for out in outputs)
+    else:
+        assert len({out.tobytes() for out in outputs}) > 2
+
+
+def test_train_resize_mode_names_and_the_older_switch():
+    with pytest.raises(ValueError, match="unknown train resize mode 'zoom' .*valid: crop, "
+                                         "resize, random_resized_crop"):
+        TrainTransform(16, mode="zoom")
+    assert TrainTransform(16, random_resized_crop=True).mode == "random_resized_crop"
+
+
 def test_eval_transform_modes_and_unknown_mode():
     image = coordinate_image(40, 50)
     assert np.array_equal(EvalTransform(20, "center_crop")(image), center_crop(image, 20))

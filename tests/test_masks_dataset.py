@@ -10,6 +10,7 @@ import masks.manifest as manifest_module
 from inpainting.errors import EnvironmentProblem
 from masks import MaskGenerator, hole_ratio, load_mask
 from masks.dataset import default_border, generate_mask_set
+from masks.generator import GENERATOR_VERSION
 from masks.manifest import MANIFEST_NAME
 
 BINS = [(0.01, 0.1), (0.3, 0.4)]
@@ -197,7 +198,7 @@ def test_resume_from_a_manifest_without_version_keeps_every_mask(tmp_path):
     _generate(tmp_path)
     entries = json.loads((tmp_path / MANIFEST_NAME).read_text())["masks"]
     old = {"size": 48, "polarity": "known_white", "border_px": 5, "seed": 1,
-           "generator_version": 1, "masks": entries}
+           "generator_version": GENERATOR_VERSION, "masks": entries}
     (tmp_path / MANIFEST_NAME).write_text(json.dumps(old))
     before = {name: data for name, data in _snapshot(tmp_path).items() if name != MANIFEST_NAME}
     report = _generate(tmp_path)

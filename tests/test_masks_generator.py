@@ -6,6 +6,7 @@ import pytest
 from masks import PAPER_BINS, Augmentation, MaskGenerator, derive_rng, hole_ratio, parse_bins
 from masks.generator import count_bounds
 from masks.shapes import SHAPES
+from masks.stats import straight_edge_share
 
 
 def _assert_valid(mask, size, hole_range, border):
@@ -171,3 +172,34 @@ def test_parse_bins():
 def test_parse_bins_rejects_bad_text(text, match):
     with pytest.raises(ValueError, match=match):
         parse_bins(text)
+
+
+# ---------------------------------------------------------------------------------------------
+# Outline shape: border masks are as irregular as free ones
+
+
+def test_straight_edge_share_tells_a_square_from_a_blob():
+    square = np.ones((64, 64), np.uint8)
+    square[16:48, 16:48] = 0
+    assert straight_edge_share(square) == pytest.approx(1.0)
+    disc = np.ones((256, 256), np.uint8)
+    yy, xx = np.mgrid[:256, :256]
+    disc[(yy - 128) ** 2 + (xx - 128) ** 2 < 60**2] = 0
+    assert straight_edge_share(disc) == 0.0  # no flat run of 26 px on a digital circle
+    assert straight_edge_share(np.ones((8, 8), np.uint8)) == 0.0  # no hole
+    assert straight_edge_share(np.zeros((8, 8), np.uint8)) == 0.0  # all hole, no outline
+    free = np.ones((64, 64), np.uint8)
+    free[:, :32] = 0  # a hole against the image edge: only its inner side is an outline
+    assert straight_edge_share(free) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("hole_range", [(0.4, 0.5), (0.5, 0.6)])
+def test_large_border_masks_have_no_straight_frame_edges(hole_range):
+    # Before the ragged band: a mean share of 0.13 (0.4-0.5) and 0.35 (0.5-0.6) at this size.
+    generator = MaskGenerator(256, 256, hole_range=hole_range, border=25)
+    masks = [generator(np.random.default_rng(seed)) for seed in range(10)]
+    assert np.mean([straight_edge_share(mask) for mask in masks]) < 0.05
+    for mask in masks:
+        lo, hi = hole_range
+        assert lo < hole_ratio(mask) <= hi
+        assert mask[:25].all() and mask[-25:].all() and mask[:, :25].all() and mask[:, -25:].all()

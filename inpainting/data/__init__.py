@@ -34,6 +34,7 @@ from inpainting.data.io import (
 )
 from inpainting.data.transforms import (
     EVAL_MODES,
+    TRAIN_RESIZE_MODES,
     EvalTransform,
     TrainTransform,
     center_crop,
@@ -50,6 +51,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "MASK_SOURCES",
     "MAX_CONSECUTIVE_BAD_FILES",
+    "TRAIN_RESIZE_MODES",
     "VAL_MASK_SEED",
     "EvalTransform",
     "FixedMaskSet",

@@ -27,7 +27,7 @@ from inpainting.data.file_lists import read_file_list
 from inpainting.data.fixed_masks import FixedMaskSet
 from inpainting.data.io import ImageDecodeError, list_images, load_image, split_holdout
 from inpainting.errors import UserInputError
-from masks import FolderMaskSource, MaskGenerator, parse_bins
+from masks import FolderMaskSource, MaskGenerator, VideoMaskSource, parse_bins
 
 if TYPE_CHECKING:  # config imports this module for MASK_SOURCES
     from inpainting.config import Config, DataConfig, MasksConfig
@@ -60,10 +60,16 @@ def _folder_masks(masks: MasksConfig, image_size: int) -> MaskSource:
                             polarity=masks.polarity, augment=masks.augment)
 
 
+def _video_masks(masks: MasksConfig, image_size: int) -> MaskSource:
+    return VideoMaskSource(Path(masks.folder).expanduser(), image_size, image_size,
+                           augment=masks.augment)
+
+
 # name -> (masks section, image size) -> training mask source; ``masks.source`` names one.
 MASK_SOURCES: dict[str, Callable[[MasksConfig, int], MaskSource]] = {
     "generator": _generated_masks,
     "folder": _folder_masks,
+    "video": _video_masks,
 }
 
 
@@ -168,7 +174,7 @@ def build_mask_source(config: Config) -> MaskSource:
         A callable ``(rng) -> uint8 (S, S)`` mask, 1 = known, 0 = hole, S = ``data.image_size``.
 
     Raises:
-        UserInputError: the mask folder is missing or holds no mask images.
+        UserInputError: the mask (or video mask) folder is missing or holds no mask images.
     """
     return MASK_SOURCES[config.masks.source](config.masks, config.data.image_size)
 
@@ -200,7 +206,8 @@ def build_datasets(
     config: Config, train_paths: list[Path], val_paths: list[Path],
     val_masks: FixedMaskSet | None, mask_source: MaskSource | None = None,
 ) -> tuple[InpaintingDataset, InpaintingDataset | None]:
-    """Training set (random crops, generated/folder masks) and validation set (fixed masks).
+    """Training set (``data.train_resize`` framing, generated/folder/video masks, a decode cache)
+    and validation set (fixed masks).
 
     The validation set has ``masks.val_count`` pairs: image ``i % len(val_paths)`` with fixed
     mask ``i``, so its size (and cost) does not grow with the validation folder.
@@ -218,8 +225,8 @@ def build_datasets(
     train = InpaintingDataset(
         train_paths, data.image_size, train=True,
         mask_source=mask_source if mask_source is not None else build_mask_source(config),
-        seed=config.train.seed, random_resized_crop=data.random_resized_crop, hflip=data.hflip,
-        strict=data.strict)
+        seed=config.train.seed, train_resize=data.train_resize, rrc_scale=data.rrc_scale,
+        hflip=data.hflip, strict=data.strict, decode_cache_mb=data.decode_cache_mb)
     if val_masks is None:
         return train, None
     pairs = [val_paths[i % len(val_paths)] for i in range(len(val_masks))]

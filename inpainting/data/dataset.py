@@ -6,12 +6,20 @@ evaluation, so a sample is the same whatever the number of DataLoader workers, t
 method or the order they are visited in. ``set_epoch`` must be called before the DataLoader
 iterator is created (non-persistent workers copy the dataset at that moment).
 
-When the transform does not depend on the image's pixel scale (a random resized crop, or the
-``resize`` eval mode), images whose shorter side is at least ``2 * DECODE_SIDE_MULTIPLE * S`` are
-decoded reduced by an integer factor (``load_image(reduce_to=DECODE_SIDE_MULTIPLE * S)``), so a
-huge file costs memory in proportion to the sample size ``S``, not to the file. Plain crops
-(random or centre) cut ``S`` pixels at the file's own resolution, so they always decode at full
-size: a reduced decode would change what the crop shows.
+When the transform does not depend on the image's pixel scale (the ``resize`` and
+``random_resized_crop`` training modes, the ``resize`` eval mode), images whose shorter side is
+at least twice ``reduce_to`` are decoded reduced by an integer factor (``load_image``), so a huge
+file costs memory in proportion to the sample size ``S``, not to the file. ``reduce_to`` is
+``DECODE_SIDE_MULTIPLE * S``, divided by ``sqrt(rrc_scale[0])`` for random resized crops, so that
+even the smallest window keeps more than ``S`` source pixels a side and is only ever shrunk.
+Plain crops (random or centre) cut ``S`` pixels at the file's own resolution, so they always
+decode at full size: a reduced decode would change what the crop shows.
+
+Training sets keep decoded images in a per-process cache of ``decode_cache_mb`` megabytes
+(``DecodeCache``, least recently used out first): with a long-lived loader (``engine.batches``)
+a small set of large photos is decoded once per worker instead of once per sample, and a large
+set costs at most that much memory per worker. The cache holds the decoded file, before any
+random choice, so a sample is the same with or without it.
 
 Undecodable files never crash a run (unless ``strict``): the sample falls back to the next
 decodable file in order, logs a warning naming the bad file and reports how many files it
@@ -22,7 +30,9 @@ the trainer can sum over an epoch (counters on the dataset object would stay in 
 from __future__ import annotations
 
 import logging
+import math
 import os
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,11 +42,12 @@ import torch
 
 from inpainting.data.fixed_masks import FixedMaskSet
 from inpainting.data.io import DECODE_SIDE_MULTIPLE, ImageDecodeError, load_image
-from inpainting.data.transforms import EvalTransform, TrainTransform
+from inpainting.data.transforms import SCALE_FREE_TRAIN_MODES, EvalTransform, TrainTransform
 from inpainting.errors import UserInputError
 
 __all__ = [
     "MAX_CONSECUTIVE_BAD_FILES",
+    "DecodeCache",
     "InpaintingDataset",
     "MaskSource",
     "StrictDecodeError",
@@ -109,6 +120,41 @@ def load_decodable(
     )
 
 
+class DecodeCache:
+    """Decoded images by dataset index, least recently used out first, within a byte budget.
+
+    Args:
+        max_bytes: the most image bytes held; an image larger than this is never kept. 0: off.
+
+    Cached arrays are shared between samples: callers must not write into them (the
+    transforms return new arrays).
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = int(max_bytes)
+        self.bytes = 0
+        self._images: OrderedDict[int, np.ndarray] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._images)
+
+    def get(self, index: int) -> np.ndarray | None:
+        """The image of ``index`` (now the most recently used), or None."""
+        image = self._images.get(index)
+        if image is not None:
+            self._images.move_to_end(index)
+        return image
+
+    def put(self, index: int, image: np.ndarray) -> None:
+        """Keep ``image`` for ``index``, dropping the least recently used ones to make room."""
+        if image.nbytes > self.max_bytes or index in self._images:
+            return
+        while self.bytes + image.nbytes > self.max_bytes:
+            self.bytes -= self._images.popitem(last=False)[1].nbytes
+        self._images[index] = image
+        self.bytes += image.nbytes
+
+
 def sample_rngs(
     seed: int, epoch: int | None, index: int
 ) -> tuple[np.random.Generator, np.random.Generator]:
@@ -130,6 +176,17 @@ def sample_rngs(
     return np.random.default_rng(image_seed), np.random.default_rng(mask_seed)
 
 
+def _reduce_to(image_size: int, train: bool, train_resize: str,
+               rrc_scale: tuple[float, float], eval_mode: str) -> int | None:
+    """The ``load_image(reduce_to=...)`` bound of a dataset (module docstring), None: full size."""
+    if not train:
+        return DECODE_SIDE_MULTIPLE * image_size if eval_mode == "resize" else None
+    if train_resize not in SCALE_FREE_TRAIN_MODES:
+        return None
+    smallest = rrc_scale[0] if train_resize == "random_resized_crop" else 1.0
+    return math.ceil(DECODE_SIDE_MULTIPLE * image_size / math.sqrt(smallest))
+
+
 class InpaintingDataset(torch.utils.data.Dataset):
     """Images from a list of files, each paired with a mask, at a fixed square size ``S``.
 
@@ -142,11 +199,14 @@ class InpaintingDataset(torch.utils.data.Dataset):
             ``index % len(set)`` goes with sample ``index``.
         seed: base seed (>= 0) of all per-sample randomness.
         eval_mode: ``"center_crop"`` or ``"resize"`` (used when ``train`` is false).
-        random_resized_crop: training only: random resized crop instead of a random crop.
+        train_resize: training framing, a key of ``TRAIN_RESIZE_MODES``: ``crop``, ``resize``
+            or ``random_resized_crop``.
         rrc_scale: area-fraction range of the random resized crop.
         hflip: training only: random horizontal flip.
         strict: raise ``StrictDecodeError`` (an ``ImageDecodeError`` that survives the
             DataLoader worker boundary) on an undecodable file instead of skipping it.
+        decode_cache_mb: megabytes of decoded images each process keeps (``DecodeCache``);
+            0: decode every sample.
 
     Samples are dicts:
         ``image``: FloatTensor ``(3, S, S)`` in ``[0, 1]``, RGB.
@@ -170,15 +230,18 @@ class InpaintingDataset(torch.utils.data.Dataset):
         mask_source: MaskSource | FixedMaskSet,
         seed: int,
         eval_mode: str = "center_crop",
-        random_resized_crop: bool = False,
+        train_resize: str = "crop",
         rrc_scale: tuple[float, float] = (0.5, 1.0),
         hflip: bool = True,
         strict: bool = False,
+        decode_cache_mb: float = 0.0,
     ) -> None:
         if len(paths) == 0:
             raise ValueError("InpaintingDataset needs at least one image path")
         if seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
+        if decode_cache_mb < 0:
+            raise ValueError(f"decode_cache_mb must be >= 0, got {decode_cache_mb}")
         if isinstance(mask_source, FixedMaskSet) and mask_source.size != image_size:
             raise ValueError(
                 f"fixed masks are {mask_source.size}x{mask_source.size} but image_size is "
@@ -193,14 +256,12 @@ class InpaintingDataset(torch.utils.data.Dataset):
         self.epoch = 0
         if train:
             self.transform: TrainTransform | EvalTransform = TrainTransform(
-                image_size, random_resized_crop=random_resized_crop, rrc_scale=rrc_scale,
-                hflip=hflip,
-            )
+                image_size, mode=train_resize, rrc_scale=rrc_scale, hflip=hflip)
         else:
             self.transform = EvalTransform(image_size, mode=eval_mode)
-        scale_free = random_resized_crop if train else eval_mode == "resize"
         # A bound on the memory of huge files, where it cannot change the sample (module doc).
-        self.reduce_to = DECODE_SIDE_MULTIPLE * image_size if scale_free else None
+        self.reduce_to = _reduce_to(image_size, train, train_resize, rrc_scale, eval_mode)
+        self.cache = DecodeCache(int(decode_cache_mb * 2**20))
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -229,7 +290,11 @@ class InpaintingDataset(torch.utils.data.Dataset):
         return sample
 
     def _load_decodable(self, index: int) -> tuple[np.ndarray, Path, int]:
+        image = self.cache.get(index)
+        if image is not None:
+            return image, self.paths[index], 0
         image, used, skipped = load_decodable(self.paths, index, self.strict, self.reduce_to)
+        self.cache.put(used, image)
         return image, self.paths[used], skipped
 
     def _mask_tensor(self, mask: np.ndarray) -> torch.Tensor:

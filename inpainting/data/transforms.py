@@ -15,6 +15,7 @@ import numpy as np
 
 __all__ = [
     "EVAL_MODES",
+    "TRAIN_RESIZE_MODES",
     "EvalTransform",
     "TrainTransform",
     "center_crop",
@@ -200,15 +201,28 @@ EVAL_MODES: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
 }
 
 
+# How a training sample is framed: ``crop`` cuts S x S pixels at the file's resolution (the
+# paper); ``resize`` shows the whole image at S x S, as the ``resize`` eval mode does (aligned
+# faces); ``random_resized_crop`` a random window of ``rrc_scale`` of the area, resized.
+TRAIN_RESIZE_MODES = ("crop", "resize", "random_resized_crop")
+# Modes whose output does not depend on the image's pixel scale (a reduced decode is fine).
+SCALE_FREE_TRAIN_MODES = ("resize", "random_resized_crop")
+
+
 class TrainTransform:
-    """Training augmentation: random crop (or random resized crop), then optional flip.
+    """Training augmentation: a framing of ``TRAIN_RESIZE_MODES``, then an optional flip.
 
     Args:
         image_size: output side ``S`` in pixels.
-        random_resized_crop: use ``random_resized_crop`` instead of a plain random crop.
+        mode: a key of ``TRAIN_RESIZE_MODES``: ``crop`` (random ``S x S`` crop), ``resize``
+            (whole image to ``S x S``) or ``random_resized_crop``.
         rrc_scale: area-fraction range of the random resized crop.
         rrc_ratio: aspect-ratio range of the random resized crop.
         hflip: mirror left-right with probability 0.5.
+        random_resized_crop: true is ``mode="random_resized_crop"`` (the older switch).
+
+    Raises:
+        ValueError: unknown ``mode``, ``image_size < 1`` or a range out of bounds.
 
     Call with ``(image, rng)``: ``image`` is ``(H, W, 3)`` uint8, the result ``(S, S, 3)`` uint8.
     """
@@ -216,11 +230,16 @@ class TrainTransform:
     def __init__(
         self,
         image_size: int,
-        random_resized_crop: bool = False,
+        mode: str = "crop",
         rrc_scale: tuple[float, float] = (0.5, 1.0),
         rrc_ratio: tuple[float, float] = (3 / 4, 4 / 3),
         hflip: bool = True,
+        random_resized_crop: bool = False,
     ) -> None:
+        mode = "random_resized_crop" if random_resized_crop else mode
+        if mode not in TRAIN_RESIZE_MODES:
+            raise ValueError(f"unknown train resize mode '{mode}' "
+                             f"(valid: {', '.join(TRAIN_RESIZE_MODES)})")
         if image_size < 1:
             raise ValueError(f"image_size must be >= 1, got {image_size}")
         if not 0.0 < rrc_scale[0] <= rrc_scale[1] <= 1.0:
@@ -228,16 +247,18 @@ class TrainTransform:
         if not 0.0 < rrc_ratio[0] <= rrc_ratio[1]:
             raise ValueError(f"rrc_ratio must satisfy 0 < low <= high, got {rrc_ratio}")
         self.image_size = image_size
-        self.random_resized_crop = random_resized_crop
+        self.mode = mode
         self.rrc_scale = tuple(rrc_scale)
         self.rrc_ratio = tuple(rrc_ratio)
         self.hflip = hflip
 
     def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        if self.random_resized_crop:
+        if self.mode == "random_resized_crop":
             image = random_resized_crop(
                 image, self.image_size, rng, scale=self.rrc_scale, ratio=self.rrc_ratio
             )
+        elif self.mode == "resize":
+            image = resize(image, self.image_size)
         else:
             image = random_crop(image, self.image_size, rng)
         if self.hflip and rng.random() < 0.5:

@@ -3,8 +3,13 @@
 The order of the images in epoch ``e`` is a permutation seeded by ``(seed, e)``
 (``DistributedSampler``, also with a single process), and the dataset derives every
 per-sample random choice from ``(seed, epoch, index)``. The position in the data is therefore
-just ``(epoch, batch)``: resuming re-creates the sampler at that epoch and skips the indices of
-the batches already used, without loading them.
+just ``(epoch, batch)``: resuming starts the sampler at that epoch and skips the indices of the
+batches already used, without loading them.
+
+One DataLoader iterator runs across all epochs: the sampler hands out ``(epoch, index)`` keys
+(``ResumableSampler``) and ``EpochKeyed`` sets the dataset's epoch from each key inside the
+worker, so workers (and what they cache) live for the whole run instead of being re-created at
+every epoch boundary, which with a few images is every batch or two.
 """
 
 from __future__ import annotations
@@ -18,37 +23,71 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from inpainting.errors import UserInputError
 
-__all__ = ["BatchStream", "ResumableSampler", "ShardSampler", "check_batch_fits",
+__all__ = ["BatchStream", "EpochKeyed", "ResumableSampler", "ShardSampler", "check_batch_fits",
            "make_train_loader"]
 
 logger = logging.getLogger(__name__)
 
 
-class ResumableSampler(Sampler[int]):
-    """A seeded per-epoch permutation (split across ranks) that can start part-way in.
+class ResumableSampler(Sampler[tuple[int, int]]):
+    """Endless ``(epoch, index)`` keys: each epoch a seeded permutation (split across ranks)
+    cut to whole batches, starting at a given position.
 
     Args:
         dataset: the training set (only its length is used).
         seed: seed of the permutations.
+        batch_size: each epoch yields ``len(base) // batch_size`` whole batches of keys (the
+            rest of the permutation is dropped, as ``drop_last`` would).
         rank, world_size: this process's share under DDP (0, 1 in a single process).
     """
 
-    def __init__(self, dataset: Dataset, seed: int, rank: int = 0, world_size: int = 1) -> None:
+    def __init__(self, dataset: Dataset, seed: int, batch_size: int, rank: int = 0,
+                 world_size: int = 1) -> None:
         self.base = DistributedSampler(dataset, num_replicas=world_size, rank=rank,
                                        shuffle=True, seed=seed)
-        self.start = 0
+        self.batch_size = batch_size
+        self.epoch, self.start = 0, 0
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
-        """Use epoch ``epoch``'s permutation, skipping its first ``start`` indices."""
-        self.base.set_epoch(epoch)
-        self.start = start
+        """Begin at epoch ``epoch``, skipping its first ``start`` indices."""
+        self.epoch, self.start = int(epoch), int(start)
 
-    def __iter__(self) -> Iterator[int]:
-        indices = list(self.base)
-        return iter(indices[self.start:])
+    def epoch_indices(self, epoch: int) -> list[int]:
+        """The indices epoch ``epoch`` uses, in order (whole batches only)."""
+        self.base.set_epoch(epoch)
+        used = len(self.base) // self.batch_size * self.batch_size
+        return list(self.base)[:used]
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch, start = self.epoch, self.start
+        while True:
+            for index in self.epoch_indices(epoch)[start:]:
+                yield epoch, index
+            epoch, start = epoch + 1, 0
+
+
+class EpochKeyed(Dataset):
+    """A dataset read with ``(epoch, index)`` keys: sets the epoch, then reads the index.
+
+    The epoch is set in whichever process reads the sample (a worker's own copy), so one
+    long-lived loader serves every epoch. A plain integer key reads ``dataset[key]`` as is.
+
+    Args:
+        dataset: a map-style dataset, with ``set_epoch(epoch)`` if its samples depend on it.
+    """
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
 
     def __len__(self) -> int:
-        return max(0, len(self.base) - self.start)
+        return len(self.dataset)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> Any:
+        if isinstance(key, tuple):
+            epoch, key = key
+            if hasattr(self.dataset, "set_epoch"):
+                self.dataset.set_epoch(epoch)
+        return self.dataset[key]
 
 
 def check_batch_fits(images: int, batch_size: int, world_size: int = 1) -> None:
@@ -63,22 +102,22 @@ def check_batch_fits(images: int, batch_size: int, world_size: int = 1) -> None:
 def make_train_loader(dataset: Dataset, batch_size: int, num_workers: int, seed: int,
                       rank: int = 0, world_size: int = 1, pin_memory: bool = False
                       ) -> DataLoader:
-    """A training DataLoader with a ``ResumableSampler`` and full batches only.
+    """A training DataLoader of endless full batches (``ResumableSampler`` + ``EpochKeyed``).
+
+    ``loader.dataset`` is the ``EpochKeyed`` wrapper; ``loader.dataset.dataset`` the dataset.
 
     Raises:
-        ValueError: fewer images per process than ``batch_size`` (no full batch per epoch).
+        UserInputError: fewer images per process than ``batch_size`` (no full batch per epoch).
     """
     check_batch_fits(len(dataset), batch_size, world_size)
     return DataLoader(
-        dataset,
+        EpochKeyed(dataset),
         batch_size=batch_size,
-        sampler=ResumableSampler(dataset, seed, rank, world_size),
+        sampler=ResumableSampler(dataset, seed, batch_size, rank, world_size),
         num_workers=num_workers,
         drop_last=True,
         pin_memory=pin_memory,
-        # Workers are re-created each epoch so that they see dataset.set_epoch(); the loader's
-        # own generator keeps it from drawing on the global torch RNG.
-        persistent_workers=False,
+        # The loader's own generator keeps it from drawing on the global torch RNG.
         generator=torch.Generator().manual_seed(seed),
     )
 
@@ -86,10 +125,14 @@ def make_train_loader(dataset: Dataset, batch_size: int, num_workers: int, seed:
 class BatchStream:
     """Endless batches from a loader made by ``make_train_loader``, tracking the position.
 
+    One loader iterator serves the whole stream (its workers live as long as the stream).
+
     Args:
         loader: the training DataLoader.
         epoch: epoch to start in.
-        batch: batches of that epoch already used (skipped).
+        batch: batches of that epoch already used (skipped). A position at or past the epoch's
+            end (checkpoints of older versions, or a resume with a larger batch size or more
+            processes) goes on with the next epoch.
 
     Attributes:
         epoch, batch: the position after the last batch handed out.
@@ -98,40 +141,28 @@ class BatchStream:
     def __init__(self, loader: DataLoader, epoch: int = 0, batch: int = 0) -> None:
         self.loader = loader
         self.epoch, self.batch = int(epoch), int(batch)
+        if self.batch >= self.batches_per_epoch:
+            self.epoch, self.batch = self.epoch + 1, 0
         self._iterator: Iterator[dict[str, Any]] | None = None
         self._bad_files = 0
 
-    def _start_epoch(self) -> None:
-        start = self.batch * self.loader.batch_size
-        self.loader.sampler.set_epoch(self.epoch, start)
-        if hasattr(self.loader.dataset, "set_epoch"):
-            self.loader.dataset.set_epoch(self.epoch)
-        self._iterator = iter(self.loader)
-
     @property
     def batches_per_epoch(self) -> int:
-        """Full batches in one epoch of this process's share (the loader drops the last one)."""
+        """Full batches in one epoch of this process's share (the sampler drops the rest)."""
         return len(self.loader.sampler.base) // self.loader.batch_size
 
     def __next__(self) -> dict[str, Any]:
         if self._iterator is None:
-            self._start_epoch()
-        try:
-            batch = next(self._iterator)
-        except StopIteration:
-            # A saved position at or past the epoch's end (checkpoints of older versions, or a
-            # resume with a larger batch size or more processes): go on with the next epoch.
-            self._end_epoch()
-            self._start_epoch()
-            batch = next(self._iterator)
+            self.loader.sampler.set_epoch(self.epoch, self.batch * self.loader.batch_size)
+            self._iterator = iter(self.loader)
+        batch = next(self._iterator)
         self.batch += 1
         if "bad_files" in batch:
             self._bad_files += int(batch["bad_files"].sum())
         if self.batch >= self.batches_per_epoch:
-            # Close the epoch now rather than on the next call, so that the position saved after
-            # the last batch is (epoch + 1, 0) and the skipped-file report comes at epoch end.
+            # Close the epoch with its last batch, so that the position saved after it is
+            # (epoch + 1, 0) and the skipped-file report comes at epoch end.
             self._end_epoch()
-            self._iterator = None
         return batch
 
     def __iter__(self) -> BatchStream:
@@ -150,7 +181,7 @@ class BatchStream:
         return {"epoch": self.epoch, "batch": self.batch}
 
     def close(self) -> None:
-        """Shut down the workers of the current epoch."""
+        """Shut down the loader's workers."""
         self._iterator = None
 
 
