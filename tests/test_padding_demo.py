@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import train  # noqa: E402 (the script)
 
-# A few steps of the demo's config on 16 training and 8 test images.
-TINY = ["classifier.train_images=16", "classifier.val_images=8", "data.batch_size=8",
+# Two steps of the demo's config on 8 training and 4 test images.
+TINY = ["classifier.train_images=8", "classifier.val_images=4", "data.batch_size=4",
         "train.max_steps=2", "train.val_every=1", "train.ckpt_every=2", "log.progress=false"]
 
 
