@@ -166,7 +166,8 @@ def evaluate_checkpoint(args: argparse.Namespace) -> tuple[ClassificationResult,
         check_same_classes(find_classes(args.data_train, "train"), val_set.classes)
     weights = find_checkpoint(args.resume) if args.resume else None
     model = build_classifier(args.arch, padding, len(val_set.classes),
-                             pretrained=args.pretrained, init_weights=weights)
+                             pretrained=args.pretrained, init_weights=weights,
+                             input_size=args.crop_size)
     dist, device = init_distributed("cuda" if args.gpu is not None else args.device)
     try:
         result = evaluate_classifier(model, val_set, batch, args.workers, dist, device,

@@ -1,5 +1,6 @@
-"""The classification side of the run set-up (``task: classification``): class-folder data,
-a torchvision ResNet / VGG with the configured padding, cross-entropy and the task object.
+"""The classification side of the run set-up (``task: classification``): class-folder data
+(or Fashion-MNIST's idx files), a torchvision ResNet / VGG (or ``small_vgg``) with the
+configured padding, cross-entropy and the task object.
 
 ``inpainting.run_setup`` calls these in place of its inpainting builders; the run folder,
 lock, logging, resume and the ``Trainer`` are the same for both tasks.
@@ -16,7 +17,11 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from inpainting.config import Config, ConfigError
-from inpainting.data.classification import ImageFolderDataset, build_classification_datasets
+from inpainting.data.classification import (
+    FashionMNISTDataset,
+    ImageFolderDataset,
+    build_classification_datasets,
+)
 from inpainting.engine import Trainer
 from inpainting.engine.batches import ShardSampler, check_batch_fits, make_train_loader
 from inpainting.engine.distributed import DistInfo
@@ -38,8 +43,8 @@ logger = logging.getLogger(__name__)
 class ClassificationInputs:
     """The datasets, model, loss and task of a classification run, built and checked."""
 
-    train_set: ImageFolderDataset
-    val_set: ImageFolderDataset
+    train_set: ImageFolderDataset | FashionMNISTDataset
+    val_set: ImageFolderDataset | FashionMNISTDataset
     model: nn.Module
     loss: nn.Module
     task: ClassificationTask
@@ -51,12 +56,14 @@ def resolve_classification_inputs(config: Config, dist: DistInfo) -> Classificat
     Raises:
         UserInputError: a folder is missing or not split into class folders, the train and
             val class lists differ, ``classifier.num_classes`` disagrees with the folders, too
-            few images for a batch, or weights that do not fit (one line each).
+            few images for a batch, weights that do not fit, or a crop size too small for the
+            network and its padding (one line each).
     """
     classifier = config.classifier
     train_set, val_set = build_classification_datasets(
         config.data.train, config.data.val, classifier.crop_size, classifier.resize_size,
-        config.train.seed)
+        config.train.seed, classifier.dataset, classifier.train_images, classifier.val_images,
+        classifier.shift)
     train_set.strict = val_set.strict = config.data.strict
     check_batch_fits(len(train_set), config.data.batch_size, dist.world_size)
     classes = len(train_set.classes)
@@ -67,7 +74,7 @@ def resolve_classification_inputs(config: Config, dist: DistInfo) -> Classificat
     _, padding = resolve_arch(classifier.arch, padding)
     torch.manual_seed(config.train.seed)
     model = build_classifier(classifier.arch, padding, classes, classifier.pretrained,
-                             classifier.init_from or None)
+                             classifier.init_from or None, input_size=classifier.crop_size)
     task = ClassificationTask(nvidia_arch_name(classifier.arch, padding), padding)
     return ClassificationInputs(train_set, val_set, model, CrossEntropyTerms(), task)
 

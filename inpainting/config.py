@@ -34,6 +34,7 @@ from inpainting.config_parsing import (
     read_yaml,
 )
 from inpainting.data import EVAL_MODES, MASK_SOURCES, TRAIN_RESIZE_MODES
+from inpainting.data.classification import CLASSIFICATION_DATASETS
 from inpainting.losses import DEFAULT_WEIGHTS
 from inpainting.models import CLASSIFIER_NAMES, MODELS, PADDINGS, UPSAMPLING_MODES
 from inpainting.optim import OPTIMIZERS, SCHEDULES
@@ -98,6 +99,12 @@ class ClassifierConfig:
     init_from: str = ""  # a checkpoint (NVIDIA's format, ours, a state dict) to start from
     crop_size: int = 224  # training RandomResizedCrop and validation CenterCrop side
     resize_size: int = 256  # validation: short side before the centre crop
+    dataset: str = "folders"  # folders | fashion_mnist (data.train/val: the idx files' folder)
+    # fashion_mnist only: the first N train / test images (0: all), and val images also scored
+    # moved this many px toward a corner (top1_shifted in metrics.jsonl; 0: off)
+    train_images: int = 0
+    val_images: int = 0
+    shift: int = 0
 
     def __post_init__(self) -> None:
         check_choice("classifier.arch", self.arch, CLASSIFIER_NAMES)
@@ -115,6 +122,12 @@ class ClassifierConfig:
               f">= classifier.crop_size {self.crop_size}", self.resize_size)
         if self.pretrained and self.init_from:
             raise ConfigError("set classifier.pretrained or classifier.init_from, not both")
+        check_choice("classifier.dataset", self.dataset, CLASSIFICATION_DATASETS)
+        for key in ("train_images", "val_images", "shift"):
+            check(getattr(self, key) >= 0, f"classifier.{key}", ">= 0 (0: off)",
+                  getattr(self, key))
+            if getattr(self, key) and self.dataset != "fashion_mnist":
+                raise ConfigError(f"classifier.{key} needs classifier.dataset: fashion_mnist")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import functools
 import logging
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,9 +126,9 @@ def _load_init_from(config: Config, path: str) -> dict[str, Any]:
 class _Inputs:
     """What the run reads and builds, resolved and checked before its folder is created."""
 
-    train_paths: list[Path]
-    val_paths: list[Path]
-    test_paths: list[Path]
+    train_paths: Sequence[Any]  # image paths (a classification run: its datasets)
+    val_paths: Sequence[Any]
+    test_paths: Sequence[Any]
     mask_source: Any
     model: nn.Module
     loss: nn.Module
@@ -271,8 +271,8 @@ def _resolve_classification(config: Config, dist: DistInfo, init_from: str | Non
         raise ConfigError("a classification run starts from weights with "
                           "classifier.init_from, not --init-from")
     found = resolve_classification_inputs(config, dist)
-    return _Inputs(found.train_set.paths, found.val_set.paths, [], None, found.model,
-                   found.loss, found)
+    # the datasets stand in for the path lists: only their lengths are read
+    return _Inputs(found.train_set, found.val_set, [], None, found.model, found.loss, found)
 
 
 def _record_splits(run_dir: Path, inputs: _Inputs) -> None:

@@ -187,3 +187,72 @@ def test_real_fashion_mnist_test_split():
     assert labels.shape == (10_000,) and len(CLASSES) == 10
     assert np.array_equal(np.bincount(labels), np.full(10, 1000))  # balanced classes
     assert images[:, 0, 0].max() < 32 and images.max() == 255  # dark background, bright items
+
+
+def write_fashion_mnist(root: Path, train: int = 8, test: int = 8) -> Path:
+    """Fake Fashion-MNIST idx files: image ``i`` of a split is black with a 6x6 square of grey
+    level ``10 + i`` at rows 11-16, columns 9-14 (left of the centre), labelled ``i % 10``."""
+    root.mkdir(parents=True, exist_ok=True)
+    for prefix, count in (("train", train), ("t10k", test)):
+        images = np.zeros((count, 28, 28), np.uint8)
+        for index in range(count):
+            images[index, 11:17, 9:15] = 10 + index
+        labels = (np.arange(count) % 10).astype(np.uint8)
+        (root / f"{prefix}-images-idx3-ubyte.gz").write_bytes(gzip.compress(_idx_bytes(images)))
+        (root / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(_idx_bytes(labels)))
+    return root
+
+
+def _grey(image: torch.Tensor) -> np.ndarray:
+    """``(3, S, S)`` normalised -> ``(S, S)`` 8-bit grey levels, checking the 3 channels agree."""
+    levels = [(image[c] * IMAGENET_STD[c] + IMAGENET_MEAN[c]).numpy() * 255 for c in range(3)]
+    assert np.allclose(levels[0], levels[1], atol=1e-3) and np.allclose(levels[0], levels[2],
+                                                                         atol=1e-3)
+    return np.rint(levels[0])
+
+
+def test_fashion_mnist_dataset_samples_subsets_and_shifted_copies(tmp_path):
+    root = write_fashion_mnist(tmp_path / "fmnist", train=12, test=6)
+    train, val = build_classification_datasets(root, root, crop_size=28, seed=3,
+                                               dataset="fashion_mnist", train_images=10,
+                                               val_images=5, shift=4)
+    assert (len(train), len(val), len(train.classes)) == (10, 5, 10)
+    sample = val[2]
+    assert set(sample) == {"image", "label", "index", "image_shifted"}
+    assert sample["image"].shape == sample["image_shifted"].shape == (3, 28, 28)
+    original = np.zeros((28, 28))
+    original[11:17, 9:15] = 12
+    assert sample["label"] == 2 and np.array_equal(_grey(sample["image"]), original)
+    # image 2 moves toward corner 2 (bottom-left): 4 px down, 4 px left
+    expected = np.zeros((28, 28))
+    expected[15:21, 5:11] = 12
+    assert np.array_equal(_grey(sample["image_shifted"]), expected)
+    assert "image_shifted" not in train[0]
+
+
+def test_fashion_mnist_training_flips_are_seeded_per_sample_and_epoch(tmp_path):
+    train = build_classification_datasets(write_fashion_mnist(tmp_path), tmp_path, 28, seed=3,
+                                          dataset="fashion_mnist")[0]
+    left = set()
+    for epoch in range(8):
+        train.set_epoch(epoch)
+        first = _grey(train[1]["image"])
+        assert np.array_equal(first, _grey(train[1]["image"]))  # the same sample again
+        columns = np.nonzero(first.any(axis=0))[0]
+        assert list(columns) in ([9, 10, 11, 12, 13, 14], [13, 14, 15, 16, 17, 18])  # flipped
+        left.add(int(columns[0]))
+    assert left == {9, 13}  # both, over 8 epochs
+
+
+def test_fashion_mnist_dataset_resizes_and_refuses_bad_requests(tmp_path):
+    root = write_fashion_mnist(tmp_path, train=4, test=4)
+    val = build_classification_datasets(root, root, crop_size=32, dataset="fashion_mnist")[1]
+    assert val[0]["image"].shape == (3, 32, 32)
+    with pytest.raises(UserInputError, match="first 5 Fashion-MNIST train images, but"):
+        build_classification_datasets(root, root, dataset="fashion_mnist", train_images=5)
+    with pytest.raises(UserInputError, match=r"classifier.shift must be in \[0, 28\)"):
+        build_classification_datasets(root, root, dataset="fashion_mnist", shift=28)
+    with pytest.raises(UserInputError, match="unknown classification dataset 'mnist'"):
+        build_classification_datasets(root, root, dataset="mnist")
+    with pytest.raises(UserInputError, match="fashion_mnist only"):
+        build_classification_datasets(root, root, shift=2)

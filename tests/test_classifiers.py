@@ -18,6 +18,7 @@ from inpainting.models import (
     resolve_arch,
     save_nvidia_checkpoint,
 )
+from inpainting.models.input_size import input_size_problem
 
 
 def _padded_modes(model: nn.Module) -> set[str]:
@@ -32,12 +33,13 @@ def test_names_resolve_to_torchvision_name_and_padding():
     assert resolve_arch("vgg19", "replicate") == ("vgg19", "replicate")
     assert nvidia_arch_name("resnet101", "partial") == "pdresnet101"
     assert nvidia_arch_name("vgg11", "reflect") == "vgg11"
-    assert len(CLASSIFIER_NAMES) == 2 * 13 and "pdvgg19_bn" in CLASSIFIER_NAMES
+    assert len(CLASSIFIER_NAMES) == 2 * 14 and "pdvgg19_bn" in CLASSIFIER_NAMES
+    assert resolve_arch("pdsmall_vgg") == ("small_vgg", "partial")
 
 
 def test_bad_names_are_user_errors_listing_the_valid_ones():
     with pytest.raises(UserInputError, match=r"unknown architecture 'resnet51' \(valid: "
-                                             r"resnet18, .*pdvgg19_bn\)"):
+                                             r"resnet18, .*pdvgg19_bn, pdsmall_vgg\)"):
         resolve_arch("resnet51")
     with pytest.raises(UserInputError, match="unknown architecture 'pdalexnet'"):
         build_classifier("pdalexnet")
@@ -75,6 +77,49 @@ def test_vgg_with_padding_runs_at_32_pixels(padding):
     with torch.no_grad():
         out = model(torch.rand(1, 3, 32, 32))
     assert out.shape == (1, 3) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("padding", PADDINGS)
+def test_small_vgg_with_each_padding_runs_at_28_pixels(padding):
+    model = build_classifier("small_vgg", padding, num_classes=10, input_size=28).eval()
+    assert sum(isinstance(m, PartialConv2d) for m in model.modules()) == (
+        6 if padding == "partial" else 0)
+    reference = build_classifier("small_vgg", "zero", num_classes=10).state_dict()
+    assert {k: v.shape for k, v in model.state_dict().items()} == \
+        {k: v.shape for k, v in reference.items()}
+    with torch.no_grad():
+        out = model(torch.rand(2, 3, 28, 28))
+    assert out.shape == (2, 10) and torch.isfinite(out).all()
+    checkpoint = make_nvidia_checkpoint(model, nvidia_arch_name("small_vgg", padding), 1, 50.0,
+                                        None)
+    assert "features.module.0.weight" in checkpoint["state_dict"]  # NVIDIA's VGG layout
+    with pytest.raises(UserInputError, match="small_vgg has no pretrained weights"):
+        build_classifier("small_vgg", padding, pretrained=True)
+
+
+def test_an_input_too_small_is_one_line_naming_the_layer_and_the_smallest_size():
+    with pytest.raises(UserInputError) as caught:
+        build_classifier("resnet18", "reflect", num_classes=10, input_size=28)
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith("28 px inputs are too small")
+    assert "layer4.0.conv2 (Conv2d) pads 1 px by reflection" in message and "1x1" in message
+    assert message.endswith("raise classifier.crop_size (classify.py --crop-size) to at least "
+                            "33 px or use zero, replicate or partial padding")
+    model = build_classifier("resnet18", "reflect", num_classes=10)
+    assert input_size_problem(model, 32) is not None and input_size_problem(model, 33) is None
+    with pytest.raises(UserInputError, match=r"features.20 \(MaxPool2d\) has a 2x2 window that "
+                                             r"does not fit its 1x1 maps; raise .* to at least "
+                                             r"8 px$"):
+        build_classifier("small_vgg", "zero", num_classes=10, input_size=4)
+    build_classifier("resnet18", "replicate", num_classes=10, input_size=28)  # works at 1x1
+
+
+def test_the_input_size_check_leaves_the_model_as_it_was():
+    model = build_classifier("small_vgg", "reflect", num_classes=10)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    assert input_size_problem(model, 4) is not None and input_size_problem(model, 28) is None
+    assert model.training and not any(m._forward_pre_hooks for m in model.modules())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
 @pytest.fixture

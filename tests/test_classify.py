@@ -106,6 +106,9 @@ def loose_images(folder: Path) -> Path:
     ("world size", "torchrun --nproc_per_node 4 classify.py"),
     ("start epoch", "--resume CHECKPOINT"),
     ("evaluate without weights", "--resume CHECKPOINT or --pretrained"),
+    ("too small for reflect", "layer4.0.conv2 (Conv2d) pads 1 px by reflection, which needs "
+                              "maps larger than that, but gets 1x1; raise classifier.crop_size "
+                              "(classify.py --crop-size) to at least 33 px"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(folders, tmp_path, capsys, case, expected):
     train, val = folders
@@ -122,10 +125,16 @@ def test_bad_input_is_one_line_and_exit_code_2(folders, tmp_path, capsys, case, 
         argv += ["--world-size", "4"]
     elif case == "start epoch":
         argv += ["--start-epoch", "3"]
+    elif case == "too small for reflect":
+        argv[argv.index("48")] = "28"
+        argv += ["--padding", "reflect"]
     else:
         argv += ["-e"]
     assert classify.main(argv) == 2
     err = capsys.readouterr().err.strip()
+    if case == "too small for reflect":  # found once the model is built, after its log lines
+        assert "Traceback" not in err and err.splitlines()[0].startswith("built resnet18")
+        err = err.splitlines()[-1]
     assert "\n" not in err and err.startswith("classify.py: error:") and expected in err, err
     assert not list(tmp_path.glob("checkpoint_*"))
 

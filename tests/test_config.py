@@ -18,6 +18,7 @@ from inpainting.config import (
     save_config,
 )
 from inpainting.data import EVAL_MODES, MASK_SOURCES, TRAIN_RESIZE_MODES
+from inpainting.data.classification import CLASSIFICATION_DATASETS
 from inpainting.engine.trainer import AUTOCAST_DTYPES
 from inpainting.errors import UserInputError
 from inpainting.models import CLASSIFIER_NAMES, MODELS, PADDINGS, UPSAMPLING_MODES
@@ -41,6 +42,7 @@ CHOICE_REGISTRIES = {
     "task": TASKS,  # the config's own list; engine.tasks holds one class per name
     "classifier.arch": CLASSIFIER_NAMES,
     "classifier.padding": PADDINGS,
+    "classifier.dataset": CLASSIFICATION_DATASETS,
 }
 
 # Keys that scripts and other tools rely on (issue 5): they must keep these exact names.
@@ -155,6 +157,13 @@ def test_wrong_type(overrides, message):
          "train.finetune_step 10 must be below train.max_steps 10 (0: off)"),
         (["masks.val_bins=0.5-0.1"],
          "masks.val_bins: hole-ratio range (0.5, 0.1] needs lo < hi"),
+        (["classifier.dataset=fashion_mnist", "classifier.shift=-1"],
+         "classifier.shift must be >= 0 (0: off), got -1"),
+        (["classifier.dataset=fashion_mnist", "classifier.train_images=-5"],
+         "classifier.train_images must be >= 0 (0: off), got -5"),
+        (["classifier.shift=4"], "classifier.shift needs classifier.dataset: fashion_mnist"),
+        (["classifier.val_images=100"],
+         "classifier.val_images needs classifier.dataset: fashion_mnist"),
     ],
 )
 def test_bad_range(overrides, message):
@@ -246,6 +255,10 @@ def test_shipped_configs_follow_their_recipes():
     assert (faces.data.train_resize, faces.data.eval_mode) == ("resize", "resize")
     finetune = load_config(CONFIG_DIR / "finetune.yaml")
     assert finetune.model.freeze_encoder_bn and finetune.optim.lr == 5e-5
+    demo = load_config(CONFIG_DIR / "padding_demo" / "small_vgg_zero.yaml")
+    assert (demo.classifier.dataset, demo.classifier.arch) == ("fashion_mnist", "small_vgg")
+    assert demo.data.train == demo.data.val == "/usr/share/datasets/fashion-mnist"
+    assert demo.classifier.shift > 0 and demo.train.device == "cpu"
 
 
 def _valid_names_of_choice_fields() -> dict[str, list[str]]:

@@ -125,6 +125,23 @@ def test_shifted_metric_leaves_published_out(runs, capsys):
     assert out.splitlines()[2].split()[3:7] == ["51.00", "52.00", "53.00", "52.000"]
 
 
+def test_both_metrics_give_two_tables_and_a_plot_of_two_rows(runs, tmp_path, capsys):
+    out = tmp_path / "both.png"
+    assert main([*map(str, runs), "--metric", "top1", "--metric", "top1_shifted",
+                 "--no-published", "--plot", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "best top1 per run" in text and "best top1_shifted per run" in text
+    assert "NVIDIA" not in text
+    shifted = text[text.index("best top1_shifted"):].splitlines()
+    assert shifted[2].split()[3:7] == ["51.00", "52.00", "53.00", "52.000"]
+    with Image.open(out) as image:
+        assert image.size == (2 * PANEL_W, 2 * PANEL_H)
+    # a metric that one run lacks fails before anything is printed
+    plain = make_run(tmp_path / "plain", "resnet18", "zero", [1.0])
+    assert main([str(runs[0]), str(plain), "--metric", "top1", "--metric", "top1_shifted"]) == 2
+    assert capsys.readouterr().out == ""
+
+
 def test_published_csv_matches_nvidia_table():
     first = PUBLISHED_CSV.read_text().splitlines()[0]
     assert first.startswith("# source: NVIDIA/partialconv, README.MD") and "1811.11718" in first

@@ -61,6 +61,33 @@ def test_topk_equals_a_hand_count():
     assert result.summary() == f" * Prec@1 {result.top1:.3f} Prec@5 {result.top5:.3f}"
 
 
+class ShiftedLogits(FixedLogits):
+    """FixedLogits whose samples also carry other logits as ``image_shifted``: the first 7
+    with the label's score raised by 10 (sure hits), the last 4 as they are."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shifted = self.logits.clone()
+        self.shifted[torch.arange(7), self.labels[:7]] += 10.0
+
+    def __getitem__(self, index):
+        return {**super().__getitem__(index), "image_shifted": self.shifted[index]}
+
+
+def test_shifted_top1_equals_a_hand_count_and_is_absent_without_shifted_images():
+    data = ShiftedLogits()
+    result = ClassificationTask.validate(nn.Identity(), DataLoader(data, batch_size=4),
+                                         ValidationOptions(torch.device("cpu")))
+    hits = hand_count(data.shifted, data.labels, 1)
+    assert hits == 7 + hand_count(data.logits[7:], data.labels[7:], 1)
+    assert hits > hand_count(data.logits, data.labels, 1)
+    assert result.top1_shifted == pytest.approx(100 * hits / 11)
+    assert result.top1 == pytest.approx(100 * hand_count(data.logits, data.labels, 1) / 11)
+    plain = ClassificationTask.validate(nn.Identity(), DataLoader(FixedLogits(), batch_size=4),
+                                        ValidationOptions(torch.device("cpu")))
+    assert plain.top1_shifted is None
+
+
 @pytest.mark.parametrize(("length", "world_size"), [(7, 3), (2, 4), (8, 2)])
 def test_shards_cover_every_index_once(length, world_size):
     shards = [list(ShardSampler(length, rank, world_size)) for rank in range(world_size)]

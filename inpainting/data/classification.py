@@ -1,4 +1,5 @@
-"""Classification data: ImageNet-style class folders with the pipeline of NVIDIA's script.
+"""Classification data: ImageNet-style class folders with the pipeline of NVIDIA's script, or
+Fashion-MNIST's idx files (the offline padding demo).
 
 The folder layout is torchvision's ``ImageFolder``: one sub-folder per class, its name the
 class name, class indices in sorted name order (so the indices agree with ImageFolder's and a
@@ -16,8 +17,11 @@ Undecodable files are skipped as in inpainting training (:func:`load_decodable`)
 falls back to the next decodable file (and its label) and counts the skip in
 ``sample["bad_files"]``.
 
-:func:`shift_toward_border` is the evaluation transform of the padding demo: it moves image
-content toward a corner, where the padding scheme decides what the convs see.
+:class:`FashionMNISTDataset` serves Fashion-MNIST (read by ``inpainting.data.fashion_mnist``)
+through the same sample keys, and :func:`shift_toward_border` is the padding demo's evaluation
+transform: it moves image content toward a corner, where the padding scheme decides what the
+convs see. :data:`CLASSIFICATION_DATASETS` names the two sources
+(:func:`build_classification_datasets` builds either).
 """
 
 from __future__ import annotations
@@ -33,13 +37,17 @@ import numpy as np
 import torch
 
 from inpainting.data.dataset import load_decodable, sample_rngs
+from inpainting.data.fashion_mnist import CLASSES as FASHION_MNIST_CLASSES
+from inpainting.data.fashion_mnist import load_fashion_mnist
 from inpainting.data.io import IMAGE_EXTENSIONS, list_images
-from inpainting.data.transforms import TrainTransform, center_crop
+from inpainting.data.transforms import TrainTransform, center_crop, horizontal_flip
 from inpainting.errors import UserInputError
 
 __all__ = [
+    "CLASSIFICATION_DATASETS",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "FashionMNISTDataset",
     "ImageFolderDataset",
     "build_classification_datasets",
     "check_same_classes",
@@ -55,6 +63,9 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 _RRC_SCALE = (0.08, 1.0)  # torchvision's RandomResizedCrop default, which NVIDIA's script uses
 _MAX_LISTED = 5  # class names an error message lists
+# What data.train / data.val of a classification run are: class folders, or the folder of
+# Fashion-MNIST's idx files (train-* for data.train, t10k-* for data.val).
+CLASSIFICATION_DATASETS = ("folders", "fashion_mnist")
 
 ArrayOrTensor = TypeVar("ArrayOrTensor", np.ndarray, torch.Tensor)
 
@@ -207,19 +218,107 @@ class ImageFolderDataset(torch.utils.data.Dataset):
                 "path": str(self.paths[used]), "bad_files": skipped}
 
 
+class FashionMNISTDataset(torch.utils.data.Dataset):
+    """Fashion-MNIST from its idx files, as samples of the classification pipeline.
+
+    The 28x28 grey images are resized to ``image_size`` (bilinear; 28 keeps them), copied to
+    three channels and normalised with the ImageNet mean/std, as class-folder images are, so
+    any classifier of ``inpainting.models`` takes them. Training flips each image left-right
+    with probability 0.5 (``sample_rngs(seed, epoch, index)``); nothing moves the content,
+    so the shifted copies below are positions training never showed.
+
+    Args:
+        root: the folder of the idx files (Debian: ``/usr/share/datasets/fashion-mnist``).
+        train: the training split (60,000 images) with flips, else the test split (10,000).
+        image_size: output side ``S``.
+        limit: keep only the first ``limit`` images (the files are in random class order);
+            0 keeps all.
+        seed: base seed (>= 0) of the flips.
+        shift: > 0 adds ``image_shifted``: the image moved ``shift`` pixels (of the 28 px
+            original) toward corner ``index % 4`` by :func:`shift_toward_border`.
+
+    Samples are dicts: ``image`` (and ``image_shifted``): FloatTensor ``(3, S, S)``,
+    normalised; ``label``: int, an index into ``classes``; ``index``: int.
+
+    Raises:
+        UserInputError: unreadable files, ``limit`` above the split's size, a bad ``shift``.
+        EnvironmentProblem: a file is missing (with how to install Debian's package).
+    """
+
+    def __init__(self, root: str | os.PathLike, train: bool, image_size: int = 28,
+                 limit: int = 0, seed: int = 0, shift: int = 0) -> None:
+        split = "train" if train else "test"
+        images, labels = load_fashion_mnist(split, root)
+        if limit > len(images):
+            raise UserInputError(f"asked for the first {limit} Fashion-MNIST {split} images, "
+                                 f"but '{root}' holds {len(images)}")
+        if not 0 <= shift < images.shape[-1]:
+            raise UserInputError(f"classifier.shift must be in [0, {images.shape[-1]}) pixels, "
+                                 f"got {shift}")
+        if limit:
+            images, labels = images[:limit], labels[:limit]
+        self.images, self.labels = images, labels.astype(np.int64)
+        self.shifted = shift_toward_border(images, shift) if shift else None
+        self.classes = list(FASHION_MNIST_CLASSES)
+        self.train, self.image_size, self.seed = train, image_size, seed
+        self.strict, self.epoch = False, 0  # strict: no file can fail to decode here
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose flips training samples use (no effect on the test split)."""
+        self.epoch = int(epoch)
+
+    def _input(self, grey: np.ndarray, flip: bool) -> torch.Tensor:
+        """``(28, 28)`` uint8 -> ``(3, S, S)`` normalised."""
+        if flip:
+            grey = horizontal_flip(grey)
+        if grey.shape[0] != self.image_size:
+            grey = cv2.resize(grey, (self.image_size, self.image_size),
+                              interpolation=cv2.INTER_LINEAR)
+        return normalize_image(np.repeat(grey[:, :, None], 3, axis=2))
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        index = int(index)
+        flip = self.train and sample_rngs(self.seed, self.epoch, index)[0].random() < 0.5
+        sample = {"image": self._input(self.images[index], flip),
+                  "label": int(self.labels[index]), "index": index}
+        if self.shifted is not None:
+            sample["image_shifted"] = self._input(self.shifted[index], flip)
+        return sample
+
+
 def build_classification_datasets(
     train_root: str | os.PathLike, val_root: str | os.PathLike, crop_size: int = 224,
-    resize_size: int = 256, seed: int = 0,
-) -> tuple[ImageFolderDataset, ImageFolderDataset]:
+    resize_size: int = 256, seed: int = 0, dataset: str = "folders", train_images: int = 0,
+    val_images: int = 0, shift: int = 0,
+) -> tuple[ImageFolderDataset | FashionMNISTDataset, ImageFolderDataset | FashionMNISTDataset]:
     """The train and val datasets of a run, with class lists that must agree.
+
+    Args:
+        dataset: one of :data:`CLASSIFICATION_DATASETS`. ``fashion_mnist`` reads the train
+            split from ``train_root`` and the test split from ``val_root`` at ``crop_size``
+            (``resize_size`` unused), keeping the first ``train_images`` / ``val_images``
+            (0: all) and shifting val images by ``shift`` (see :class:`FashionMNISTDataset`).
 
     Returns:
         ``(train, val)``; ``len(train.classes)`` is the classifier's number of outputs.
 
     Raises:
         UserInputError: a folder is missing or not split into class folders, a class folder
-            holds no image, or the two class lists differ (naming the difference).
+            holds no image, or the two class lists differ (naming the difference); unknown
+            ``dataset``; subsets or a shift asked of class folders.
     """
+    if dataset not in CLASSIFICATION_DATASETS:
+        raise UserInputError(f"unknown classification dataset {dataset!r} "
+                             f"(valid: {', '.join(CLASSIFICATION_DATASETS)})")
+    if dataset == "fashion_mnist":
+        return (FashionMNISTDataset(train_root, True, crop_size, train_images, seed),
+                FashionMNISTDataset(val_root, False, crop_size, val_images, seed, shift))
+    if train_images or val_images or shift:
+        raise UserInputError("classifier.train_images, val_images and shift apply to "
+                             "classifier.dataset fashion_mnist only")
     train = ImageFolderDataset(train_root, True, crop_size, resize_size, seed, role="train")
     val = ImageFolderDataset(val_root, False, crop_size, resize_size, seed, role="val")
     check_same_classes(train.classes, val.classes)

@@ -8,9 +8,10 @@ The loop itself (``engine.trainer``) is one for every task:
   ``inpainting.scoring`` on rank 0; ``best.pt`` by val PSNR; a sample grid.
 - ``ClassificationTask``: ``model(image) -> logits`` under cross-entropy; validation counts
   Prec@1 / Prec@5 (``metrics.topk_correct``) over the whole val set, every rank scoring a
-  disjoint shard, the counts summed over ranks; prints NVIDIA's `` * Prec@1 X Prec@5 Y`` line,
-  appends ``metrics.jsonl``, keeps the best top-1; checkpoints in the format of NVIDIA's
-  ImageNet script (``checkpoint.pth.tar``, ``model_best.pth.tar``).
+  disjoint shard, the counts summed over ranks (and the Prec@1 of the border-shifted copies
+  when the val samples carry ``image_shifted``: the padding demo); prints NVIDIA's
+  `` * Prec@1 X Prec@5 Y`` line, appends ``metrics.jsonl``, keeps the best top-1; checkpoints
+  in the format of NVIDIA's ImageNet script (``checkpoint.pth.tar``, ``model_best.pth.tar``).
 """
 
 from __future__ import annotations
@@ -172,6 +173,8 @@ class ClassificationResult:
         loss: mean cross-entropy per image.
         count: images scored (each exactly once).
         bad_files: undecodable files skipped (summed over ranks).
+        top1_shifted: Prec@1 in percent on the samples' ``image_shifted`` (the same images
+            moved toward the border), None when the samples have none.
     """
 
     top1: float
@@ -179,6 +182,7 @@ class ClassificationResult:
     loss: float
     count: int
     bad_files: int = 0
+    top1_shifted: float | None = None
 
     def summary(self) -> str:
         """NVIDIA's summary line, which their scripts parse."""
@@ -214,7 +218,8 @@ class ClassificationTask:
     @torch.no_grad()
     def validate(model: nn.Module, loader: Any, options: ValidationOptions
                  ) -> ClassificationResult | None:
-        """Prec@1 / Prec@5 and the mean loss over the val set, summed over ranks.
+        """Prec@1 / Prec@5 and the mean loss over the val set, summed over ranks, and Prec@1
+        on ``batch["image_shifted"]`` (same shape and labels as ``image``) where present.
 
         The loader of each rank must hold a disjoint shard (no padding), so every image counts
         once. Under DDP a stop signal does not abort the pass (the ranks must all sum).
@@ -224,8 +229,9 @@ class ClassificationTask:
         """
         was_training = model.training
         model.eval()
-        # loss sum, images, bad files, top-1 hits, top-5 hits: float64 holds them exactly
-        totals = torch.zeros(5, dtype=torch.float64, device=options.device)
+        # loss sum, images, bad files, top-1 hits, top-5 hits, shifted images, shifted top-1
+        # hits: float64 holds them exactly
+        totals = torch.zeros(7, dtype=torch.float64, device=options.device)
         for batch in loader:
             if not options.distributed and options.should_stop and options.should_stop():
                 model.train(was_training)
@@ -238,14 +244,22 @@ class ClassificationTask:
             totals[0] += F.cross_entropy(logits, label, reduction="sum").double()
             totals[1] += len(label)
             totals[2] += int(batch["bad_files"].sum()) if "bad_files" in batch else 0
-            totals[3:] += topk_correct(logits, label, (1, 5)).double()
+            totals[3:5] += topk_correct(logits, label, (1, 5)).double()
+            if "image_shifted" in batch:
+                shifted = _to_device(batch["image_shifted"], options.device,
+                                     options.channels_last)
+                with autocast_context(options.device, options.autocast_dtype):
+                    logits = model(shifted)
+                totals[5] += len(label)
+                totals[6] += topk_correct(logits.float(), label, (1,))[0].double()
             pause_point("validation_batch")
         model.train(was_training)
-        loss, count, bad, top1, top5 = sum_over_ranks(totals).tolist()
+        loss, count, bad, top1, top5, shifted_count, shifted_top1 = sum_over_ranks(totals).tolist()
         if not count:
             raise ValueError("the validation loader yielded no images")
-        return ClassificationResult(100.0 * top1 / count, 100.0 * top5 / count, loss / count,
-                                    int(count), int(bad))
+        return ClassificationResult(
+            100.0 * top1 / count, 100.0 * top5 / count, loss / count, int(count), int(bad),
+            100.0 * shifted_top1 / shifted_count if shifted_count else None)
 
     @staticmethod
     def score(result: ClassificationResult) -> float:
@@ -260,17 +274,22 @@ class ClassificationTask:
         """
         epoch = trainer.position["epoch"]
         print(result.summary(), flush=True)
+        shifted = (f", shifted Prec@1 {result.top1_shifted:.3f}"
+                   if result.top1_shifted is not None else "")
         logger.info("validation at step %d (epoch %d, %d images): Prec@1 %.3f Prec@5 %.3f "
-                    "loss %.4f", trainer.step, epoch, result.count, result.top1, result.top5,
-                    result.loss)
+                    "loss %.4f%s", trainer.step, epoch, result.count, result.top1, result.top5,
+                    result.loss, shifted)
         if result.bad_files:
             logger.warning("validation at step %d skipped %d undecodable image file(s)",
                            trainer.step, result.bad_files)
-        if trainer.writer is not None:
-            for key in ("top1", "top5", "loss"):
-                trainer.writer.add_scalar(f"val/{key}", getattr(result, key), trainer.step)
         record = {"step": trainer.step, "epoch": epoch, "top1": result.top1,
                   "top5": result.top5, "loss": result.loss}
+        if result.top1_shifted is not None:
+            record["top1_shifted"] = result.top1_shifted
+        if trainer.writer is not None:
+            for key, value in record.items():
+                if key not in ("step", "epoch"):
+                    trainer.writer.add_scalar(f"val/{key}", value, trainer.step)
         with open(trainer.run_dir / METRICS_FILE, "a", encoding="utf-8") as file:
             file.write(json.dumps(record) + "\n")
 

@@ -25,8 +25,10 @@ import torchvision.models as tv_models
 from torch import nn
 
 from inpainting.errors import EnvironmentProblem, UserInputError
+from inpainting.models.input_size import check_input_size
 from inpainting.models.nvidia_checkpoint import load_nvidia_checkpoint
 from inpainting.models.padding import convert_to_partial_conv, set_padding_mode
+from inpainting.models.small_vgg import small_vgg
 
 __all__ = [
     "CLASSIFIER_ARCHS",
@@ -43,9 +45,10 @@ logger = logging.getLogger(__name__)
 _RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 _VGGS = tuple(f"vgg{depth}{bn}" for depth in (11, 13, 16, 19) for bn in ("", "_bn"))
 
-# torchvision architecture name -> its builder; the pd* aliases are derived from these names.
+# architecture name -> its builder; the pd* aliases are derived from these names. torchvision's
+# ResNets and VGGs, and small_vgg for 28-32 px images (the padding demo; no pretrained weights).
 CLASSIFIER_ARCHS: dict[str, Callable[..., nn.Module]] = {
-    name: getattr(tv_models, name) for name in _RESNETS + _VGGS
+    **{name: getattr(tv_models, name) for name in _RESNETS + _VGGS}, "small_vgg": small_vgg,
 }
 PADDINGS = ("zero", "partial", "reflect", "replicate")
 _PARTIAL_PREFIX = "pd"  # NVIDIA's prefix for partial-padding architectures
@@ -145,8 +148,9 @@ def build_classifier(
     num_classes: int = 1000,
     pretrained: bool | str = False,
     init_weights: str | os.PathLike | None = None,
+    input_size: int | None = None,
 ) -> nn.Module:
-    """A torchvision ResNet or VGG with the given padding scheme.
+    """A torchvision ResNet or VGG (or ``small_vgg``) with the given padding scheme.
 
     Weights come from torchvision (``pretrained``) or from a checkpoint (``init_weights``),
     loaded into the network before its padding changes; neither depends on the padding the
@@ -162,6 +166,9 @@ def build_classifier(
             ``"IMAGENET1K_V2"``). Downloaded to the torch hub cache the first time.
         init_weights: a checkpoint (NVIDIA's format, ours, or a plain state dict, ``module.``
             names or not) whose weights the model starts from; its classes must match.
+        input_size: the side of the inputs the model will get; when given, an input too small
+            for its convs and pools (reflection padding on 1x1 maps, a pool window larger
+            than its map) is refused here instead of failing inside ``forward``.
 
     Returns:
         The model in training mode, input (B, 3, H, W) normalised with the ImageNet mean/std,
@@ -169,7 +176,8 @@ def build_classifier(
 
     Raises:
         UserInputError: unknown arch/padding/weights name, num_classes < 1, both weight
-            sources given, or ``init_weights`` does not fit the model.
+            sources given, ``init_weights`` does not fit the model, pretrained weights asked
+            for ``small_vgg``, or ``input_size`` too small (naming the smallest that works).
         EnvironmentProblem: torchvision's weights cannot be downloaded (one line with the URL
             and the cache folder).
         FileNotFoundError: ``init_weights`` does not exist.
@@ -183,6 +191,8 @@ def build_classifier(
         raise UserInputError(f"num_classes must be >= 1, got {num_classes}")
     if pretrained and init_weights is not None:
         raise UserInputError("give pretrained or init_weights, not both")
+    if pretrained and base not in _RESNETS + _VGGS:
+        raise UserInputError(f"{base} has no pretrained weights; train it from scratch")
     if pretrained:
         weights_name = PRETRAINED_WEIGHTS if pretrained is True else str(pretrained)
         model = _pretrained_model(base, weights_name, num_classes)
@@ -191,5 +201,8 @@ def build_classifier(
     if init_weights is not None:
         load_nvidia_checkpoint(model, init_weights)
     logger.info("built %s with %s padding, %d classes", base, padding, num_classes)
-    return _apply_padding(model, padding)
+    model = _apply_padding(model, padding)
+    if input_size is not None:
+        check_input_size(model, input_size, "classifier.crop_size (classify.py --crop-size)")
+    return model
 

@@ -29,21 +29,26 @@ def build_parser() -> OneLineParser:
     )
     parser.add_argument("runs", nargs="+", metavar="RUN",
                         help="classification run folder (config.yaml + metrics.jsonl)")
-    parser.add_argument("--published", type=Path, default=None, metavar="FILE",
-                        help=f"CSV of published figures (default: {PUBLISHED_CSV.name} shipped "
-                             "in benchmarks/data/)")
+    published = parser.add_mutually_exclusive_group()
+    published.add_argument("--published", type=Path, default=None, metavar="FILE",
+                           help=f"CSV of published figures (default: {PUBLISHED_CSV.name} "
+                                "shipped in benchmarks/data/)")
+    published.add_argument("--no-published", action="store_true",
+                           help="leave NVIDIA's ImageNet figures out (runs on other data)")
     parser.add_argument("--plot", type=Path, default=None, metavar="FILE",
                         help="also draw the table to this image file (.png)")
-    parser.add_argument("--metric", default="top1", metavar="{top1,top1_shifted}",
+    parser.add_argument("--metric", action="append", metavar="{top1,top1_shifted}",
                         type=choice({name: name for name in METRICS}),
-                        help="the logged accuracy to compare (default: top1); NVIDIA's figures "
+                        help="the logged accuracy to compare (default: top1); repeat it for "
+                             "one table per metric (the plot stacks them); NVIDIA's figures "
                              "are shown for top1 only")
     return parser
 
 
-def _published(args) -> dict | None:
-    """NVIDIA's rows, or None where they do not apply (another metric, no shipped file)."""
-    if args.metric != "top1":
+def _published(args, metric: str) -> dict | None:
+    """NVIDIA's rows, or None where they do not apply (another metric, no shipped file) or are
+    not wanted (``--no-published``)."""
+    if metric != "top1" or args.no_published:
         return None
     if args.published is not None:
         return load_published(args.published)
@@ -59,14 +64,17 @@ def main(argv: list[str] | None = None) -> int:
         seen = {folder.resolve() for folder in folders}
         if len(seen) != len(folders):
             raise UserInputError("a run folder is given twice; each run counts once")
-        groups = group_runs([read_run(folder, args.metric) for folder in folders])
-        published = _published(args)
-        print(format_table(groups, args.metric, published))
-        if published is not None:
-            source = args.published or PUBLISHED_CSV
-            print(f"\nNVIDIA: ImageNet top-1 (%), mean of 5 runs each, from {source}")
+        sections = []  # every run read for every metric before anything is printed
+        for metric in dict.fromkeys(args.metric or ["top1"]):  # each once, in order
+            groups = group_runs([read_run(folder, metric) for folder in folders])
+            sections.append((metric, groups, _published(args, metric)))
+        for index, (metric, groups, published) in enumerate(sections):
+            print(("\n" if index else "") + format_table(groups, metric, published))
+            if published is not None:
+                source = args.published or PUBLISHED_CSV
+                print(f"\nNVIDIA: ImageNet top-1 (%), mean of 5 runs each, from {source}")
         if args.plot is not None:
-            save_plot(groups, args.plot, args.metric, published)
+            save_plot(sections, args.plot)
             print(f"plot: {args.plot}")
         return 0
 

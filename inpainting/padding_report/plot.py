@@ -1,8 +1,9 @@
 """The table as a picture, drawn with Pillow (matplotlib is not a dependency).
 
-One row of two panels per architecture: left, each run's best (dots) and the group mean (bar)
-per padding; right, the difference with zero padding and its 95 % Welch interval, with
-NVIDIA's published difference (open diamond) where given.
+One row of two panels per architecture and metric (clean, border-shifted top-1): left, each
+run's best (dots) and the group mean (bar) per padding; right, the difference with zero
+padding and its 95 % Welch interval, with NVIDIA's published difference (open diamond) where
+given.
 """
 
 from __future__ import annotations
@@ -94,31 +95,40 @@ def _draw_differences(panel: _Panel, groups: Sequence[GroupStats],
             panel.draw.polygon([(x, y - 5), (x + 5, y), (x, y + 5), (x - 5, y)], outline=colour)
 
 
-def save_plot(groups: Sequence[GroupStats], path: Path, metric: str,
-              published: dict[tuple[str, str], PublishedRow] | None = None) -> None:
+def _draw_arch(draw: ImageDraw.ImageDraw, top: int, arch: str, metric: str,
+               mine: Sequence[GroupStats], published: dict[tuple[str, str], PublishedRow]
+               ) -> None:
+    """One row of the picture: ``arch``'s runs and differences for ``metric``."""
+    runs = _Panel(draw, 0, top, [best for g in mine for best in g.bests],
+                  f"{arch}: best {metric} per run (%), bar = mean")
+    _draw_runs(runs, mine)
+    points = [0.0] + [value for g in mine for value in (g.interval or ())]
+    points += [g.diff for g in mine if g.diff is not None]
+    nvidia = [published.get((arch, g.padding)) for g in mine]
+    points += [row.diff for row in nvidia if row is not None and row.diff is not None]
+    differences = _Panel(draw, PANEL_W, top, points,  # type: ignore[arg-type]
+                         f"{arch}: {metric} diff vs zero, 95% CI (open: NVIDIA)")
+    _draw_differences(differences, mine, published)
+
+
+def save_plot(sections: Sequence[tuple[str, Sequence[GroupStats],
+                                       dict[tuple[str, str], PublishedRow] | None]],
+              path: Path) -> None:
     """Draw the per-run bests and the differences with zero padding; write ``path`` (PNG...).
 
     Args:
-        groups: the table's groups (``inpainting.padding_report.table.group_runs``).
+        sections: one ``(metric, groups, published)`` per metric, drawn one below the other,
+            one row per architecture: the metric's name for the titles, the table's groups
+            (``inpainting.padding_report.table.group_runs``), and NVIDIA's rows by
+            (arch, padding), drawn as open diamonds (None for none).
         path: the image file; the format follows its suffix.
-        metric: the metric's name for the titles.
-        published: NVIDIA's rows by (arch, padding), drawn as open diamonds; None for none.
     """
-    published = published or {}
-    arches = sorted({group.arch for group in groups})
-    image = Image.new("RGB", (2 * PANEL_W, PANEL_H * len(arches)), (255, 255, 255))
+    rows = [(metric, arch, [g for g in groups if g.arch == arch], published or {})
+            for metric, groups, published in sections
+            for arch in sorted({group.arch for group in groups})]
+    image = Image.new("RGB", (2 * PANEL_W, PANEL_H * len(rows)), (255, 255, 255))
     draw = ImageDraw.Draw(image)
-    for row, arch in enumerate(arches):
-        mine = [group for group in groups if group.arch == arch]
-        runs = _Panel(draw, 0, row * PANEL_H, [best for g in mine for best in g.bests],
-                      f"{arch}: best {metric} per run (%), bar = mean")
-        _draw_runs(runs, mine)
-        points = [0.0] + [value for g in mine for value in (g.interval or ())]
-        points += [g.diff for g in mine if g.diff is not None]
-        nvidia = [published.get((arch, g.padding)) for g in mine]
-        points += [row.diff for row in nvidia if row is not None and row.diff is not None]
-        differences = _Panel(draw, PANEL_W, row * PANEL_H, points,  # type: ignore[arg-type]
-                             f"{arch}: diff vs zero, 95% CI (open: NVIDIA)")
-        _draw_differences(differences, mine, published)
+    for index, (metric, arch, mine, published) in enumerate(rows):
+        _draw_arch(draw, index * PANEL_H, arch, metric, mine, published)
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path)
