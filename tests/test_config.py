@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from inpainting.baselines import BASELINES
 from inpainting.config import (
     DEVICES,
     TASKS,
@@ -20,7 +21,14 @@ from inpainting.config import (
 from inpainting.data import EVAL_MODES, MASK_SOURCES
 from inpainting.engine.trainer import AUTOCAST_DTYPES
 from inpainting.errors import UserInputError
-from inpainting.models import CLASSIFIER_NAMES, MODELS, PADDINGS, UPSAMPLING_MODES
+from inpainting.models import (
+    CLASSIFIER_NAMES,
+    MODELS,
+    NORMS,
+    PADDINGS,
+    PREFILLS,
+    UPSAMPLING_MODES,
+)
 from inpainting.optim import OPTIMIZERS, SCHEDULES
 from masks import POLARITIES
 
@@ -30,6 +38,9 @@ CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 CHOICE_REGISTRIES = {
     "model.name": MODELS,
     "model.upsampling": UPSAMPLING_MODES,
+    "model.norm": NORMS,
+    "model.prefill": PREFILLS,
+    "train.val_baseline": BASELINES,
     "data.eval_mode": EVAL_MODES,
     "masks.source": MASK_SOURCES,
     "masks.polarity": POLARITIES,
