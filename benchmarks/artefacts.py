@@ -16,8 +16,16 @@ colour), one per variant, then reports in eval mode and in train mode:
     python benchmarks/artefacts.py [--steps 300] [--size 64] [--variants paper,masked_batch]
 
 Variants: ``paper`` (BatchNorm, nearest), ``bilinear`` (bilinear decoder upsampling),
-``masked_batch`` (model.norm masked_batch), ``prefill`` (masked_batch + model.prefill
-diffusion). All seeded: a rerun prints the same table.
+``masked_batch`` (model.norm masked_batch), ``prefill`` (model.prefill diffusion). All seeded:
+a rerun prints the same table.
+
+    python benchmarks/artefacts.py --checkpoint RUN/best.pt --images DIR
+
+probes a trained network instead (e.g. of ``make demo`` with the paper's model, images: its
+training folder): the flat-image centre (128 px, 64 x 64 hole) in eval mode with its running
+BatchNorm statistics, then with the statistics re-estimated (plain or masked) on training-like
+batches (random crops of DIR with generator masks in a range of hole ratios), to tell whether
+the statistics or the trained weights make the fill.
 """
 
 from __future__ import annotations
@@ -33,8 +41,10 @@ import torch
 # The repository, not this folder (whose masks.py would shadow the masks package), comes first.
 sys.path[0] = str(Path(__file__).resolve().parents[1])
 
+from inpainting.data import list_images, load_image  # noqa: E402
+from inpainting.engine import load_checkpoint  # noqa: E402
 from inpainting.losses import PixelLoss  # noqa: E402
-from inpainting.models import PConvUNet  # noqa: E402
+from inpainting.models import PConvUNet, build_model  # noqa: E402
 from inpainting.models.masked_norm import MaskedBatchNorm2d  # noqa: E402
 from inpainting.models.prefill import diffusion_fill  # noqa: E402
 from masks import MaskGenerator  # noqa: E402
@@ -43,7 +53,7 @@ VARIANTS = {
     "paper": {},
     "bilinear": {"upsampling": "bilinear"},
     "masked_batch": {"norm": "masked_batch"},
-    "prefill": {"norm": "masked_batch", "prefill": "diffusion"},
+    "prefill": {"prefill": "diffusion"},
 }
 
 
@@ -151,13 +161,65 @@ def bn_gap(model: PConvUNet, size: int) -> float:
     return max(gaps) if gaps else 0.0
 
 
+def crops(folder: Path, count: int, size: int, seed: int) -> torch.Tensor:
+    """(count, 3, size, size) random crops of the images in ``folder`` (seeded)."""
+    rng = np.random.default_rng(seed)
+    files = list_images(folder)
+    batch = []
+    for index in rng.integers(0, len(files), count):
+        array = load_image(files[index])  # (H, W, 3) uint8
+        top = int(rng.integers(0, array.shape[0] - size + 1))
+        left = int(rng.integers(0, array.shape[1] - size + 1))
+        batch.append(torch.from_numpy(array[top:top + size, left:left + size].copy()))
+    return torch.stack(batch).permute(0, 3, 1, 2).float() / 255
+
+
+@torch.no_grad()
+def probe_checkpoint(path: Path, images: Path, size: int = 128) -> None:
+    """Print the flat-image centres of a trained network under each BatchNorm statistics."""
+    state = load_checkpoint(path)
+    print(f"{path} (step {state['step']}); flat image, central {size // 2} px hole, eval mode")
+    print("| BatchNorm statistics | flat 0.8 centre (RGB) | flat 0.2 centre (RGB) |")
+    print("|---|---|---|")
+    for label, norm, hole_range in (("running (as trained)", "batch", None),
+                                    ("re-estimated, holes (0.01, 0.6]", "batch", (0.01, 0.6)),
+                                    ("masked, holes (0.01, 0.6]", "masked_batch", (0.01, 0.6)),
+                                    ("re-estimated, holes (0, 0.01]", "batch", (0.0, 0.01)),
+                                    ("re-estimated, holes (0.5, 0.6]", "batch", (0.5, 0.6))):
+        model = build_model(**{**state["config"]["model"], "norm": norm})
+        model.load_state_dict(state["model"])
+        if hole_range is not None:  # cumulative averages over 12 training-like batches
+            for module in model.modules():
+                if isinstance(module, torch.nn.BatchNorm2d):
+                    module.reset_running_stats()
+                    module.momentum = None
+            model.train()
+            for seed in range(12):
+                image, mask = crops(images, 8, size, seed), make_masks(8, size, hole_range, seed)
+                model(image * mask, mask)
+        model.eval()
+        hole = central_hole(size)
+        cells = []
+        for value in (0.8, 0.2):
+            output, _ = model(torch.full((1, 3, size, size), value) * hole, hole)
+            cells.append(", ".join(f"{v:.2f}" for v in output[0, :, size // 2, size // 2]))
+        print(f"| {label} | {cells[0]} | {cells[1]} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--checkpoint", type=Path, help="probe this trained network instead")
+    parser.add_argument("--images", type=Path, help="with --checkpoint: its training images")
     args = parser.parse_args()
     torch.set_num_threads(2)
+    if args.checkpoint is not None:
+        if args.images is None:
+            parser.error("--checkpoint needs --images (the run's training folder)")
+        probe_checkpoint(args.checkpoint, args.images)
+        return
     print(f"{args.steps} steps, {args.size} px piecewise-constant images, batch 8")
     print("| variant | mode | flat 0.8 centre | flat 0.2 centre | edge std (x255) | "
           "hole L1 (x255) | bn gap | train s |")

@@ -5,7 +5,7 @@ same budget does not (the measured gap these tests guard)."""
 
 import pytest
 import torch
-from run_helpers import load_benchmark
+from run_helpers import load_benchmark, run
 
 SIZE, STEPS = 32, 150
 
@@ -38,8 +38,16 @@ def test_holes_take_the_colour_of_their_surroundings(artefacts, trained):
 
 
 def test_eval_mode_matches_train_mode(artefacts, trained):
-    """The masked statistics leave no train / eval gap on a flat image."""
+    """The prefill network normalises a flat image in train mode as in eval mode."""
     model = trained["prefill"]
     eval_centre, _ = artefacts.flat_probe(model, 0.8, SIZE, train_mode=False)
     train_centre, _ = artefacts.flat_probe(model, 0.8, SIZE, train_mode=True)
     assert eval_centre == pytest.approx(train_centre, abs=0.02)
+
+
+def test_checkpoint_probe_prints_each_statistics_variant(artefacts, tiny_config, tmp_path, capsys):
+    run(tiny_config)
+    artefacts.probe_checkpoint(tmp_path / "run" / "last.pt", tmp_path / "images", size=32)
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert len(rows) == 6 and rows[1].startswith("| running (as trained) |")
+    assert all(len(row.split("|")[2].split(",")) == 3 for row in rows[1:])  # RGB centres
