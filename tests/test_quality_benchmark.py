@@ -64,3 +64,9 @@ def test_photos_cpu_recipe_loads_with_a_folder():
     config = load_config(REPO / "configs" / "photos_cpu.yaml", ["data.train=/photos"])
     assert config.train.max_minutes == 30 and config.train.val_baseline == "opencv-ns"
     assert config.model.norm == "batch" and config.model.prefill == "diffusion"
+
+
+def test_demo_uses_the_recipe_and_validates_beside_navier_stokes():
+    demo = load_config(REPO / "configs" / "demo.yaml")
+    assert demo.model.prefill == "diffusion" and demo.train.val_baseline == "opencv-ns"
+    assert demo.train.max_minutes > 0 and demo.train.finetune_step == 0
