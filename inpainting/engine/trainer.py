@@ -217,7 +217,9 @@ class Trainer:
         self._fit_started = time.perf_counter()
         try:
             with self._stop_signals:
-                while self.step < self.config.train.max_steps and not self._out_of_time():
+                # a resumed run whose budget is spent takes no step; _after_step checks the rest
+                spent = self._out_of_time()
+                while self.step < self.config.train.max_steps and not spent:
                     self._update_phase()
                     accum = self.config.train.grad_accum
                     losses = self.train_step([next(stream) for _ in range(accum)])
