@@ -21,14 +21,8 @@ from inpainting.config import (
 from inpainting.data import EVAL_MODES, MASK_SOURCES
 from inpainting.engine.trainer import AUTOCAST_DTYPES
 from inpainting.errors import UserInputError
-from inpainting.models import (
-    CLASSIFIER_NAMES,
-    MODELS,
-    NORMS,
-    PADDINGS,
-    PREFILLS,
-    UPSAMPLING_MODES,
-)
+from inpainting.models import CLASSIFIER_NAMES, MODELS, PADDINGS, UPSAMPLING_MODES
+from inpainting.models.pconv_unet import NORMS, PREFILLS
 from inpainting.optim import OPTIMIZERS, SCHEDULES
 from masks import POLARITIES
 
