@@ -90,7 +90,11 @@ def train_segment(config: str, overrides: list[str], run_dir: Path, minutes: flo
         The step and training minutes of the run's ``last.pt``.
     """
     budget = f"train.max_minutes={minutes}"
-    if (run_dir / "last.pt").is_file():
+    last = run_dir / "last.pt"
+    if last.is_file():
+        state = load_checkpoint(last)
+        if state["step"] >= state["config"]["train"]["max_steps"]:  # finished before the time
+            return int(state["step"]), float(state["train_seconds"]) / 60
         session = setup_training(None, [budget], resume=str(run_dir))
     else:
         session = setup_training(config, [*overrides, f"train.run_dir={run_dir}", budget])
