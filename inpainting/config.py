@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from inpainting.baselines import BASELINES
 from inpainting.config_parsing import (
     ConfigError,
     apply_overrides,
@@ -36,7 +37,14 @@ from inpainting.config_parsing import (
 from inpainting.data import EVAL_MODES, MASK_SOURCES, TRAIN_RESIZE_MODES
 from inpainting.data.classification import CLASSIFICATION_DATASETS
 from inpainting.losses import DEFAULT_WEIGHTS
-from inpainting.models import CLASSIFIER_NAMES, MODELS, PADDINGS, UPSAMPLING_MODES
+from inpainting.models import (
+    CLASSIFIER_NAMES,
+    MODELS,
+    NORMS,
+    PADDINGS,
+    PREFILLS,
+    UPSAMPLING_MODES,
+)
 from inpainting.optim import OPTIMIZERS, SCHEDULES
 from masks import POLARITIES, parse_bins
 
@@ -79,9 +87,14 @@ class ModelConfig:
     base_channels: int = 64  # channels of the first level (the paper: 64, capped at 8x)
     upsampling: str = "nearest"  # a key of inpainting.models.UPSAMPLING_MODES
     freeze_encoder_bn: bool = False  # the paper's fine-tuning phase
+    # Beyond the paper (models/masked_norm.py, models/prefill.py; the defaults are the paper's):
+    norm: str = "batch"  # batch | masked_batch (BatchNorm statistics over known positions)
+    prefill: str = "none"  # none | diffusion (classical fill as extra input, residual output)
 
     def __post_init__(self) -> None:
         check_choice("model.name", self.name, MODELS)
+        check_choice("model.norm", self.norm, NORMS)
+        check_choice("model.prefill", self.prefill, PREFILLS)
         check(1 <= self.depth <= 10, "model.depth", "in [1, 10]", self.depth)
         check(self.base_channels >= 1, "model.base_channels", ">= 1", self.base_channels)
         check_choice("model.upsampling", self.upsampling, UPSAMPLING_MODES)
@@ -282,6 +295,8 @@ class TrainConfig:
 
     run_dir: str = "runs/run-{time}"
     max_steps: int = 100_000
+    max_minutes: float = 0.0  # also stop (checkpoint + validation) after this training time; 0: off
+    val_baseline: str = ""  # a classical method scored beside the model (opencv-ns); "": none
     seed: int = 0
     log_every: int = 100
     val_every: int = 5_000
@@ -303,6 +318,9 @@ class TrainConfig:
         for key in ("max_steps", "log_every", "val_every", "ckpt_every", "grad_accum"):
             check(getattr(self, key) >= 1, f"train.{key}", ">= 1", getattr(self, key))
         check(self.seed >= 0, "train.seed", ">= 0", self.seed)
+        check(self.max_minutes >= 0.0, "train.max_minutes", ">= 0 (0: off)", self.max_minutes)
+        if self.val_baseline:
+            check_choice("train.val_baseline", self.val_baseline, BASELINES)
         check_choice("train.precision", self.precision, PRECISIONS)
         check_choice("train.device", self.device, DEVICES)
         check(self.finetune_step >= 0, "train.finetune_step", ">= 0 (0: off)", self.finetune_step)
@@ -356,6 +374,9 @@ class Config:
                 f"train.finetune_step {self.train.finetune_step} must be below train.max_steps "
                 f"{self.train.max_steps} (0: off)"
             )
+        if self.train.sync_bn and self.model.norm == "masked_batch":
+            raise ConfigError("train.sync_bn does not support model.norm masked_batch (use "
+                              "model.norm batch, or train without sync_bn)")
         if self.masks.border and 2 * self.masks.border >= self.data.image_size:
             raise ConfigError(
                 f"masks.border {self.masks.border} leaves no room for holes in "

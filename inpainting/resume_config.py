@@ -41,7 +41,8 @@ logger = logging.getLogger(__name__)
 
 # Keys whose change leaves the trained weights of a resumed run those of an uninterrupted one.
 RUN_NEUTRAL_KEYS = frozenset({
-    "train.max_steps", "train.log_every", "train.val_every", "train.ckpt_every",
+    "train.max_steps", "train.max_minutes", "train.val_baseline",
+    "train.log_every", "train.val_every", "train.ckpt_every",
     "train.keep_numbered", "train.device", "train.compile", "train.channels_last",
     "train.cpu_keep_freed_memory", "data.num_workers", "data.decode_cache_mb", "data.demo_root",
     "data.test", "log.progress", "log.tensorboard", "log.image_every", "log.grid_size",

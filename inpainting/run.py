@@ -52,7 +52,10 @@ class Session:
             return (f"Stopped by {result.stopped_by} at step {result.step}; checkpoint saved to "
                     f"{saved}\nResume with: python {prog} --resume {run}")
         minutes = (time.time() - self.started) / 60
-        lines = [f"Trained to step {result.step} in {minutes:.1f} min."]
+        budget = self.config.train.max_minutes
+        spent = (f" (the train.max_minutes budget of {budget:g} min)"
+                 if budget and result.step < self.config.train.max_steps else "")
+        lines = [f"Trained to step {result.step} in {minutes:.1f} min{spent}."]
         if self.config.task == "classification":
             return "\n".join(lines + classification_summary(self.trainer, result.last_eval,
                                                              result.best_psnr, self.writer))

@@ -1,6 +1,8 @@
 """Helpers shared by the engine tests: run a tiny training, read its checkpoints and events."""
 
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -28,3 +30,12 @@ def scalars(run_dir: Path, tag: str) -> dict[int, float]:
     events = EventAccumulator(str(run_dir / "tensorboard"))
     events.Reload()
     return {event.step: event.value for event in events.Scalars(tag)}
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """The module of ``benchmarks/<name>.py`` (the benchmarks folder is not a package)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from inpainting.baselines import BASELINES
 from inpainting.config import (
     DEVICES,
     TASKS,
@@ -22,6 +23,7 @@ from inpainting.data.classification import CLASSIFICATION_DATASETS
 from inpainting.engine.trainer import AUTOCAST_DTYPES
 from inpainting.errors import UserInputError
 from inpainting.models import CLASSIFIER_NAMES, MODELS, PADDINGS, UPSAMPLING_MODES
+from inpainting.models.pconv_unet import NORMS, PREFILLS
 from inpainting.optim import OPTIMIZERS, SCHEDULES
 from masks import POLARITIES
 
@@ -31,6 +33,9 @@ CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 CHOICE_REGISTRIES = {
     "model.name": MODELS,
     "model.upsampling": UPSAMPLING_MODES,
+    "model.norm": NORMS,
+    "model.prefill": PREFILLS,
+    "train.val_baseline": BASELINES,
     "data.eval_mode": EVAL_MODES,
     "data.train_resize": TRAIN_RESIZE_MODES,
     "masks.source": MASK_SOURCES,

@@ -26,8 +26,8 @@ from inpainting.models import build_model
 from inpainting.optim import lr_factor
 from inpainting.run_setup import setup_training
 
-CHECKPOINT_KEYS = {"model", "optimizer", "scheduler", "scaler", "ema", "step", "best_metric",
-                   "config", "rng_state", "data_position", "version"}
+CHECKPOINT_KEYS = {"model", "optimizer", "scheduler", "scaler", "ema", "step", "train_seconds",
+                   "best_metric", "config", "rng_state", "data_position", "version"}
 
 
 

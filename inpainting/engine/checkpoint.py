@@ -8,6 +8,7 @@ Layout (``CHECKPOINT_VERSION`` 1)::
     scaler        GradScaler state dict (empty unless fp16)
     ema           {"decay", "model"} of the weight average (or None)
     step          optimizer steps done
+    train_seconds wall time spent training so far (train.max_minutes; absent: 0)
     best_metric   best validation PSNR so far (or None)
     config        the resolved config as a nested dict; config["model"] = build_model kwargs
     rng_state     {"python", "numpy", "torch", "cuda"}
@@ -130,6 +131,7 @@ def training_state(trainer: Trainer) -> dict[str, Any]:
         "scaler": trainer.scaler.state_dict(),
         "ema": trainer.ema.state_dict() if trainer.ema is not None else None,
         "step": trainer.step,
+        "train_seconds": trainer.elapsed_seconds(),
         "best_metric": trainer.best_metric,
         "config": config_to_dict(trainer.config),
         "rng_state": capture_rng_state(),
@@ -154,6 +156,7 @@ def restore_training_state(trainer: Trainer, state: dict[str, Any]) -> None:
     trainer.step = int(state["step"])
     if trainer.scheduler is not None and not state.get("scheduler"):
         _fast_forward(trainer.scheduler, trainer.step)
+    trainer.train_seconds = float(state.get("train_seconds", 0.0))
     trainer.best_metric = state.get("best_metric")
     trainer.position = {k: int(v) for k, v in state["data_position"].items()}
     if state.get("rng_state") is not None:  # None: a foreign checkpoint, the seed's RNG stays

@@ -83,6 +83,7 @@ class InpaintingTask:
         val_bins: hole-ratio bins ``(lo, hi]`` of the validation masks.
         border: whether the validation masks keep their holes away from the edge.
         grid_size: samples in the grid written at validation.
+        baselines: classical methods (``inpainting.baselines``) scored beside the model.
     """
 
     name = "inpainting"
@@ -90,8 +91,9 @@ class InpaintingTask:
     best_name = "val PSNR"
 
     def __init__(self, val_bins: Sequence[tuple[float, float]] = (), border: bool = False,
-                 grid_size: int = 4) -> None:
+                 grid_size: int = 4, baselines: Sequence[str] = ()) -> None:
         self.val_bins, self.border, self.grid_size = list(val_bins), border, grid_size
+        self.baselines = tuple(baselines)
         self._grid_batch: dict[str, Tensor] | None = None
 
     def loss_terms(self, model: nn.Module, loss_fn: nn.Module, batch: dict[str, Tensor],
@@ -114,7 +116,7 @@ class InpaintingTask:
         """Score the model and the masked input on the fixed validation masks (rank 0)."""
         return evaluate(model, loader, options.device, self.val_bins, options.autocast_dtype,
                         options.channels_last, keep_samples=self.grid_size, border=self.border,
-                        should_stop=options.should_stop)
+                        should_stop=options.should_stop, baselines=self.baselines)
 
     @staticmethod
     def score(result: ValidationResult) -> float:

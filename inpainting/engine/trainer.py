@@ -105,8 +105,9 @@ class Trainer:
         self.scheduler, self.writer, self.ema = scheduler, writer, ema
         self.device, self.dist = torch.device(device), dist or DistInfo()
         self.val_bins = list(val_bins)
+        baselines = [config.train.val_baseline] if config.train.val_baseline else []
         self.task = task or InpaintingTask(self.val_bins, border=config.masks.border > 0,
-                                           grid_size=config.log.grid_size)
+                                           grid_size=config.log.grid_size, baselines=baselines)
         self.autocast_dtype = AUTOCAST_DTYPES[self.config.train.precision]
         self.scaler = torch.amp.GradScaler(self.device.type,
                                            enabled=self.config.train.precision == "fp16")
@@ -124,6 +125,8 @@ class Trainer:
         self._saved_step: int | None = None
         self._stop_signals = StopSignals()
         self._clock = (time.perf_counter(), 0)  # (time, step) of the last log line
+        self.train_seconds = 0.0  # wall time of fit() in earlier sessions of this run
+        self._fit_started: float | None = None
 
     # ---------------------------------------------------------------------------------------
     # One optimizer step
@@ -181,8 +184,24 @@ class Trainer:
     # ---------------------------------------------------------------------------------------
     # The loop
 
+    def elapsed_seconds(self) -> float:
+        """Wall time this run has spent in ``fit()``, earlier sessions (before a resume)
+        included: what ``train.max_minutes`` limits."""
+        running = 0.0 if self._fit_started is None else time.perf_counter() - self._fit_started
+        return self.train_seconds + running
+
+    def _out_of_time(self) -> bool:
+        """True once ``train.max_minutes`` (when set) is spent; every rank agrees."""
+        budget = self.config.train.max_minutes * 60.0
+        if budget <= 0:
+            return False
+        over = self.elapsed_seconds() >= budget
+        return all_reduce_flag(over, self.device) if self.dist.enabled else over
+
     def fit(self) -> FitResult:
-        """Train from ``self.step`` to ``train.max_steps`` (or until SIGINT / SIGTERM).
+        """Train from ``self.step`` to ``train.max_steps``, until ``train.max_minutes`` of
+        training time are spent (then validate and save as at ``max_steps``), or until SIGINT /
+        SIGTERM.
 
         Returns:
             A ``FitResult``.
@@ -195,9 +214,12 @@ class Trainer:
         bar = make_progress_bar(self.config.train.max_steps, self.step,
                                 self.config.log.progress and self.dist.is_main)
         self._clock = (time.perf_counter(), self.step)
+        self._fit_started = time.perf_counter()
         try:
             with self._stop_signals:
-                while self.step < self.config.train.max_steps:
+                # a resumed run whose budget is spent takes no step; _after_step checks the rest
+                spent = self._out_of_time()
+                while self.step < self.config.train.max_steps and not spent:
                     self._update_phase()
                     accum = self.config.train.grad_accum
                     losses = self.train_step([next(stream) for _ in range(accum)])
@@ -208,6 +230,7 @@ class Trainer:
                     if self._after_step(losses, bar):
                         break
         finally:
+            self.train_seconds, self._fit_started = self.elapsed_seconds(), None
             bar.close()
             stream.close()
         return FitResult(self.step, self._stop_signals.received, self.best_metric, self.last_eval,
@@ -217,11 +240,15 @@ class Trainer:
         return every > 0 and self.step % every == 0
 
     def _after_step(self, losses: dict[str, Tensor], bar: Any) -> bool:
-        """Log / validate / save as due at this step; True when a signal asks to stop."""
+        """Log / validate / save as due at this step; True when a signal asks to stop or the
+        time budget is spent (after the final validation and checkpoint)."""
         stop = self._stop_requested()
-        final = stop or self.step == self.config.train.max_steps
-        validate = not stop and (self.step == self.config.train.max_steps
-                                 or self._due(self.config.train.val_every))
+        out_of_time = not stop and self._out_of_time()
+        if out_of_time and self.step < self.config.train.max_steps:
+            logger.info("train.max_minutes %g reached at step %d",
+                        self.config.train.max_minutes, self.step)
+        final = stop or out_of_time or self.step == self.config.train.max_steps
+        validate = not stop and (final or self._due(self.config.train.val_every))
         grid = not (validate or stop) and self.config.log.image_every > 0 and self._due(
             self.config.log.image_every)
         save = final or self._due(self.config.train.ckpt_every)
@@ -242,7 +269,7 @@ class Trainer:
                 self.save(f"step_{self.step:07d}.pt")
         if stop:
             logger.warning("stopped by %s at step %d", self._stop_signals.received, self.step)
-        return stop
+        return stop or out_of_time
 
     def _update_phase(self) -> None:
         """Enter the fine-tuning phase (lr finetune_lr, encoder BN frozen) at finetune_step."""

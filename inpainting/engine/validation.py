@@ -1,9 +1,11 @@
 """Validation on fixed masks: the table of ``inpainting.scoring`` per step, and sample grids.
 
-The model and the masked input (holes black, the trivial baseline a trained model must beat)
-are scored and aggregated exactly as ``evaluate.py`` scores a checkpoint (``inpainting.scoring``:
-8-bit composite, PSNR / SSIM / L1 % per hole-ratio bin ``(lo, hi]``, Liu et al., ECCV 2018,
-Table 1), so the table the trainer logs reads like the one ``evaluate.py`` prints.
+The model, the masked input (holes black, the trivial baseline a trained model must beat) and
+optionally classical baselines (``inpainting.baselines``, e.g. OpenCV Navier-Stokes) on the same
+pairs are scored and aggregated exactly as ``evaluate.py`` scores a checkpoint
+(``inpainting.scoring``: 8-bit composite, PSNR / SSIM / L1 % per hole-ratio bin ``(lo, hi]``,
+Liu et al., ECCV 2018, Table 1), so the table the trainer logs reads like the one
+``evaluate.py`` prints.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision.utils import make_grid, save_image
 
+from inpainting.baselines import get_baseline
 from inpainting.engine.signals import pause_point
 from inpainting.scoring import (
     MASKED_INPUT,
@@ -43,8 +46,8 @@ class ValidationResult:
     """The scores of one validation pass.
 
     Attributes:
-        scores: method -> :class:`~inpainting.scoring.Summary`, for ``"model"`` and
-            ``"masked input"``.
+        scores: method -> :class:`~inpainting.scoring.Summary`, for ``"model"``,
+            ``"masked input"`` and each baseline scored beside them.
         samples: the kept samples as ``(image, mask, output)`` CPU tensors for a grid.
         bad_files: undecodable files skipped (the next decodable one took their place).
     """
@@ -59,7 +62,7 @@ class ValidationResult:
         return self.scores[MODEL].overall
 
     def table(self) -> str:
-        """The table of ``inpainting.scoring.format_table``: model and masked input."""
+        """The table of ``inpainting.scoring.format_table``: model, masked input, baselines."""
         return format_table(self.scores)
 
     def write_scalars(self, writer: Any, step: int) -> None:
@@ -87,6 +90,7 @@ def evaluate(
     keep_samples: int = 0,
     border: bool = False,
     should_stop: Callable[[], bool] | None = None,
+    baselines: Sequence[str] = (),
 ) -> ValidationResult | None:
     """Score ``model`` and the masked input over a validation loader of ``{"image", "mask"}``.
 
@@ -103,6 +107,7 @@ def evaluate(
         border: whether the masks keep their holes away from the edge (the table's border
             column).
         should_stop: asked after every batch; True aborts the pass (a stop signal).
+        baselines: names of ``inpainting.baselines.BASELINES`` scored on the same pairs.
 
     Returns:
         The scores, or None when ``should_stop`` aborted the pass (the model's train/eval mode
@@ -113,7 +118,8 @@ def evaluate(
     """
     was_training = model.training
     model.eval()
-    records: dict[str, list[dict]] = {MODEL: [], MASKED_INPUT: []}
+    methods = {name: get_baseline(name) for name in baselines}
+    records: dict[str, list[dict]] = {MODEL: [], MASKED_INPUT: [], **{n: [] for n in methods}}
     kept: list[tuple[Tensor, Tensor, Tensor]] = []
     picks = spread_indices(len(loader.dataset), keep_samples) if keep_samples else []
     seen = bad_files = 0
@@ -126,7 +132,9 @@ def evaluate(
         mask = batch["mask"].to(device, non_blocking=True)
         output = _inpaint(model, image, mask, autocast, channels_last)
         ratios = hole_ratios(mask)  # one host sync per batch, shared by both methods
-        for name, prediction in ((MODEL, output), (MASKED_INPUT, masked_input(image, mask))):
+        predictions = {MODEL: output, MASKED_INPUT: masked_input(image, mask)}
+        predictions.update((name, fill(image * mask, mask)) for name, fill in methods.items())
+        for name, prediction in predictions.items():
             metrics, _ = score(image, mask, prediction)
             records[name] += image_records(metrics, mask, border, ratios)
         rows = [i - seen for i in picks if seen <= i < seen + len(image)]

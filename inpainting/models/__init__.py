@@ -45,16 +45,18 @@ from inpainting.models.padding import (
     pdvgg19_bn,
     set_padding_mode,
 )
-from inpainting.models.pconv_unet import UPSAMPLING_MODES, PConvUNet
+from inpainting.models.pconv_unet import NORMS, PREFILLS, UPSAMPLING_MODES, PConvUNet
 
 __all__ = [
     "CLASSIFIER_ARCHS",
     "CLASSIFIER_NAMES",
     "MODELS",
+    "NORMS",
     "PADDINGS",
     "PADDING_MODELS",
     "NvidiaCheckpoint",
     "PConvUNet",
+    "PREFILLS",
     "UPSAMPLING_MODES",
     "build_classifier",
     "build_model",

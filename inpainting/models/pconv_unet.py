@@ -14,13 +14,16 @@ decoder's concatenated mask is multi-channel in meaning; its window sum is compu
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from inpainting.layers import PartialConv2d
+from inpainting.models.masked_norm import NORMS, MaskedBatchNorm2d
+from inpainting.models.prefill import PREFILLS, diffusion_fill
 
-__all__ = ["PConvUNet", "encoder_channels", "UPSAMPLING_MODES"]
+__all__ = ["NORMS", "PREFILLS", "PConvUNet", "UPSAMPLING_MODES", "encoder_channels"]
 
 # Decoder upsampling (``F.interpolate`` modes); ``model.upsampling`` in a config is checked
 # against this tuple.
@@ -37,19 +40,40 @@ def encoder_channels(depth: int, base_channels: int) -> list[int]:
     return [base_channels * (_ENCODER_MULTIPLIERS[i] if i < 3 else 8) for i in range(depth)]
 
 
-class _EncoderBlock(nn.Module):
-    """Strided partial conv -> (BatchNorm) -> ReLU; the mask follows the convolution."""
+def _make_norm(norm: str | None, channels: int) -> nn.Module:
+    """BatchNorm of the paper ("batch"), its masked variant ("masked_batch") or none (None)."""
+    if norm is None:
+        return nn.Identity()
+    return MaskedBatchNorm2d(channels) if norm == "masked_batch" else nn.BatchNorm2d(channels)
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, batch_norm: bool):
+
+def _normalise(norm: nn.Module, x: Tensor, mask: Tensor) -> Tensor:
+    """Apply ``norm`` to ``x``; a masked BatchNorm takes its statistics where ``mask`` is 1."""
+    return norm(x, mask) if isinstance(norm, MaskedBatchNorm2d) else norm(x)
+
+
+class _EncoderBlock(nn.Module):
+    """Strided partial conv -> (BatchNorm) -> ReLU; the mask follows the convolution.
+
+    With ``multi_input`` the block takes several inputs, each with its own single-channel mask,
+    joined by :meth:`PartialConv2d.forward_concat` (the masked image and its prefill).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, norm: str | None,
+                 multi_input: bool = False):
         super().__init__()
         self.conv = PartialConv2d(in_channels, out_channels, kernel_size, stride=2,
-                                  padding=kernel_size // 2, bias=not batch_norm, return_mask=True)
-        self.norm = nn.BatchNorm2d(out_channels) if batch_norm else nn.Identity()
+                                  padding=kernel_size // 2, bias=norm is None,
+                                  multi_channel=multi_input, return_mask=True)
+        self.norm = _make_norm(norm, out_channels)
         self.act = nn.ReLU(inplace=True)
 
-    def forward(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        out, mask = self.conv(x, mask)
-        return self.act(self.norm(out)), mask
+    def forward(self, inputs: list[Tensor], masks: list[Tensor]) -> tuple[Tensor, Tensor]:
+        if self.conv.multi_channel:
+            out, mask = self.conv.forward_concat(inputs, masks)
+        else:
+            out, mask = self.conv(inputs[0], masks[0])
+        return self.act(_normalise(self.norm, out, mask)), mask
 
 
 class _DecoderBlock(nn.Module):
@@ -59,15 +83,15 @@ class _DecoderBlock(nn.Module):
     """
 
     def __init__(self, in_channels: int, skip_channels: int, out_channels: int, last: bool,
-                 upsampling: str):
+                 upsampling: str, norm: str):
         super().__init__()
         self.upsampling = upsampling
         self.conv = PartialConv2d(in_channels + skip_channels, out_channels, 3, padding=1,
                                   bias=last, multi_channel=True, return_mask=True)
-        self.norm = nn.Identity() if last else nn.BatchNorm2d(out_channels)
+        self.norm = _make_norm(None if last else norm, out_channels)
         self.act = nn.Identity() if last else nn.LeakyReLU(0.2, inplace=True)
 
-    def forward(self, x: Tensor, mask: Tensor, skip: Tensor, skip_mask: Tensor
+    def forward(self, x: Tensor, mask: Tensor, skips: list[Tensor], skip_masks: list[Tensor]
                 ) -> tuple[Tensor, Tensor]:
         if self.upsampling == "nearest":
             x = F.interpolate(x, scale_factor=2.0, mode="nearest")
@@ -75,8 +99,8 @@ class _DecoderBlock(nn.Module):
             x = F.interpolate(x, scale_factor=2.0, mode=self.upsampling, align_corners=False)
         # the mask is always upsampled by nearest so that it stays in {0, 1}
         mask = F.interpolate(mask, scale_factor=2.0, mode="nearest")
-        out, mask = self.conv.forward_concat([x, skip], [mask, skip_mask])
-        return self.act(self.norm(out)), mask
+        out, mask = self.conv.forward_concat([x, *skips], [mask, *skip_masks])
+        return self.act(_normalise(self.norm, out, mask)), mask
 
 
 class PConvUNet(nn.Module):
@@ -91,6 +115,12 @@ class PConvUNet(nn.Module):
             always upsampled by nearest neighbour.
         freeze_encoder_bn: keep the encoder BatchNorm layers frozen (the paper's fine-tuning
             phase), see :meth:`set_freeze_encoder_bn`.
+        norm: "batch" (the paper) or "masked_batch" (beyond the paper: BatchNorm statistics
+            over known positions only, :mod:`inpainting.models.masked_norm`).
+        prefill: "none" (the paper) or "diffusion" (beyond the paper): the network also sees
+            :func:`~inpainting.models.prefill.diffusion_fill` of the holes as input and predicts
+            a residual on top of it; its last layer starts at zero, so the untrained network
+            returns the fill.
 
     Example:
         >>> model = PConvUNet(depth=7)
@@ -98,29 +128,37 @@ class PConvUNet(nn.Module):
     """
 
     def __init__(self, depth: int = 8, base_channels: int = 64, in_channels: int = 3,
-                 upsampling: str = "nearest", freeze_encoder_bn: bool = False) -> None:
+                 upsampling: str = "nearest", freeze_encoder_bn: bool = False,
+                 norm: str = "batch", prefill: str = "none") -> None:
         super().__init__()
         if depth < 1:
             raise ValueError(f"PConvUNet: depth must be >= 1, got {depth}")
         if base_channels < 1 or in_channels < 1:
             raise ValueError(f"PConvUNet: base_channels and in_channels must be >= 1, got "
                              f"{base_channels} and {in_channels}")
-        if upsampling not in UPSAMPLING_MODES:
-            raise ValueError(f"PConvUNet: unknown upsampling {upsampling!r} "
-                             f"(valid: {', '.join(UPSAMPLING_MODES)})")
+        for name, value, valid in (("upsampling", upsampling, UPSAMPLING_MODES),
+                                   ("norm", norm, NORMS), ("prefill", prefill, PREFILLS)):
+            if value not in valid:
+                raise ValueError(f"PConvUNet: unknown {name} {value!r} "
+                                 f"(valid: {', '.join(valid)})")
         self.depth = depth
         self.in_channels = in_channels
+        self.prefill = prefill
         channels = encoder_channels(depth, base_channels)
         kernels = [_ENCODER_KERNELS[i] if i < 3 else 3 for i in range(depth)]
-        inputs = [in_channels] + channels[:-1]  # input channels of each encoder layer
+        # input channels of each encoder layer; a prefill doubles the image's
+        inputs = [in_channels * (1 if prefill == "none" else 2)] + channels[:-1]
         self.encoder = nn.ModuleList(
-            _EncoderBlock(inputs[i], channels[i], kernels[i], batch_norm=i > 0)
+            _EncoderBlock(inputs[i], channels[i], kernels[i], norm=norm if i > 0 else None,
+                          multi_input=i == 0 and prefill != "none")
             for i in range(depth)
         )
         # decoder[i] mirrors encoder[i]: upsampled encoder[i] output (or decoder[i + 1] output,
-        # same channels) joined with the skip encoder[i] received as input.
+        # same channels) joined with the skip encoder[i] received as input; decoder[0] returns
+        # the image channels.
         self.decoder = nn.ModuleList(
-            _DecoderBlock(channels[i], inputs[i], inputs[i], last=i == 0, upsampling=upsampling)
+            _DecoderBlock(channels[i], inputs[i], inputs[i] if i else in_channels, last=i == 0,
+                          upsampling=upsampling, norm=norm)
             for i in range(depth)
         )
         self._freeze_encoder_bn = False
@@ -128,7 +166,8 @@ class PConvUNet(nn.Module):
         self.set_freeze_encoder_bn(freeze_encoder_bn)
 
     def _init_weights(self) -> None:
-        """Kaiming-normal (fan-in) convolutions and zero biases, BatchNorm as (1, 0)."""
+        """Kaiming-normal (fan-in) convolutions and zero biases, BatchNorm as (1, 0); with a
+        prefill the last convolution starts at zero (the output starts as the prefill)."""
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
@@ -137,6 +176,8 @@ class PConvUNet(nn.Module):
             elif isinstance(module, _BatchNorm):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
+        if self.prefill != "none":
+            nn.init.zeros_(self.decoder[0].conv.weight)
 
     # ----------------------------------------------------------------------------------------
     # BatchNorm freezing for fine-tuning
@@ -216,11 +257,18 @@ class PConvUNet(nn.Module):
         """
         self._check_inputs(image, mask)
         mask = mask.float().expand(image.shape[0], -1, -1, -1)  # batch-1 masks broadcast
-        skips: list[tuple[Tensor, Tensor]] = []
-        x, x_mask = image, mask
+        if self.prefill == "none":
+            inputs, masks = [image], [mask]
+        else:  # the fill is known everywhere
+            fill = diffusion_fill(image, mask).to(image.dtype)
+            inputs, masks = [image, fill], [mask, torch.ones_like(mask)]
+        skips: list[tuple[list[Tensor], list[Tensor]]] = []
         for block in self.encoder:
-            skips.append((x, x_mask))
-            x, x_mask = block(x, x_mask)
-        for block, (skip, skip_mask) in zip(reversed(self.decoder), reversed(skips)):
-            x, x_mask = block(x, x_mask, skip, skip_mask)
+            skips.append((inputs, masks))
+            x, x_mask = block(inputs, masks)
+            inputs, masks = [x], [x_mask]
+        for block, (skip, skip_masks) in zip(reversed(self.decoder), reversed(skips)):
+            x, x_mask = block(x, x_mask, skip, skip_masks)
+        if self.prefill != "none":
+            x = fill + x  # the network predicts a residual on the fill
         return x, x_mask
