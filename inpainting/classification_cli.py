@@ -19,7 +19,7 @@ from inpainting.classification_setup import evaluate_classifier, steps_per_epoch
 from inpainting.config import config_from_dict, config_to_dict
 from inpainting.config_parsing import apply_overrides
 from inpainting.data.classification import ImageFolderDataset, check_same_classes, find_classes
-from inpainting.engine.checkpoint import find_checkpoint, nvidia_training_state
+from inpainting.engine.checkpoint import find_checkpoint, load_resume_state
 from inpainting.engine.distributed import cleanup_distributed, init_distributed
 from inpainting.engine.tasks import ClassificationResult
 from inpainting.engine.trainer import AUTOCAST_DTYPES
@@ -85,7 +85,7 @@ def _setting(key: str, value: Any) -> str:
 def training_settings(args: argparse.Namespace
                       ) -> tuple[list[str], str | None, dict[str, Any] | None]:
     """The ``--set`` overrides of a training run, the checkpoint to resume (or None), and the
-    state that continues it when it was written by NVIDIA's ``main.py`` (else None).
+    state that continues it (read once, NVIDIA's ``main.py`` checkpoints included; or None).
 
     Raises:
         UserInputError: a missing or bad folder, flag or combination (one line).
@@ -127,13 +127,13 @@ def training_settings(args: argparse.Namespace
 
 def _nvidia_resume(args: argparse.Namespace, overrides: list[str], steps: int
                    ) -> dict[str, Any] | None:
-    """The state continuing ``--resume`` when NVIDIA's ``main.py`` wrote it, checked against
-    ``-a`` / ``--padding``; None without ``--resume`` or for this project's checkpoints."""
+    """The state that ``--resume`` continues (this project's checkpoint, or one of NVIDIA's
+    ``main.py`` checked against ``-a`` / ``--padding``); None without ``--resume``."""
     if not args.resume:
         return None
     config = config_to_dict(config_from_dict(apply_overrides({}, overrides)))
-    state = nvidia_training_state(args.resume, config, steps)
-    if state is not None and state["arch"]:
+    state = load_resume_state(args.resume, config, steps)
+    if state.get("arch"):
         expected = nvidia_arch_name(*resolve_arch(args.arch, args.padding))
         if state["arch"] != expected:
             raise UserInputError(f"--resume {args.resume} is a {state['arch']} run, the flags "

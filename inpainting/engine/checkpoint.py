@@ -49,7 +49,7 @@ __all__ = [
     "capture_rng_state",
     "find_checkpoint",
     "load_checkpoint",
-    "nvidia_training_state",
+    "load_resume_state",
     "load_model_from_checkpoint",
     "restore_rng_state",
     "restore_training_state",
@@ -171,29 +171,29 @@ def _fast_forward(scheduler: torch.optim.lr_scheduler.LambdaLR, step: int) -> No
     scheduler.load_state_dict({**scheduler.state_dict(), "last_epoch": step, "_last_lr": lrs})
 
 
-def nvidia_training_state(path: str | os.PathLike, config: dict[str, Any],
-                          steps_per_epoch: int) -> dict[str, Any] | None:
-    """The training state that continues a checkpoint written by NVIDIA's ``main.py``, or None
-    when ``path`` is not one (this project's checkpoints hold their whole state; bad files are
-    left to :func:`load_checkpoint` to report).
+def load_resume_state(path: str | os.PathLike, config: dict[str, Any],
+                      steps_per_epoch: int) -> dict[str, Any]:
+    """:func:`load_checkpoint` for ``classify.py --resume``, which also continues a checkpoint
+    written by NVIDIA's ``main.py``; the file is read once either way.
 
     ``main.py`` saves after each epoch the weights, the optimizer and the best top-1, and no
-    schedule, RNG or data position: the run continues at the start of epoch ``epoch`` (step
+    schedule, RNG or data position: such a run continues at the start of epoch ``epoch`` (step
     ``epoch * steps_per_epoch``), with the lr of ``config``'s schedule at that step and the RNG
-    of ``config``'s seed.
+    of ``config``'s seed. Its state carries ``arch`` (as saved) for the caller to check.
 
     Args:
         path: a checkpoint file or a run folder holding ``checkpoint.pth.tar``.
         config: the run's config as a dict (the continuing command's flags).
         steps_per_epoch: optimizer steps per epoch of the continuing run.
+
+    Raises:
+        UserInputError, OSError: as :func:`load_checkpoint`.
     """
-    try:
-        raw = torch.load(find_checkpoint(path), map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # load_checkpoint says what is wrong with the file
-        return None
+    path = find_checkpoint(path)
+    raw = _read_checkpoint_file(path, "cpu")
     if not isinstance(raw, dict) or "config" in raw \
             or not {"epoch", "state_dict", "optimizer"} <= raw.keys():
-        return None
+        return _checked_state(raw, path)  # this project's own, or a bad file
     best = raw.get("best_prec1")
     epoch = int(raw["epoch"])
     return {
@@ -241,16 +241,25 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
         OSError: the file cannot be read (permissions); the command line gives exit code 3.
     """
     path = find_checkpoint(path)
+    return _checked_state(_read_checkpoint_file(path, map_location), path)
+
+
+def _read_checkpoint_file(path: Path, map_location: Any) -> Any:
+    """``torch.load(path, weights_only=True)``; a file torch cannot read is a UserInputError."""
     try:
         with warnings.catch_warnings():  # torch warns on pickles of other protocols: a bad file
             warnings.simplefilter("ignore", UserWarning)
-            state = torch.load(path, map_location=map_location, weights_only=True)
+            return torch.load(path, map_location=map_location, weights_only=True)
     except OSError:
         raise
     except Exception as error:  # KeyError (a text file), EOFError (empty), RuntimeError
         # (truncated zip), UnpicklingError (foreign pickle): no common type
         raise UserInputError(f"cannot read checkpoint '{path}': {_unreadable_reason(path, error)}"
                              "; pass a .pt file written by train.py") from error
+
+
+def _checked_state(state: Any, path: Path) -> dict[str, Any]:
+    """A loaded checkpoint as this project's state dict, or a UserInputError saying why not."""
     if isinstance(state, dict) and "model" not in state and "state_dict" in state:
         state["model"] = _without_data_parallel_names(state["state_dict"])
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
