@@ -127,6 +127,8 @@ def load_object_mask(path: str | os.PathLike) -> np.ndarray:
     try:
         with Image.open(path) as image:
             labels = np.asarray(image)
+            if "A" in image.getbands():  # transparency is not a label
+                labels = labels[..., :-1]
     except Exception as error:  # Pillow raises many types on broken files
         raise UserInputError(f"cannot decode video mask frame '{os.fspath(path)}': "
                              f"{error or type(error).__name__}") from error

@@ -43,6 +43,13 @@ def test_objects_of_a_frame_are_the_hole(video_folder):
     picture[2:4, 2:4] = (0, 200, 0)
     Image.fromarray(picture).save(rgb)
     assert load_object_mask(rgb).sum() == 64 - 4
+    for mode, opaque in (("RGBA", (0, 0, 0, 255)), ("LA", (0, 255))):
+        with_alpha = video_folder / f"{mode}.png"  # an opaque background is not an object
+        frame = np.zeros((8, 8, len(mode)), np.uint8)
+        frame[...] = opaque
+        frame[2:4, 2:4, 0] = 200
+        Image.fromarray(frame, mode).save(with_alpha)
+        assert load_object_mask(with_alpha).sum() == 64 - 4
 
 
 def test_frames_come_from_every_sequence_resized_and_seeded(video_folder):

@@ -41,7 +41,9 @@ class MaskedBatchNorm2d(nn.BatchNorm2d):
         use_batch = self.training or not self.track_running_stats
         if mask is None or not use_batch:
             return super().forward(x)
-        weight = mask.to(x.dtype).expand(x.shape[0], 1, *x.shape[2:])
+        # float32 statistics, as nn.BatchNorm2d keeps them: fp16 sums overflow past 65504
+        source_dtype, x = x.dtype, x.float()
+        weight = mask.float().expand(x.shape[0], 1, *x.shape[2:])
         count = weight.sum().clamp(min=2.0)
         # (B, C, H, W) -> (C,): weighted sums over batch and positions
         mean = (x * weight).sum(dim=(0, 2, 3)) / count
@@ -53,7 +55,7 @@ class MaskedBatchNorm2d(nn.BatchNorm2d):
         out = centred * scale.view(1, -1, 1, 1)
         if self.affine:
             out = out * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
-        return out
+        return out.to(source_dtype)
 
     @torch.no_grad()
     def _update_running(self, mean: Tensor, unbiased_var: Tensor) -> None:
