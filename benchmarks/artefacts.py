@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 # The repository, not this folder (whose masks.py would shadow the masks package), comes first.
-sys.path[0] = str(Path(__file__).resolve().parents[1])
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # before benchmarks/
 
 from inpainting.data import list_images, load_image  # noqa: E402
 from inpainting.engine import load_checkpoint  # noqa: E402

@@ -31,9 +31,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-# The repository, not this folder (whose masks.py would shadow the masks package), comes first.
+# The repository before this folder (whose masks.py would shadow the masks package); inserted,
+# not put in place of sys.path[0], so a test process that loads this module keeps its path.
 REPO = Path(__file__).resolve().parents[1]
-sys.path[0] = str(REPO)
+sys.path.insert(0, str(REPO))
 
 from inpainting.data import list_images  # noqa: E402
 from inpainting.engine import load_checkpoint  # noqa: E402
@@ -95,7 +96,7 @@ def train_segment(config: str, overrides: list[str], run_dir: Path, minutes: flo
         state = load_checkpoint(last)
         if state["step"] >= state["config"]["train"]["max_steps"]:  # finished before the time
             return int(state["step"]), float(state["train_seconds"]) / 60
-        session = setup_training(None, [budget], resume=str(run_dir))
+        session = setup_training(None, [budget], resume=str(run_dir), resume_state=state)
     else:
         session = setup_training(config, [*overrides, f"train.run_dir={run_dir}", budget])
     try:
@@ -105,15 +106,16 @@ def train_segment(config: str, overrides: list[str], run_dir: Path, minutes: flo
             session.trainer.save("last.pt")
     finally:
         session.close()
-    state = load_checkpoint(run_dir / "last.pt")
+    state = load_checkpoint(run_dir / "last.pt")  # what a resume continues from
     return int(state["step"]), float(state["train_seconds"]) / 60
 
 
-def score(run_dir: Path, crops: Path, masks: Path, out: Path, crop: int) -> dict[str, dict]:
-    """method -> {"overall": means, "bins": {label: means}} of ``last.pt`` and the baselines."""
+def score(run_dir: Path, crops: Path, masks: Path, out: Path, crop: int,
+          baselines: tuple[str, ...] = BASELINES) -> dict[str, dict]:
+    """method -> {"overall": means, "bins": {label: means}} of ``last.pt`` and ``baselines``."""
     report = evaluate_checkpoint(EvalOptions(
         checkpoint=run_dir / "last.pt", images=crops, out=out, masks=masks, image_size=crop,
-        fit="center_crop", baselines=BASELINES, device="cpu", grid_rows=4, progress=False))
+        fit="center_crop", baselines=baselines, device="cpu", grid_rows=4, progress=False))
     return {name: {"overall": summary.overall,
                    "bins": {bin_label(row["bin"]): row for row in summary.rows}}
             for name, summary in report.results.items()}
@@ -204,8 +206,10 @@ def main(argv: list[str] | None = None) -> None:
     for index in range(args.evals + 1):
         step, minutes = train_segment(args.config, overrides, args.out / "run",
                                 args.minutes * index / args.evals)
+        # the pairs are fixed: the classical methods score the same at every evaluation
         scores = score(args.out / "run", args.out / "test_crops", args.out / "masks",
-                       args.out / f"eval_{index}", args.crop)
+                       args.out / f"eval_{index}", args.crop, BASELINES if index == 0 else ())
+        scores.update((name, evaluations[0]["scores"][name]) for name in BASELINES if index)
         evaluations.append({"minutes": minutes, "step": step, "scores": scores})
         (args.out / "results.json").write_text(json.dumps(evaluations, indent=1) + "\n")
         print(f"{minutes:.1f} min: " + ", ".join(

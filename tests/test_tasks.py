@@ -11,7 +11,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from inpainting.config import load_config
-from inpainting.engine import Trainer
+from inpainting.engine import Trainer, validation
 from inpainting.engine.batches import ShardSampler
 from inpainting.engine.distributed import DistInfo
 from inpainting.engine.tasks import (
@@ -21,6 +21,7 @@ from inpainting.engine.tasks import (
     ValidationOptions,
     read_metrics,
 )
+from inpainting.models import PConvUNet
 
 CLASSES = 6
 
@@ -203,3 +204,24 @@ def test_a_stopped_classification_run_names_its_own_checkpoint_and_command(tmp_p
     text = session.summary(result, "classify.py")
     assert f"saved to {tmp_path / 'checkpoint.pth.tar'}" in text
     assert f"python classify.py --resume {tmp_path}" in text
+
+
+def test_inpainting_baselines_are_scored_once_for_the_fixed_pairs(monkeypatch):
+    calls = []
+
+    def counted_fill(image, mask):
+        calls.append(len(image))
+        return image.flip(-1)
+
+    monkeypatch.setattr(validation, "get_baseline", lambda name: counted_fill)
+    generator = torch.Generator().manual_seed(0)
+    mask = (torch.rand(6, 1, 16, 16, generator=generator) > 0.4).float()
+    pairs = [{"image": image, "mask": m}
+             for image, m in zip(torch.rand(6, 3, 16, 16, generator=generator), mask)]
+    loader = DataLoader(pairs, batch_size=4)
+    task = InpaintingTask(val_bins=[(0.0, 1.0)], grid_size=0, baselines=["opencv-ns"])
+    model = PConvUNet(depth=2, base_channels=4)
+    tables = [task.validate(model, loader, ValidationOptions(torch.device("cpu"))).table()
+              for _ in range(2)]
+    assert calls == [4, 2]  # the first validation's two batches, nothing after
+    assert tables[0] == tables[1] and "opencv-ns" in tables[0]
