@@ -52,11 +52,15 @@ class ResumableSampler(Sampler[tuple[int, int]]):
         """Begin at epoch ``epoch``, skipping its first ``start`` indices."""
         self.epoch, self.start = int(epoch), int(start)
 
+    @property
+    def batches_per_epoch(self) -> int:
+        """Full batches in one epoch of this process's share (the rest is dropped)."""
+        return len(self.base) // self.batch_size
+
     def epoch_indices(self, epoch: int) -> list[int]:
         """The indices epoch ``epoch`` uses, in order (whole batches only)."""
         self.base.set_epoch(epoch)
-        used = len(self.base) // self.batch_size * self.batch_size
-        return list(self.base)[:used]
+        return list(self.base)[:self.batches_per_epoch * self.batch_size]
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         epoch, start = self.epoch, self.start
@@ -149,7 +153,7 @@ class BatchStream:
     @property
     def batches_per_epoch(self) -> int:
         """Full batches in one epoch of this process's share (the sampler drops the rest)."""
-        return len(self.loader.sampler.base) // self.loader.batch_size
+        return self.loader.sampler.batches_per_epoch
 
     def __next__(self) -> dict[str, Any]:
         if self._iterator is None:
