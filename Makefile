@@ -28,7 +28,7 @@ demo: install
 
 # Zero / partial / reflect / replicate padding, 3 seeds each, on Fashion-MNIST (under 15 min on
 # 2 CPU cores); Debian's dataset-fashion-mnist is installed first when its files are missing.
-# PADDING_DEMO_ARGS: more options of python -m inpainting.padding_demo (--seeds 5, --set ...).
+# PADDING_DEMO_ARGS: more options of python -m inpainting.tasks.classification.padding_demo (--seeds 5, --set ...).
 FASHION_MNIST ?= /usr/share/datasets/fashion-mnist
 PADDING_DEMO_ARGS ?=
 padding-demo: install
@@ -42,7 +42,7 @@ padding-demo: install
 				"install it, or give FASHION_MNIST=DIR, a folder of Fashion-MNIST's idx files" >&2; \
 			exit 1; }; \
 	fi
-	$(PYTHON) -m inpainting.padding_demo --data "$(FASHION_MNIST)" $(PADDING_DEMO_ARGS)
+	$(PYTHON) -m inpainting.tasks.classification.padding_demo --data "$(FASHION_MNIST)" $(PADDING_DEMO_ARGS)
 
 # The page on the newest demo run (runs/demo-*, see configs/demo.yaml), or without a model.
 app: install

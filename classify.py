@@ -22,16 +22,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-from inpainting.cli import OneLineParser, exit_on_interrupt, run_main
-from inpainting.errors import EXIT_OK
+from inpainting.engine.cli import OneLineParser, exit_on_interrupt, run_main
+from inpainting.engine.errors import EXIT_OK
 
 PROG = "classify.py"
 
 with exit_on_interrupt(PROG):  # Ctrl-C while torch loads (seconds): one line, exit 130
-    from inpainting.classification_cli import evaluate_checkpoint, training_settings
-    from inpainting.models import CLASSIFIER_NAMES, PADDINGS
-    from inpainting.run import fit_and_report
-    from inpainting.run_setup import setup_training
+    from inpainting.engine.run import fit_and_report, setup_training
+    from inpainting.tasks.classification.cli import (
+        evaluate_classifier_checkpoint,
+        training_settings,
+    )
+    from inpainting.tasks.classification.models import CLASSIFIER_NAMES, PADDINGS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
 def classify(args: argparse.Namespace) -> int:
     """Evaluate, or set up, fit and summarise a run; returns the exit code."""
     if args.evaluate:
-        result, is_main = evaluate_checkpoint(args)
+        result, is_main = evaluate_classifier_checkpoint(args)
         if is_main:
             print(result.summary())
         return EXIT_OK

@@ -7,7 +7,7 @@ Without --masks, masks are generated into REPORT_DIR/masks (--masks-per-bin per 
 without border); a rerun with the same --out reuses them and scores exactly the requested ones.
 See inpainting/evaluation/ for pairing rules and the report files.
 
-Exit codes (``inpainting.errors``): 0 done; 2 a problem with the arguments or the data (one
+Exit codes (``inpainting.engine.errors``): 0 done; 2 a problem with the arguments or the data (one
 line on stderr); 3 a file or folder cannot be read or written, or the disk is full (one line);
 130 Ctrl-C (generated masks are kept); a bug or a CUDA failure keeps its traceback.
 """
@@ -17,7 +17,7 @@ import logging
 import sys
 from pathlib import Path
 
-from inpainting.cli import (
+from inpainting.engine.cli import (
     OneLineParser,
     choice,
     exit_on_interrupt,
@@ -25,12 +25,12 @@ from inpainting.cli import (
     run_main,
     whole_number,
 )
-from inpainting.errors import EXIT_INTERRUPTED
+from inpainting.engine.errors import EXIT_INTERRUPTED
 
 PROG = "evaluate.py"
 
 with exit_on_interrupt(PROG):  # Ctrl-C while torch loads (seconds): one line, exit 130
-    from inpainting.evaluation import EvalOptions, evaluate_checkpoint
+    from inpainting.metrics.evaluation import EvalOptions, evaluate_checkpoint
     from masks import parse_bins
 
 _fit = choice({"center-crop": "center_crop", "resize": "resize", "none": "none"})

@@ -5,7 +5,7 @@
     python train.py --config configs/finetune.yaml --init-from runs/x/best.pt  # weights only
     torchrun --nproc_per_node 4 train.py --config configs/places2_512.yaml   # several GPUs
 
-Exit codes (``inpainting.errors``): 0 done, or stopped by Ctrl-C / SIGTERM after saving
+Exit codes (``inpainting.engine.errors``): 0 done, or stopped by Ctrl-C / SIGTERM after saving
 ``last.pt`` (resume with --resume); 1 the loss became NaN/inf, or a bug or a CUDA/NCCL failure
 (with its traceback); 2 a problem with the command line, config or data (one line on stderr);
 3 a file or folder cannot be read or written, or the disk is full (one line); 130 a second
@@ -17,13 +17,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from inpainting.cli import OneLineParser, exit_on_interrupt, run_main
+from inpainting.engine.cli import OneLineParser, exit_on_interrupt, run_main
 
 PROG = "train.py"
 
 with exit_on_interrupt(PROG):  # Ctrl-C while torch loads (seconds): one line, exit 130
-    from inpainting.run import fit_and_report
-    from inpainting.run_setup import setup_training
+    from inpainting.engine.run import fit_and_report, setup_training
 
 _EPILOG = """\
 During training, Ctrl-C or SIGTERM finishes the step, saves last.pt and exits 0;

@@ -42,7 +42,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # before benchmarks/
 
 from inpainting.data import list_images, load_image  # noqa: E402
-from inpainting.engine import load_checkpoint  # noqa: E402
+from inpainting.engine.checkpoint import load_checkpoint
 from inpainting.losses import PixelLoss  # noqa: E402
 from inpainting.models import PConvUNet, build_model  # noqa: E402
 from inpainting.models.masked_norm import MaskedBatchNorm2d  # noqa: E402

@@ -1,7 +1,7 @@
 """Time of PSNR + SSIM on a batch of image pairs: inpainting.metrics against scikit-image (CPU).
 
 Times, interleaved in one run (each repetition runs every method once, in turn):
-  ours          inpainting.metrics.psnr + ssim on float32 tensors (the evaluation path)
+  ours          inpainting.metrics.image.psnr + ssim on float32 tensors (the evaluation path)
   ours-f64      the same on float64 tensors
   skimage-f64   scikit-image peak_signal_noise_ratio + structural_similarity, one image at a time,
                 on float64 HWC arrays (what uint8 photos become inside scikit-image)
@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from inpainting.metrics import psnr, ssim  # noqa: E402
+from inpainting.metrics.image import psnr, ssim  # noqa: E402
 
 
 def naive_ssim(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -2,7 +2,7 @@
 
 One step = forward, cross-entropy, backward and an SGD update (momentum 0.9, weight decay 1e-4,
 NVIDIA's ImageNet recipe; learning rate 0 by default, see ``--lr``) on a fixed random batch. For
-each architecture the variants are built by :func:`inpainting.models.classifiers.build_classifier`
+each architecture the variants are built by the classification task's ``build_classifier``
 from the same seed:
 
   zero     torchvision's network as it is (NVIDIA's ``-a resnet50`` baseline too)
@@ -48,7 +48,7 @@ from torch import Tensor, nn  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from inpainting.engine.memory import keep_freed_memory  # noqa: E402
-from inpainting.models.classifiers import CLASSIFIER_ARCHS, build_classifier  # noqa: E402
+from inpainting.tasks.classification.models import CLASSIFIER_ARCHS, build_classifier  # noqa: E402
 
 TARGET = 1.10  # issue 11: partial padding may cost at most 10 % more per training step
 # NVIDIA's module holding pd<arch> for each family of architectures

@@ -13,8 +13,8 @@
    counts the time of all segments, validations included), so the run is the one a single
    ``train.py`` would make.
 4. Before the first segment (the untrained network: with ``model.prefill`` the classical fill
-   alone) and after each, ``inpainting.evaluation`` scores ``last.pt`` beside OpenCV Telea and
-   Navier-Stokes on the same pairs (8-bit composites, ``inpainting.scoring``).
+   alone) and after each, ``inpainting.metrics.evaluation`` scores ``last.pt`` beside OpenCV
+   Telea and Navier-Stokes on the same pairs (8-bit composites, ``inpainting.metrics.scoring``).
 
 Writes to ``--out``: ``results.json`` (every evaluation), ``table.md`` (the last evaluation per
 bin, and PSNR over training time), ``psnr_vs_minutes.png`` and the evaluation report folders.
@@ -37,11 +37,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from inpainting.data import list_images  # noqa: E402
-from inpainting.engine import load_checkpoint  # noqa: E402
-from inpainting.evaluation import EvalOptions, evaluate_checkpoint  # noqa: E402
-from inpainting.padding_report.plot import _font  # noqa: E402
-from inpainting.run_setup import setup_training  # noqa: E402
-from inpainting.scoring import bin_label  # noqa: E402
+from inpainting.engine.checkpoint import load_checkpoint  # noqa: E402
+from inpainting.engine.run import setup_training  # noqa: E402
+from inpainting.metrics.evaluation import EvalOptions, evaluate_checkpoint  # noqa: E402
+from inpainting.metrics.scoring import bin_label  # noqa: E402
+from inpainting.tasks.classification.padding_report.plot import _font  # noqa: E402
 from masks import PAPER_BINS  # noqa: E402
 from masks.dataset import generate_mask_set  # noqa: E402
 

@@ -14,7 +14,7 @@ and returns ``output`` (B, 3, H, W): the network's prediction clamped to [0, 1],
 ``--composite`` the composite ``mask * image + (1 - mask) * prediction``. Batch, height and
 width are dynamic. The network itself needs sides that are multiples of ``2 ** depth``; the
 graph reflect-pads any other size up to the next multiple and crops back, as
-:class:`inpainting.inference.Inpainter` does, so every size works (sides up to ``2 ** depth``
+:class:`inpainting.predict.Inpainter` does, so every size works (sides up to ``2 ** depth``
 are padded to twice that, where ``Inpainter`` pads to ``2 ** depth``). The convention is written
 into the file: ONNX ``metadata_props``, and for ``pt2`` the ``inpainting.json`` extra file
 (``torch.export.load(path, extra_files={"inpainting.json": ""})``).
@@ -36,9 +36,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from inpainting.cli import OneLineParser, choice, run_main
-from inpainting.errors import EnvironmentProblem, UserInputError
-from inpainting.inference import load_model_from_checkpoint
+from inpainting.engine.cli import OneLineParser, choice, run_main
+from inpainting.engine.errors import EnvironmentProblem, UserInputError
+from inpainting.tasks.inpainting.checkpoint import load_model_from_checkpoint
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -85,7 +85,7 @@ def load_inpainting_model(path: str | os.PathLike) -> tuple[nn.Module, dict[str,
 def reflect_index(length: int, target: int) -> Tensor:
     """Source indices of a reflect padding of ``length`` up to ``target`` positions.
 
-    Repeated reflection (as :func:`inpainting.inference.reflect_pad` does for pads larger than
+    Repeated reflection (as :func:`inpainting.predict.reflect_pad` does for pads larger than
     the side) is a triangle wave of period ``2 * (length - 1)``; a side of 1 replicates. Built
     from sizes and tensor arithmetic only, so a traced graph keeps the sizes symbolic.
 

@@ -6,8 +6,8 @@ examples:
   python -m masks stats nvidia_test_masks --polarity hole-white
   python -m masks video clip.mp4 --out mask_sets/clip --size 512
 
-Exit codes (``inpainting.errors``, as for every command of the project): 0 done; 1 stats found
-missing or changed files, or video found no mask in the hole range; 2 bad arguments or input
+Exit codes (``inpainting.engine.errors``, as for every command of the project): 0 done; 1 stats
+found missing or changed files, or video found no mask in the hole range; 2 bad arguments or input
 files (one line on stderr); 3 a folder cannot be written or the disk is full (one line);
 130 interrupted (run the same command again to resume); a bug keeps its traceback.
 """
@@ -23,8 +23,8 @@ from pathlib import Path
 import cv2
 from tqdm import tqdm
 
-from inpainting.cli import OneLineParser, parse_polarity, run_main, whole_number
-from inpainting.errors import EXIT_FAILED, EXIT_INTERRUPTED
+from inpainting.engine.cli import OneLineParser, parse_polarity, run_main, whole_number
+from inpainting.engine.errors import EXIT_FAILED, EXIT_INTERRUPTED
 from masks.dataset import check_writable, generate_mask_set
 from masks.generator import parse_bins
 from masks.io import hole_ratio, save_mask

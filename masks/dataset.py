@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from inpainting.errors import EnvironmentProblem, UserInputError
+from inpainting.engine.errors import EnvironmentProblem, UserInputError
 from masks.generator import GENERATOR_VERSION, MaskGenerator
 from masks.io import atomic_write_bytes, encode_mask, load_mask, remove_stale_temporaries
 from masks.manifest import MANIFEST_NAME, Manifest, MaskEntry, read_manifest, write_manifest

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from inpainting.errors import UserInputError
+from inpainting.engine.errors import UserInputError
 from masks.augment import Augmentation
 from masks.io import IMAGE_SUFFIXES, check_polarity, iter_mask_files, load_mask, resize_mask
 

@@ -30,7 +30,7 @@ import re
 import cv2
 import numpy as np
 
-from inpainting.errors import UserInputError
+from inpainting.engine.errors import UserInputError
 from masks.augment import Augmentation
 from masks.shapes import DEFAULT_SHAPE_WEIGHTS, HOLE, SHAPES
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from inpainting.errors import UserInputError
+from inpainting.engine.errors import UserInputError
 
 POLARITIES: tuple[str, ...] = ("known_white", "hole_white")
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp")

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from inpainting.errors import UserInputError
+from inpainting.engine.errors import UserInputError
 from masks.io import atomic_write_bytes, check_polarity
 
 __all__ = ["MANIFEST_NAME", "MANIFEST_VERSION", "Manifest", "MaskEntry", "read_manifest",

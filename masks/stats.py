@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from inpainting.errors import UserInputError
+from inpainting.engine.errors import UserInputError
 from masks.generator import PAPER_BINS
 from masks.io import atomic_write_bytes, hole_ratio, iter_mask_files, load_mask
 from masks.manifest import MANIFEST_NAME, MaskEntry, read_manifest

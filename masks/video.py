@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from inpainting.errors import UserInputError
+from inpainting.engine.errors import UserInputError
 from masks.generator import check_range
 from masks.io import hole_ratio, resize_mask
 

@@ -7,7 +7,7 @@ from types import ModuleType
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from inpainting.run_setup import setup_training
+from inpainting.engine.run import setup_training
 
 
 def run(config_path, overrides=(), resume=None, init_from=None):

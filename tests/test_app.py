@@ -17,7 +17,7 @@ from inpainting.app.logic import (
     run_methods,
     sample_photos,
 )
-from inpainting.errors import UserInputError
+from inpainting.engine.errors import UserInputError
 
 
 def _layer(height: int, width: int, box: tuple[int, int, int, int]) -> np.ndarray:

@@ -1,12 +1,12 @@
-"""Tests for inpainting.baselines: OpenCV Telea / Navier-Stokes behind the batch interface."""
+"""inpainting.metrics.baselines: OpenCV Telea / Navier-Stokes behind the batch interface."""
 
 import functools
 
 import pytest
 import torch
 
-from inpainting.baselines import BASELINES, get_baseline, opencv_telea
-from inpainting.metrics import psnr
+from inpainting.metrics.baselines import BASELINES, get_baseline, opencv_telea
+from inpainting.metrics.image import psnr
 
 
 def smooth_images(batch: int, channels: int, size: int = 32) -> torch.Tensor:

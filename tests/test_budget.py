@@ -3,7 +3,8 @@
 import pytest
 from run_helpers import load, run
 
-from inpainting.config import ConfigError, load_config
+from inpainting.engine.config import ConfigError
+from inpainting.tasks import load_config
 
 UNBOUNDED = ["train.max_steps=100000", "train.val_every=100000", "train.ckpt_every=100000",
              "train.log_every=100000"]

@@ -8,17 +8,17 @@ import pytest
 import torch
 from conftest import make_images
 
-from inpainting.config import load_config
-from inpainting.data import (
+from inpainting.engine.optim import build_optimizer, build_scheduler
+from inpainting.losses import InpaintingLoss, PixelLoss, build_loss
+from inpainting.models import PConvUNet, build_model
+from inpainting.tasks import load_config
+from inpainting.tasks.inpainting.data import (
     build_datasets,
     build_mask_source,
     build_val_loader,
     build_val_masks,
     resolve_image_paths,
 )
-from inpainting.losses import InpaintingLoss, PixelLoss, build_loss
-from inpainting.models import PConvUNet, build_model
-from inpainting.optim import build_optimizer, build_scheduler
 from masks import FolderMaskSource, MaskGenerator, save_mask
 
 TINY = ["model.depth=3", "model.base_channels=8", "data.image_size=32", "data.batch_size=2",
@@ -34,9 +34,10 @@ def test_build_model_from_the_model_section():
 def test_build_loss_skips_vgg_when_its_terms_weigh_nothing():
     pixel = load_config(None, TINY + ["loss.weights.perceptual=0", "loss.weights.style_out=0",
                                       "loss.weights.style_comp=0", "loss.weights.hole=5"])
-    loss = build_loss(pixel.loss)
+    loss = build_loss(dataclasses.asdict(pixel.loss.weights))
     assert isinstance(loss, PixelLoss) and loss.weights == {"valid": 1.0, "hole": 5.0, "tv": 0.1}
-    full = build_loss(load_config(None, TINY + ["loss.weights.style_out=0"]).loss)
+    weights = load_config(None, TINY + ["loss.weights.style_out=0"]).loss.weights
+    full = build_loss(dataclasses.asdict(weights), "none")
     assert isinstance(full, InpaintingLoss) and full.weights["style_out"] == 0.0
 
 
@@ -57,7 +58,7 @@ def test_build_optimizer_and_scheduler():
     optimizer = build_optimizer(config.optim, model)
     assert isinstance(optimizer, torch.optim.AdamW)
     assert optimizer.param_groups[0]["weight_decay"] == 0.01
-    scheduler = build_scheduler(config, optimizer)
+    scheduler = build_scheduler(config.optim, config.train.max_steps, optimizer)
     for _ in range(5):
         optimizer.step()
         scheduler.step()
@@ -65,7 +66,7 @@ def test_build_optimizer_and_scheduler():
 
 
 def test_build_mask_source_follows_masks_source(tmp_path):
-    assert isinstance(build_mask_source(load_config(None, TINY)), MaskGenerator)
+    assert isinstance(build_mask_source(load_config(None, TINY).masks, 32), MaskGenerator)
     folder = tmp_path / "masks"
     folder.mkdir()
     known = np.ones((32, 32), np.uint8)
@@ -73,7 +74,7 @@ def test_build_mask_source_follows_masks_source(tmp_path):
     save_mask(folder / "a.png", known)
     config = load_config(None, TINY + ["masks.source=folder", f"masks.folder={folder}",
                                        "masks.augment=false"])
-    source = build_mask_source(config)
+    source = build_mask_source(config.masks, config.data.image_size)
     assert isinstance(source, FolderMaskSource)
     assert np.array_equal(source(np.random.default_rng(0)), known)
 
@@ -99,11 +100,13 @@ def test_resolve_image_paths_holds_out_and_passes_the_demo_step(tmp_path):
 def test_datasets_and_val_loader(tmp_path):
     images = sorted(make_images(tmp_path / "images", count=3).iterdir())
     config = load_config(None, TINY)
-    val_masks = build_val_masks(config, tmp_path / "run")
+    val_masks = build_val_masks(config.masks, 32, tmp_path / "run")
     assert (tmp_path / "run" / "val_masks").is_dir() and len(val_masks) == 4
-    assert np.array_equal(build_val_masks(config, tmp_path / "run").masks, val_masks.masks)
-    train_set, val_set = build_datasets(config, images[:2], images[2:], val_masks)
+    assert np.array_equal(build_val_masks(config.masks, 32, tmp_path / "run").masks,
+                          val_masks.masks)
+    train_set, val_set = build_datasets(config.data, config.masks, 0, images[:2], images[2:],
+                                        val_masks)
     assert len(val_set) == 4 and train_set[0]["image"].shape == (3, 32, 32)
     batch = next(iter(build_val_loader(config.data, val_set)))
     assert batch["image"].shape == (2, 3, 32, 32) and batch["mask"].shape == (2, 1, 32, 32)
-    assert build_datasets(config, images, [], None)[1] is None
+    assert build_datasets(config.data, config.masks, 0, images, [], None)[1] is None

@@ -1,4 +1,4 @@
-"""Tests for inpainting.data.classification and inpainting.data.fashion_mnist."""
+"""The classification task's data: class folders (``.data``) and Fashion-MNIST."""
 
 import gzip
 import logging
@@ -9,7 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from inpainting.data.classification import (
+from inpainting.engine.errors import EnvironmentProblem, UserInputError
+from inpainting.tasks.classification.data import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     ImageFolderDataset,
@@ -18,8 +19,12 @@ from inpainting.data.classification import (
     resize_short_side,
     shift_toward_border,
 )
-from inpainting.data.fashion_mnist import CLASSES, DEFAULT_ROOT, load_fashion_mnist, read_idx
-from inpainting.errors import EnvironmentProblem, UserInputError
+from inpainting.tasks.classification.fashion_mnist import (
+    CLASSES,
+    DEFAULT_ROOT,
+    load_fashion_mnist,
+    read_idx,
+)
 
 
 def _write_image(path: Path, colour: tuple[int, int, int], size: tuple[int, int] = (40, 48)):

@@ -1,4 +1,4 @@
-"""Tests for inpainting.models.classifiers: names, paddings, pretrained and initial weights."""
+"""The classification task's models: names, paddings, pretrained and initial weights."""
 
 import urllib.error
 
@@ -7,18 +7,17 @@ import torch
 import torchvision
 from torch import nn
 
-from inpainting.errors import EnvironmentProblem, UserInputError
+from inpainting.engine.errors import EnvironmentProblem, UserInputError
 from inpainting.layers.partial_conv import PartialConv2d
-from inpainting.models import (
-    CLASSIFIER_NAMES,
-    PADDINGS,
+from inpainting.tasks.classification.config import CLASSIFIER_NAMES, PADDINGS
+from inpainting.tasks.classification.input_size import input_size_problem
+from inpainting.tasks.classification.models import (
     build_classifier,
-    make_nvidia_checkpoint,
     nvidia_arch_name,
     resolve_arch,
-    save_nvidia_checkpoint,
 )
-from inpainting.models.input_size import input_size_problem
+from inpainting.tasks.classification.nvidia import save_nvidia_checkpoint
+from inpainting.tasks.classification.task import make_nvidia_checkpoint
 
 
 def _padded_modes(model: nn.Module) -> set[str]:

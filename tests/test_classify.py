@@ -11,10 +11,10 @@ import torch
 import yaml
 from run_helpers import scalars
 
-from inpainting.classification_cli import run_folder
 from inpainting.engine.checkpoint import load_checkpoint
-from inpainting.engine.tasks import read_metrics
-from inpainting.models import read_nvidia_checkpoint
+from inpainting.tasks.classification.cli import run_folder
+from inpainting.tasks.classification.nvidia import read_nvidia_checkpoint
+from inpainting.tasks.classification.task import read_metrics
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import classify  # noqa: E402 (the script beside train.py)

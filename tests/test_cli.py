@@ -9,12 +9,19 @@ from pathlib import Path
 import pytest
 import torch
 
-from inpainting.cli import OneLineParser, choice, parse_polarity, report, run_main, whole_number
-from inpainting.config import ConfigError
 from inpainting.data import ImageDecodeError
 from inpainting.data import demo as demo_module
-from inpainting.errors import EXIT_CODES_HELP, EnvironmentProblem, UserInputError
-from inpainting.predict import main as predict_main
+from inpainting.engine.cli import (
+    OneLineParser,
+    choice,
+    parse_polarity,
+    report,
+    run_main,
+    whole_number,
+)
+from inpainting.engine.config import ConfigError
+from inpainting.engine.errors import EXIT_CODES_HELP, EnvironmentProblem, UserInputError
+from inpainting.predict.cli import main as predict_main
 from masks.__main__ import main as masks_main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,8 +40,9 @@ ENTRY_POINTS = {
     "python -m masks": lambda: masks_main,
     "python -m inpainting.export": lambda: importlib.import_module("inpainting.export").main,
     "python -m inpainting.app": lambda: importlib.import_module("inpainting.app.__main__").main,
-    "python -m inpainting.padding_report":
-        lambda: importlib.import_module("inpainting.padding_report.__main__").main,
+    "python -m inpainting.tasks.classification.padding_report":
+        lambda: importlib.import_module(
+            "inpainting.tasks.classification.padding_report.__main__").main,
 }
 # (entry point, leading arguments): every command and subcommand a user can run.
 COMMANDS = [(name, []) for name in ENTRY_POINTS] + [
@@ -62,7 +70,7 @@ def test_every_bad_argument_is_one_line_with_exit_code_2(name, leading, capsys):
 
 
 def test_script_docstrings_state_the_same_codes():
-    for name in ("train.py", "evaluate.py", "inpainting/predict.py", "masks/__main__.py",
+    for name in ("train.py", "evaluate.py", "inpainting/predict/cli.py", "masks/__main__.py",
                  "inpainting/data/demo.py"):
         docstring = ast.get_docstring(ast.parse((ROOT / name).read_text(encoding="utf-8")))
         assert "Exit codes" in docstring, name
@@ -163,7 +171,7 @@ def test_masks_imports_only_the_two_leaf_modules_of_inpainting():
         imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
                      for alias in node.names}
         from_inpainting = {name for name in imported if name and name.startswith("inpainting")}
-        assert from_inpainting <= {"inpainting.errors", "inpainting.cli"}, (path.name,
+        assert from_inpainting <= {"inpainting.engine.errors", "inpainting.engine.cli"}, (path.name,
                                                                             from_inpainting)
 
 

@@ -6,25 +6,22 @@ from pathlib import Path
 import pytest
 import yaml
 
-from inpainting.baselines import BASELINES
-from inpainting.config import (
-    DEVICES,
-    TASKS,
-    Config,
-    ConfigError,
-    apply_overrides,
-    config_from_dict,
-    config_to_dict,
-    load_config,
-    save_config,
-)
-from inpainting.data import EVAL_MODES, MASK_SOURCES, TRAIN_RESIZE_MODES
-from inpainting.data.classification import CLASSIFICATION_DATASETS
+from inpainting import tasks
+from inpainting.data import EVAL_MODES, TRAIN_RESIZE_MODES
+from inpainting.engine.config import DEVICES, ConfigError, config_to_dict, save_config
+from inpainting.engine.config_parsing import apply_overrides
+from inpainting.engine.errors import UserInputError
+from inpainting.engine.optim import OPTIMIZERS, SCHEDULES
 from inpainting.engine.trainer import AUTOCAST_DTYPES
-from inpainting.errors import UserInputError
-from inpainting.models import CLASSIFIER_NAMES, MODELS, PADDINGS, UPSAMPLING_MODES
+from inpainting.metrics.baselines import BASELINES
+from inpainting.models import MODELS, UPSAMPLING_MODES
 from inpainting.models.pconv_unet import NORMS, PREFILLS
-from inpainting.optim import OPTIMIZERS, SCHEDULES
+from inpainting.tasks import config_from_dict, load_config
+from inpainting.tasks.classification.data import CLASSIFICATION_DATASETS
+from inpainting.tasks.classification.models import CLASSIFIER_NAMES, PADDINGS
+from inpainting.tasks.classification.padding_demo import CONFIG as PADDING_DEMO_CONFIG
+from inpainting.tasks.inpainting.config import InpaintingConfig as Config
+from inpainting.tasks.inpainting.data import MASK_SOURCES
 from masks import POLARITIES
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -44,7 +41,7 @@ CHOICE_REGISTRIES = {
     "optim.schedule": SCHEDULES,
     "train.precision": AUTOCAST_DTYPES,
     "train.device": DEVICES,  # the config's own list; resolve_device reads it
-    "task": TASKS,  # the config's own list; engine.tasks holds one class per name
+    "task": tasks.names(),  # the registry's names
     "classifier.arch": CLASSIFIER_NAMES,
     "classifier.padding": PADDINGS,
     "classifier.dataset": CLASSIFICATION_DATASETS,
@@ -57,6 +54,9 @@ FIXED_KEYS = [
     "data.batch_size", "data.num_workers", "model.depth", "model.base_channels",
     "masks.hole_range", "masks.polarity", "loss.vgg_weights", "optim.lr", "log.progress",
 ]
+
+
+CLASSIFICATION = ["task=classification", "data.train=x", "data.val=y"]
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -99,8 +99,10 @@ def test_set_overrides_are_parsed_as_yaml(tmp_path):
     [
         (["optim.lrr=1"], "unknown key 'optim.lrr' (valid: name, lr, betas, momentum, "
                           "weight_decay, grad_clip, schedule, milestones, gamma)"),
-        (["optimizer.lr=1"], "unknown key 'optimizer' (valid: task, model, data, masks, loss, "
-                             "optim, train, log, classifier)"),
+        (["optimizer.lr=1"], "unknown key 'optimizer' (valid: task, optim, train, log, model, "
+                             "data, masks, loss)"),
+        (["task=classification", "model.depth=3"], "unknown key 'model' (valid: task, optim, "
+                                                   "train, log, data, classifier)"),
         (["loss.weights.holes=1"], "unknown key 'loss.weights.holes' (valid: valid, hole, "
                                    "perceptual, style_out, style_comp, tv)"),
     ],
@@ -162,12 +164,13 @@ def test_wrong_type(overrides, message):
          "train.finetune_step 10 must be below train.max_steps 10 (0: off)"),
         (["masks.val_bins=0.5-0.1"],
          "masks.val_bins: hole-ratio range (0.5, 0.1] needs lo < hi"),
-        (["classifier.dataset=fashion_mnist", "classifier.shift=-1"],
+        ([*CLASSIFICATION, "classifier.dataset=fashion_mnist", "classifier.shift=-1"],
          "classifier.shift must be >= 0 (0: off), got -1"),
-        (["classifier.dataset=fashion_mnist", "classifier.train_images=-5"],
+        ([*CLASSIFICATION, "classifier.dataset=fashion_mnist", "classifier.train_images=-5"],
          "classifier.train_images must be >= 0 (0: off), got -5"),
-        (["classifier.shift=4"], "classifier.shift needs classifier.dataset: fashion_mnist"),
-        (["classifier.val_images=100"],
+        ([*CLASSIFICATION, "classifier.shift=4"],
+         "classifier.shift needs classifier.dataset: fashion_mnist"),
+        ([*CLASSIFICATION, "classifier.val_images=100"],
          "classifier.val_images needs classifier.dataset: fashion_mnist"),
     ],
 )
@@ -260,7 +263,7 @@ def test_shipped_configs_follow_their_recipes():
     assert (faces.data.train_resize, faces.data.eval_mode) == ("resize", "resize")
     finetune = load_config(CONFIG_DIR / "finetune.yaml")
     assert finetune.model.freeze_encoder_bn and finetune.optim.lr == 5e-5
-    demo = load_config(CONFIG_DIR / "padding_demo" / "small_vgg_zero.yaml")
+    demo = load_config(PADDING_DEMO_CONFIG)
     assert (demo.classifier.dataset, demo.classifier.arch) == ("fashion_mnist", "small_vgg")
     assert demo.data.train == demo.data.val == "/usr/share/datasets/fashion-mnist"
     assert demo.classifier.shift > 0 and demo.train.device == "cpu"
@@ -270,20 +273,23 @@ def _valid_names_of_choice_fields() -> dict[str, list[str]]:
     """Set every string field to a name nobody registers; the fields that answer "unknown
     section.key 'x' (valid: ...)" are choice fields, with the names they accept."""
     found = {}
-    top_level = [("", field) for field in dataclasses.fields(Config)]
-    sections = [(f"{section.name}.", field) for section in dataclasses.fields(Config)
-                if dataclasses.is_dataclass(getattr(Config(), section.name))
-                for field in dataclasses.fields(getattr(Config(), section.name))]
-    for prefix, field in top_level + sections:
-        if field.type not in (str, "str"):  # "str" under postponed annotations
-            continue
-        key = f"{prefix}{field.name}"
-        try:
-            load_config(None, [f"{key}=no-such-name"])
-        except ConfigError as error:
-            start = f"unknown {key} 'no-such-name' (valid: "
-            if str(error).startswith(start):
-                found[key] = str(error)[len(start):-1].split(", ")
+    for name, base in (("inpainting", []), ("classification", CLASSIFICATION)):
+        config_class = tasks.get(name).config_class
+        default = load_config(None, base)
+        top_level = [("", field) for field in dataclasses.fields(config_class)]
+        sections = [(f"{section.name}.", field) for section in dataclasses.fields(config_class)
+                    if dataclasses.is_dataclass(getattr(default, section.name))
+                    for field in dataclasses.fields(getattr(default, section.name))]
+        for prefix, field in top_level + sections:
+            if field.type not in (str, "str"):  # "str" under postponed annotations
+                continue
+            key = f"{prefix}{field.name}"
+            try:
+                load_config(None, [*base, f"{key}=no-such-name"])
+            except ConfigError as error:
+                start = f"unknown {key} 'no-such-name' (valid: "
+                if str(error).startswith(start):
+                    found[key] = str(error)[len(start):-1].split(", ")
     return found
 
 

@@ -10,7 +10,7 @@ from partial_conv_reference import dense_reference
 
 from inpainting.layers import PartialConv2d
 from inpainting.models import PConvUNet
-from inpainting.models.classifiers import build_classifier
+from inpainting.tasks.classification.models import build_classifier
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 

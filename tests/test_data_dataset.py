@@ -10,7 +10,7 @@ from PIL import Image
 from test_data_io import GOOD, gradient_rgb, write_image_zoo
 
 from inpainting.data import FixedMaskSet, ImageDecodeError, InpaintingDataset
-from inpainting.errors import UserInputError
+from inpainting.engine.errors import UserInputError
 from masks import FolderMaskSource, MaskGenerator, save_mask
 
 SIZE = 16

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from inpainting.data import demo, list_images, load_image
-from inpainting.errors import UserInputError
+from inpainting.engine.errors import UserInputError
 
 
 def photo_of(crop_path):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from inpainting.data import FixedMaskSet
-from inpainting.scoring import bin_index
+from inpainting.metrics.scoring import bin_index
 from masks import PAPER_BINS, hole_ratio, save_mask
 
 BINS = ((0.05, 0.15), (0.3, 0.4), (0.5, 0.6))

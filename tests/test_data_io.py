@@ -17,7 +17,7 @@ from inpainting.data import (
     split_paths,
     write_file_list,
 )
-from inpainting.errors import UserInputError
+from inpainting.engine.errors import UserInputError
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
 

@@ -11,20 +11,18 @@ import torch
 from run_helpers import load, run, scalars
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from inpainting.config import ConfigError, config_to_dict, load_config
-from inpainting.engine import (
-    BatchStream,
-    NonFiniteLossError,
-    Trainer,
-    load_model_from_checkpoint,
-    make_train_loader,
-    save_checkpoint,
-)
-from inpainting.errors import UserInputError
+from inpainting.engine.batches import BatchStream, make_train_loader
+from inpainting.engine.checkpoint import save_checkpoint
+from inpainting.engine.config import ConfigError, config_to_dict
+from inpainting.engine.errors import UserInputError
+from inpainting.engine.optim import lr_factor
+from inpainting.engine.run import setup_training
+from inpainting.engine.trainer import NonFiniteLossError, Trainer
 from inpainting.losses import PixelLoss
 from inpainting.models import build_model
-from inpainting.optim import lr_factor
-from inpainting.run_setup import setup_training
+from inpainting.tasks import load_config
+from inpainting.tasks.inpainting.checkpoint import load_model_from_checkpoint
+from inpainting.tasks.inpainting.task import InpaintingTask
 
 CHECKPOINT_KEYS = {"model", "optimizer", "scheduler", "scaler", "ema", "step", "train_seconds",
                    "best_metric", "config", "rng_state", "data_position", "version"}
@@ -43,7 +41,7 @@ def test_five_steps_write_checkpoints_logs_and_events(tiny_config, tmp_path):
     assert set(state) == CHECKPOINT_KEYS
     assert state["step"] == 5 and state["config"] == config_to_dict(session.config)
     assert state["data_position"] == {"epoch": 1, "batch": 1}  # 8 images / batch 2 = 4 per epoch
-    assert state["best_metric"] == pytest.approx(result.best_psnr)
+    assert state["best_metric"] == pytest.approx(result.best_score)
     assert load_config(run_dir / "config.yaml") == session.config
     assert not list(run_dir.glob("*.tmp"))
 
@@ -253,13 +251,17 @@ def test_batch_stream_resumes_mid_epoch():
 
 def test_lr_schedules():
     cfg = load_config(None, ["train.max_steps=100", "optim.schedule=cosine"])
-    assert lr_factor(0, cfg) == 1.0 and lr_factor(50, cfg) == pytest.approx(0.5)
-    assert lr_factor(100, cfg) == pytest.approx(0.0)
+    assert lr_factor(0, cfg.optim, 100) == 1.0
+    assert lr_factor(50, cfg.optim, 100) == pytest.approx(0.5)
+    assert lr_factor(100, cfg.optim, 100) == pytest.approx(0.0)
     cfg = load_config(None, ["train.max_steps=100", "optim.schedule=step",
                              "optim.milestones=[10, 20]", "optim.gamma=0.5"])
-    assert [lr_factor(s, cfg) for s in (9, 10, 20)] == [1.0, 0.5, 0.25]
-    cfg = load_config(None, ["train.max_steps=100", "train.finetune_step=40"])
-    assert lr_factor(39, cfg) == 1.0 and lr_factor(40, cfg) == pytest.approx(5e-5 / 2e-4)
+    assert [lr_factor(s, cfg.optim, 100) for s in (9, 10, 20)] == [1.0, 0.5, 0.25]
+    # the inpainting task's fine-tuning phase scales the schedule from its step on
+    cfg = load_config(None, ["train.max_steps=100"])
+    task = InpaintingTask(finetune_step=40, finetune_lr_scale=5e-5 / 2e-4)
+    assert lr_factor(39, cfg.optim, 100, task.lr_scale) == 1.0
+    assert lr_factor(40, cfg.optim, 100, task.lr_scale) == pytest.approx(5e-5 / 2e-4)
 
 
 def test_train_step_overfits_one_batch(tmp_path):
@@ -269,7 +271,8 @@ def test_train_step_overfits_one_batch(tmp_path):
     model = build_model(**dataclasses.asdict(cfg.model))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     trainer = Trainer(model, PixelLoss({"valid": 1.0, "hole": 6.0, "tv": 0.1}), optimizer,
-                      train_loader=None, val_loader=None, config=cfg, run_dir=tmp_path)
+                      train_loader=None, val_loader=None, config=cfg, run_dir=tmp_path,
+                      task=InpaintingTask())
     batch = {"image": torch.rand(2, 3, 32, 32), "mask": (torch.rand(2, 1, 32, 32) > 0.3).float()}
     losses = [trainer.train_step([batch]) for _ in range(40)]
     assert set(losses[0]) == {"valid", "hole", "tv", "total"}

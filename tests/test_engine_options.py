@@ -13,11 +13,12 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from run_helpers import load, run, scalars
 
-from inpainting.config import ConfigError, load_config
 from inpainting.data import read_file_list, split_holdout, write_file_list
-from inpainting.engine import NonFiniteLossError
+from inpainting.engine.config import ConfigError
 from inpainting.engine.distributed import mean_over_ranks
-from inpainting.run_setup import setup_training
+from inpainting.engine.run import setup_training
+from inpainting.engine.trainer import NonFiniteLossError
+from inpainting.tasks import load_config
 
 
 def steps_logged(run_dir: Path, tag: str = "train/total") -> list[int]:
@@ -278,7 +279,7 @@ def test_mean_over_ranks_averages_across_two_gloo_processes():
 
 
 def test_spread_indices_cover_first_and_last():
-    from inpainting.engine.validation import spread_indices
+    from inpainting.tasks.inpainting.validation import spread_indices
 
     assert spread_indices(48, 6) == [0, 9, 19, 28, 38, 47]
     assert spread_indices(3, 6) == [0, 1, 2]
@@ -348,7 +349,7 @@ def test_keep_freed_memory_configures_glibc_or_declines():
 
 @pytest.mark.parametrize("enabled", [True, False])
 def test_cpu_runs_keep_freed_memory_unless_switched_off(tiny_config, monkeypatch, enabled):
-    import inpainting.run_setup as run_setup_module
+    import inpainting.engine.run as run_setup_module
 
     calls = []
     monkeypatch.setattr(run_setup_module, "keep_freed_memory", lambda: calls.append(1) or True)

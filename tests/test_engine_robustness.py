@@ -18,10 +18,10 @@ import torch
 from conftest import make_images
 from run_helpers import load, run
 
-from inpainting.engine import save_checkpoint
+from inpainting.engine.checkpoint import save_checkpoint
+from inpainting.engine.errors import EnvironmentProblem, UserInputError
+from inpainting.engine.run import setup_training
 from inpainting.engine.run_lock import LOCK_NAME, acquire_run_lock
-from inpainting.errors import EnvironmentProblem, UserInputError
-from inpainting.run_setup import setup_training
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_SAVE = torch.save
@@ -76,7 +76,7 @@ def test_a_bug_in_validation_keeps_its_traceback_after_saving(tiny_config, tmp_p
     def broken(*args, **kwargs):
         raise RuntimeError("a bug in the scorer")
 
-    monkeypatch.setattr("inpainting.engine.tasks.evaluate", broken)
+    monkeypatch.setattr("inpainting.tasks.inpainting.task.evaluate", broken)
     with pytest.raises(RuntimeError, match="a bug in the scorer"):
         run(tiny_config, ["train.max_steps=4", "train.val_every=2", "train.ckpt_every=1000"])
     assert load(tmp_path / "run" / "last.pt")["step"] == 2
@@ -163,7 +163,7 @@ def test_unwritable_samples_folder_during_the_run_is_one_line_with_exit_code_3(
     def refused(grid, path):
         raise PermissionError(errno.EACCES, "Permission denied", str(path))
 
-    monkeypatch.setattr("inpainting.engine.validation.save_image", refused)
+    monkeypatch.setattr("inpainting.tasks.inpainting.validation.save_image", refused)
     code = train_main(["--config", str(tiny_config), "--set", "train.max_steps=4", "--set",
                        "train.val_every=2", "--set", "train.ckpt_every=1000"])
     line = one_error_line(capsys.readouterr().err)
@@ -202,7 +202,7 @@ def test_sigterm_aborts_validation_between_batches_and_saves(tiny_config, tmp_pa
     assert result.stopped_by == "SIGTERM" and result.step == 2
     assert dataset.reads <= 6  # stopped after the batch in flight, not 60 samples later
     assert load(tmp_path / "run" / "last.pt")["step"] == 2
-    assert not (tmp_path / "run" / "best.pt").exists() and result.best_psnr is None
+    assert not (tmp_path / "run" / "best.pt").exists() and result.best_score is None
     log_text = (tmp_path / "run" / "train.log").read_text()
     assert "validation at step 2 aborted by SIGTERM" in log_text
     assert "validation at step 2:" not in log_text
@@ -244,7 +244,7 @@ def test_a_failed_set_up_releases_the_lock(tiny_config, tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("a bug while building the session")
 
-    monkeypatch.setattr("inpainting.run_setup._build_session", broken)
+    monkeypatch.setattr("inpainting.engine.run._build_session", broken)
     with pytest.raises(RuntimeError, match="a bug"):
         setup_training(str(tiny_config), ["train.max_steps=1"])
     acquire_run_lock(tmp_path / "run").release()

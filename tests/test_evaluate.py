@@ -13,8 +13,8 @@ import torch
 from PIL import Image
 from run_helpers import run
 
-from inpainting.inference import Inpainter
 from inpainting.models import PConvUNet
+from inpainting.predict.inference import Inpainter
 from masks import PAPER_BINS, hole_ratio, load_mask
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,21 +10,26 @@ import pytest
 import torch
 from PIL import Image
 
-from inpainting.evaluation.pairs import (
+from inpainting.metrics.evaluation.pairs import (
     MaskRecord,
     check_mask_sizes,
     make_pairs,
     masks_from_folder,
     masks_from_manifest,
 )
-from inpainting.evaluation.report import (
+from inpainting.metrics.evaluation.report import (
     save_grids,
     write_metrics_csv,
     write_metrics_json,
     write_per_image_csv,
 )
-from inpainting.evaluation.runner import EvalSettings, PairDataset, has_border, run_evaluation
-from inpainting.scoring import aggregate, bin_index, format_table
+from inpainting.metrics.evaluation.runner import (
+    EvalSettings,
+    PairDataset,
+    has_border,
+    run_evaluation,
+)
+from inpainting.metrics.scoring import aggregate, bin_index, format_table
 from masks import PAPER_BINS, save_mask
 
 BINS = tuple(PAPER_BINS)

@@ -15,7 +15,7 @@ from inpainting.export import (
     main,
     reflect_index,
 )
-from inpainting.inference import Inpainter, reflect_pad
+from inpainting.predict.inference import Inpainter, reflect_pad
 
 SIZES = [(1, 37, 45), (2, 32, 64)]  # (batch, H, W): not a multiple of 2**depth, and one that is
 

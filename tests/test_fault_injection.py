@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from run_helpers import load, scalars
 
-from inpainting.engine import load_checkpoint
+from inpainting.engine.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 12

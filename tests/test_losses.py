@@ -9,8 +9,7 @@ import torch
 import torchvision
 from torch import nn
 
-from inpainting.config import LossWeights
-from inpainting.errors import EnvironmentProblem, UserInputError
+from inpainting.engine.errors import EnvironmentProblem, UserInputError
 from inpainting.losses import (
     DEFAULT_WEIGHTS,
     InpaintingLoss,
@@ -24,6 +23,7 @@ from inpainting.losses import (
     valid_loss,
 )
 from inpainting.models import PConvUNet
+from inpainting.tasks.inpainting.model import LossWeights
 
 # A 1 x 1 x 2 x 2 example worked out by hand; the hole is the top-right pixel.
 TARGET = torch.tensor([[[[0.2, 0.4], [0.6, 0.8]]]])

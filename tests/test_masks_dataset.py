@@ -7,7 +7,7 @@ import pytest
 
 import masks.dataset as dataset
 import masks.manifest as manifest_module
-from inpainting.errors import EnvironmentProblem
+from inpainting.engine.errors import EnvironmentProblem
 from masks import MaskGenerator, hole_ratio, load_mask
 from masks.dataset import default_border, generate_mask_set
 from masks.generator import GENERATOR_VERSION

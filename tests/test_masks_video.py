@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from inpainting.errors import UserInputError
+from inpainting.engine.errors import UserInputError
 from masks import from_video, hole_ratio
 from masks.video import OcclusionSettings, occlusion_mask
 

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from inpainting.config import ConfigError, load_config
-from inpainting.data import build_mask_source
-from inpainting.errors import UserInputError
+from inpainting.engine.config import ConfigError
+from inpainting.engine.errors import UserInputError
+from inpainting.tasks import load_config
+from inpainting.tasks.inpainting.data import build_mask_source
 from masks import VideoMaskSource, load_object_mask
 
 
@@ -97,13 +98,13 @@ def test_config_selects_and_checks_the_video_source(video_folder):
         load_config(None, ["masks.source=video"])
     config = load_config(None, ["masks.source=video", f"masks.folder={video_folder}",
                                 "data.image_size=32", "model.depth=3"])
-    source = build_mask_source(config)
+    source = build_mask_source(config.masks, config.data.image_size)
     assert isinstance(source, VideoMaskSource)
     assert source(np.random.default_rng(0)).shape == (32, 32)
 
 
 def test_a_run_trains_on_video_masks(tiny_config, video_folder):
-    from inpainting.run_setup import setup_training
+    from inpainting.engine.run import setup_training
 
     session = setup_training(str(tiny_config), ["masks.source=video",
                                                 f"masks.folder={video_folder}",

@@ -4,10 +4,11 @@ import pytest
 import torch
 from torch import nn
 
-from inpainting.config import ConfigError, load_config
+from inpainting.engine.config import ConfigError
 from inpainting.models import PConvUNet, build_model
 from inpainting.models.masked_norm import MaskedBatchNorm2d
 from inpainting.models.prefill import diffusion_fill
+from inpainting.tasks import load_config
 
 
 def _pair(channels=4):

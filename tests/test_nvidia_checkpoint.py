@@ -1,4 +1,4 @@
-"""Tests for inpainting.models.nvidia_checkpoint: NVIDIA's checkpoint format, both ways."""
+"""Tests for inpainting.tasks.classification.nvidia: NVIDIA's checkpoint format, both ways."""
 
 import copy
 
@@ -6,16 +6,16 @@ import pytest
 import torch
 from torch import nn
 
-from inpainting.errors import UserInputError
-from inpainting.models import build_classifier
-from inpainting.models.nvidia_checkpoint import (
+from inpainting.engine.errors import UserInputError
+from inpainting.layers.padding import convert_to_partial_conv
+from inpainting.tasks.classification.models import build_classifier, pdresnet18
+from inpainting.tasks.classification.nvidia import (
     load_nvidia_checkpoint,
     make_nvidia_checkpoint,
     nvidia_state_dict,
     read_nvidia_checkpoint,
     save_nvidia_checkpoint,
 )
-from inpainting.models.padding import convert_to_partial_conv, pdresnet18
 
 
 class _TinyVgg(nn.Module):

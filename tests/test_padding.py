@@ -1,4 +1,4 @@
-"""Tests for inpainting.models.padding: partial conversion, padding modes, pd* builders."""
+"""Tests for inpainting.layers.padding: partial conversion, padding modes, pd* builders."""
 
 import copy
 import logging
@@ -9,15 +9,10 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
+from inpainting.layers import padding
+from inpainting.layers.padding import convert_to_partial_conv, set_padding_mode
 from inpainting.layers.partial_conv import PartialConv2d
-from inpainting.models import padding
-from inpainting.models.padding import (
-    PADDING_MODELS,
-    convert_to_partial_conv,
-    pdresnet18,
-    pdvgg16_bn,
-    set_padding_mode,
-)
+from inpainting.tasks.classification.models import PADDING_MODELS, pdresnet18, pdvgg16_bn
 
 
 def _padded_convs(model: nn.Module) -> list[tuple[str, nn.Conv2d]]:

@@ -12,11 +12,16 @@ import yaml
 from PIL import Image
 from test_classification_data import write_fashion_mnist
 
-from inpainting.data.fashion_mnist import DEFAULT_ROOT
-from inpainting.engine.tasks import read_metrics
-from inpainting.models import PADDINGS
-from inpainting.padding_demo import PLOT_NAME, main, run_folder
-from inpainting.padding_report.plot import PANEL_H, PANEL_W
+from inpainting.tasks.classification.config import PADDINGS
+from inpainting.tasks.classification.fashion_mnist import DEFAULT_ROOT
+from inpainting.tasks.classification.padding_demo import (
+    CONFIG,
+    PLOT_NAME,
+    main,
+    seed_run_folder,
+)
+from inpainting.tasks.classification.padding_report.plot import PANEL_H, PANEL_W
+from inpainting.tasks.classification.task import read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -37,7 +42,7 @@ def test_the_demo_trains_every_padding_and_seed_and_prints_both_tables(tmp_path,
     assert main(["--data", str(data), "--seeds", "2", "--out", str(out), *_sets(*TINY)]) == 0
     for padding in PADDINGS:
         for seed in range(2):
-            run = run_folder(out, padding, seed)
+            run = seed_run_folder(out, padding, seed)
             config = yaml.safe_load((run / "config.yaml").read_text())
             assert config["classifier"]["padding"] == padding
             assert (config["train"]["seed"], config["classifier"]["arch"]) == (seed, "small_vgg")
@@ -47,7 +52,7 @@ def test_the_demo_trains_every_padding_and_seed_and_prints_both_tables(tmp_path,
     text = capsys.readouterr().out
     assert "best top1 per run (%)" in text and "best top1_shifted per run (%)" in text
     assert "NVIDIA" not in text  # ImageNet's figures do not belong beside Fashion-MNIST
-    best_shifted = max(r["top1_shifted"] for r in read_metrics(run_folder(out, "partial", 1)))
+    best_shifted = max(r["top1_shifted"] for r in read_metrics(seed_run_folder(out, "partial", 1)))
     partial_rows = [line.split() for line in text.splitlines()
                     if line.startswith("small_vgg  partial")]
     assert len(partial_rows) == 2 and partial_rows[1][2] == "2"
@@ -70,7 +75,7 @@ def test_the_demo_stops_at_bad_input_with_one_line(tmp_path, capsys):
 
 def test_reflection_padding_on_too_small_inputs_is_one_line_exit_2(tmp_path, capsys):
     data = write_fashion_mnist(tmp_path / "fmnist", train=16, test=8)
-    config = ROOT / "configs" / "padding_demo" / "small_vgg_zero.yaml"
+    config = CONFIG
     argv = ["--config", str(config), *_sets(*TINY, f"data.train={data}", f"data.val={data}",
                                                "classifier.arch=resnet18",
                                                "classifier.padding=reflect",
@@ -90,7 +95,7 @@ def test_reflection_padding_on_too_small_inputs_is_one_line_exit_2(tmp_path, cap
                     reason=f"needs Debian's dataset-fashion-mnist ({DEFAULT_ROOT} is missing; "
                            "apt-get install dataset-fashion-mnist, or make padding-demo)")
 def test_one_demo_run_on_the_real_files(tmp_path):
-    config = ROOT / "configs" / "padding_demo" / "small_vgg_zero.yaml"
+    config = CONFIG
     argv = ["--config", str(config), *_sets(*TINY, "classifier.padding=partial",
                                                f"train.run_dir={tmp_path / 'run'}")]
     assert train.main(argv) == 0
@@ -131,7 +136,7 @@ def test_make_padding_demo_installs_the_package_or_fails_in_one_line(tmp_path):
     assert done.returncode == 0, done.stderr
     assert (target / "t10k-labels-idx1-ubyte.gz").is_file()
     calls = (tools / "python.log").read_text().splitlines()
-    assert calls[-1] == f"-m inpainting.padding_demo --data {target} --seeds 1"
+    assert calls[-1] == f"-m inpainting.tasks.classification.padding_demo --data {target} --seeds 1"
     assert "dataset-fashion-mnist" not in subprocess.run(  # installed: apt-get is not asked
         make, env={**env, "FAKE_APT_FILES": ""}, capture_output=True, text=True,
         timeout=60).stdout

@@ -11,18 +11,22 @@ import pytest
 import yaml
 from PIL import Image
 
-from inpainting.padding_report import (
+from inpainting.tasks.classification.padding_report import (
     PUBLISHED_CSV,
-    format_table,
+    format_padding_table,
     group_runs,
     load_published,
     read_run,
     student_t_quantile,
     welch_interval,
 )
-from inpainting.padding_report.__main__ import main
-from inpainting.padding_report.plot import PANEL_H, PANEL_W
-from inpainting.padding_report.stats import group_stats, sample_stdev, student_t_cdf
+from inpainting.tasks.classification.padding_report.__main__ import main
+from inpainting.tasks.classification.padding_report.plot import PANEL_H, PANEL_W
+from inpainting.tasks.classification.padding_report.stats import (
+    group_stats,
+    sample_stdev,
+    student_t_cdf,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -107,15 +111,15 @@ def test_table_rows(runs, capsys):
     assert rows["reflect"][2:8] == ["1", "71.00", "71.000", "-1.000", "n/a", "n/a"]
     # resnet18 is not in NVIDIA's table: its columns say n/a; the source is named.
     assert rows["partial"][-3:] == ["n/a", "n/a", "n/a"]
-    assert any("padding_published.csv" in line for line in lines)
+    assert any("published.csv" in line for line in lines)
 
 
 def test_table_beside_published_figures(tmp_path):
     run = make_run(tmp_path / "r50", "resnet50", "zero", [76.0])
     groups = group_runs([read_run(run)])
-    text = format_table(groups, "top1", load_published())
+    text = format_padding_table(groups, "top1", load_published())
     assert text.splitlines()[2].split()[-3:] == ["76.132", "-", "0.086"]
-    assert "NVIDIA" not in format_table(groups, "top1", None)
+    assert "NVIDIA" not in format_padding_table(groups, "top1", None)
 
 
 def test_shifted_metric_leaves_published_out(runs, capsys):
@@ -221,10 +225,11 @@ def test_bad_inputs_one_line_exit_2(runs, tmp_path, capsys):
 
 def test_module_runs_as_command(runs):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-m", "inpainting.padding_report", *map(str, runs)],
+    command = [sys.executable, "-m", "inpainting.tasks.classification.padding_report"]
+    done = subprocess.run([*command, *map(str, runs)],
                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
     assert done.returncode == 0 and "resnet18" in done.stdout
-    done = subprocess.run([sys.executable, "-m", "inpainting.padding_report", str(runs[0].parent)],
+    done = subprocess.run([*command, str(runs[0].parent)],
                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
 

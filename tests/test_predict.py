@@ -9,10 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from inpainting.errors import UserInputError
-from inpainting.inference import Inpainter, reflect_pad, tile_starts, to_known_mask
+from inpainting.engine.errors import UserInputError
 from inpainting.models import PConvUNet
-from inpainting.predict import main
+from inpainting.predict.cli import main
+from inpainting.predict.inference import Inpainter, reflect_pad, tile_starts, to_known_mask
 
 ROOT = Path(__file__).resolve().parents[1]
 

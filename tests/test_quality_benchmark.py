@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 from run_helpers import load_benchmark
 
-from inpainting.config import load_config
+from inpainting.tasks import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 

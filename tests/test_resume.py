@@ -9,11 +9,12 @@ import pytest
 import torch
 from run_helpers import run
 
-from inpainting.config import ConfigError, config_from_dict, config_to_dict
 from inpainting.engine.checkpoint import load_checkpoint
-from inpainting.errors import UserInputError
-from inpainting.resume_config import check_resume_config
-from inpainting.run_setup import setup_training
+from inpainting.engine.config import ConfigError, config_to_dict
+from inpainting.engine.errors import UserInputError
+from inpainting.engine.resume import check_resume_config
+from inpainting.engine.run import setup_training
+from inpainting.tasks import config_from_dict
 
 
 def _one_line_naming(error: BaseException, path) -> str:

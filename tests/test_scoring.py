@@ -1,12 +1,12 @@
-"""The one scorer, aggregate and table of validation and evaluation (inpainting.scoring)."""
+"""The one scorer, aggregate and table of validation and evaluation (inpainting.metrics.scoring)."""
 
 import math
 
 import pytest
 import torch
 
-from inpainting.metrics import psnr
-from inpainting.scoring import (
+from inpainting.metrics.image import psnr
+from inpainting.metrics.scoring import (
     MASKED_INPUT,
     aggregate,
     bin_index,

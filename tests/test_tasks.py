@@ -10,18 +10,19 @@ import torch.multiprocessing as mp
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from inpainting.config import load_config
-from inpainting.engine import Trainer, validation
 from inpainting.engine.batches import ShardSampler
 from inpainting.engine.distributed import DistInfo
-from inpainting.engine.tasks import (
+from inpainting.engine.task import ValidationOptions
+from inpainting.engine.trainer import Trainer
+from inpainting.models import PConvUNet
+from inpainting.tasks import load_config
+from inpainting.tasks.classification.task import (
     ClassificationTask,
     CrossEntropyTerms,
-    InpaintingTask,
-    ValidationOptions,
     read_metrics,
 )
-from inpainting.models import PConvUNet
+from inpainting.tasks.inpainting import validation
+from inpainting.tasks.inpainting.task import InpaintingTask
 
 CLASSES = 6
 
@@ -193,13 +194,11 @@ def test_two_gloo_processes_match_one_on_the_same_global_batch(tmp_path):
 def test_a_stopped_classification_run_names_its_own_checkpoint_and_command(tmp_path):
     from types import SimpleNamespace
 
-    from inpainting.engine import FitResult
-    from inpainting.engine.tasks import ClassificationTask
-    from inpainting.run import Session
+    from inpainting.engine.run import Session
+    from inpainting.engine.task import FitResult
 
-    task = SimpleNamespace(checkpoint_file=lambda name: ClassificationTask.checkpoint_file(
-        SimpleNamespace(_FILES=ClassificationTask._FILES), name))
-    session = Session(SimpleNamespace(task=task), None, tmp_path, None)
+    session = Session(SimpleNamespace(task=ClassificationTask("small_vgg")), None, tmp_path,
+                      None)
     result = FitResult(3, "SIGTERM", None, None, None)
     text = session.summary(result, "classify.py")
     assert f"saved to {tmp_path / 'checkpoint.pth.tar'}" in text

@@ -14,7 +14,7 @@ import pytest
 import torch
 from run_helpers import load, run, scalars
 
-from inpainting.engine import load_model_from_checkpoint
+from inpainting.tasks.inpainting.checkpoint import load_model_from_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = ROOT / "train.py"
@@ -90,14 +90,14 @@ def test_failures_during_set_up_keep_their_traceback(tiny_config, monkeypatch, e
     def broken_builder(**model):
         raise error
 
-    monkeypatch.setattr("inpainting.run_setup.build_model", broken_builder)
+    monkeypatch.setattr("inpainting.tasks.inpainting.model.build_model", broken_builder)
     with pytest.raises(type(error), match=str(error)):
         _main()(["--config", str(tiny_config)])
 
 
 def test_a_runtime_error_in_set_up_exits_1_with_a_traceback(tiny_config):
     script = ("import runpy, sys\n"
-              "import inpainting.run_setup as session\n"
+              "import inpainting.tasks.inpainting.model as session\n"
               "def broken_builder(**model):\n"
               "    raise RuntimeError('NCCL error: unhandled system error')\n"
               "session.build_model = broken_builder\n"
@@ -346,7 +346,7 @@ def test_a_full_disk_while_the_run_folder_is_written_names_the_folder(tiny_confi
     def full_disk(*args, **kwargs):  # image writers raise ENOSPC without a file name
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("inpainting.run_setup.build_val_masks", full_disk)
+    monkeypatch.setattr("inpainting.tasks.inpainting.setup.build_val_masks", full_disk)
     code = _main()(["--config", str(tiny_config)])
     errors = _error_lines(capsys.readouterr().err)
     assert code == 3 and len(errors) == 1, errors

@@ -12,10 +12,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from inpainting.cli import OneLineParser, choice, run_main, whole_number
-from inpainting.errors import EnvironmentProblem
+from inpainting.engine.cli import OneLineParser, choice, run_main, whole_number
+from inpainting.engine.errors import EnvironmentProblem
 from inpainting.export import load_inpainting_model
-from inpainting.inference import Inpainter
+from inpainting.predict.inference import Inpainter
 
 PROG = "python -m inpainting.app"
 logger = logging.getLogger(__name__)

@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from inpainting.baselines import opencv_ns, opencv_telea
-from inpainting.errors import UserInputError
-from inpainting.inference import Inpainter
+from inpainting.engine.errors import UserInputError
+from inpainting.metrics.baselines import opencv_ns, opencv_telea
+from inpainting.predict.inference import Inpainter
 
 __all__ = [
     "MAX_PIXELS",

@@ -30,8 +30,8 @@ from inpainting.app.logic import (  # noqa: E402
     sample_photos,
     save_png,
 )
-from inpainting.errors import UserInputError  # noqa: E402
-from inpainting.inference import Inpainter  # noqa: E402
+from inpainting.engine.errors import UserInputError  # noqa: E402
+from inpainting.predict.inference import Inpainter  # noqa: E402
 
 __all__ = ["build_page", "serve"]
 

@@ -1,20 +1,12 @@
 """Data pipeline: image files -> ``{"image": (3, S, S) in [0, 1], "mask": (1, S, S), ...}``.
 
 Mask convention: 1 = known pixel, 0 = hole. See ``InpaintingDataset`` for the sample keys and
-``inpainting.data.builders`` for how a config becomes paths, mask sources, datasets and loaders.
+``inpainting.tasks.inpainting.data`` for how a run's config becomes paths, mask sources,
+datasets and loaders.
 """
 
 from typing import Any
 
-from inpainting.data.builders import (
-    MASK_SOURCES,
-    VAL_MASK_SEED,
-    build_datasets,
-    build_mask_source,
-    build_val_loader,
-    build_val_masks,
-    resolve_image_paths,
-)
 from inpainting.data.dataset import (
     MAX_CONSECUTIVE_BAD_FILES,
     InpaintingDataset,
@@ -49,20 +41,14 @@ __all__ = [
     "ALPHA_BACKGROUND",
     "EVAL_MODES",
     "IMAGE_EXTENSIONS",
-    "MASK_SOURCES",
     "MAX_CONSECUTIVE_BAD_FILES",
     "TRAIN_RESIZE_MODES",
-    "VAL_MASK_SEED",
     "EvalTransform",
     "FixedMaskSet",
     "ImageDecodeError",
     "InpaintingDataset",
     "MaskSource",
     "TrainTransform",
-    "build_datasets",
-    "build_mask_source",
-    "build_val_loader",
-    "build_val_masks",
     "center_crop",
     "horizontal_flip",
     "list_images",
@@ -72,7 +58,6 @@ __all__ = [
     "random_resized_crop",
     "read_file_list",
     "resize",
-    "resolve_image_paths",
     "sample_rngs",
     "split_holdout",
     "split_paths",

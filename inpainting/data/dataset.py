@@ -43,7 +43,7 @@ import torch
 from inpainting.data.fixed_masks import FixedMaskSet
 from inpainting.data.io import DECODE_SIDE_MULTIPLE, ImageDecodeError, load_image
 from inpainting.data.transforms import SCALE_FREE_TRAIN_MODES, EvalTransform, TrainTransform
-from inpainting.errors import UserInputError
+from inpainting.engine.errors import UserInputError
 
 __all__ = [
     "MAX_CONSECUTIVE_BAD_FILES",

@@ -10,7 +10,7 @@ This is for trying the code, not for real results: a real run needs a real datas
 Places2 or CelebA-HQ.
 
 Command line: ``python -m inpainting.data.demo ROOT`` prepares ``ROOT/train`` and ``ROOT/val``.
-Exit codes (as every command of the project, ``inpainting.errors``): 0 done; 2 ``ROOT`` is a
+Exit codes (as every command of the project, ``inpainting.engine.errors``): 0 done; 2 ``ROOT`` is a
 file, or scikit-image is missing or unusable; 3 ``ROOT`` cannot be written or the disk is full
 (one line on stderr); 130 interrupted.
 """
@@ -30,9 +30,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from inpainting.cli import OneLineParser, run_main
 from inpainting.data.io import ImageDecodeError, load_image
-from inpainting.errors import EnvironmentProblem, UserInputError
+from inpainting.engine.cli import OneLineParser, run_main
+from inpainting.engine.errors import EnvironmentProblem, UserInputError
 
 __all__ = ["DEMO_VERSION", "TRAIN_PHOTOS", "VAL_PHOTOS", "prepare_demo_data", "skimage_photo_dir"]
 

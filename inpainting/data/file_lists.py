@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from inpainting.data.io import IMAGE_EXTENSIONS
-from inpainting.errors import UserInputError
+from inpainting.engine.errors import UserInputError
 
 __all__ = ["read_file_list", "write_file_list"]
 

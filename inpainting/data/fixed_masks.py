@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from inpainting.errors import UserInputError
+from inpainting.engine.errors import UserInputError
 from masks import PAPER_BINS, MaskGenerator, hole_ratio, load_mask, save_mask
 from masks.manifest import MANIFEST_NAME, Manifest, MaskEntry, read_manifest, write_manifest
 
@@ -25,7 +25,7 @@ class FixedMaskSet:
 
     Every mask's hole ratio lies in its bin ``(lo, hi]`` exactly (``MaskGenerator`` guarantees
     it), and the bins may not overlap, so the bin a mask was made for is also the one its
-    hole ratio falls in: scoring by hole ratio (``inpainting.scoring``) gives the same rows.
+    hole ratio falls in: scoring by hole ratio (``inpainting.metrics.scoring``) gives the same rows.
 
     Args:
         count: number of masks (>= 1).

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from inpainting.errors import UserInputError
+from inpainting.engine.errors import UserInputError
 
 __all__ = [
     "ALPHA_BACKGROUND",

@@ -1,34 +1,8 @@
-"""Training engine: the ``Trainer`` loop, checkpoints, validation and DDP helpers."""
+"""The training engine, which knows no task: the ``Trainer`` loop (``trainer``), checkpoints
+(``checkpoint``), the base config (``config``, ``optim``), the run set-up (``run``), resume rules
+(``resume``), DDP helpers (``distributed``), stop signals, errors and exit codes (``errors``,
+``cli``), and the seam a task implements (``task``).
 
-from inpainting.engine.batches import BatchStream, ResumableSampler, make_train_loader
-from inpainting.engine.checkpoint import (
-    CHECKPOINT_VERSION,
-    find_checkpoint,
-    load_checkpoint,
-    load_model_from_checkpoint,
-    save_checkpoint,
-)
-from inpainting.engine.distributed import DistInfo, init_distributed
-from inpainting.engine.ema import ModelEma
-from inpainting.engine.trainer import FitResult, NonFiniteLossError, Trainer
-from inpainting.engine.validation import ValidationResult, evaluate, sample_grid
-
-__all__ = [
-    "CHECKPOINT_VERSION",
-    "BatchStream",
-    "DistInfo",
-    "FitResult",
-    "ModelEma",
-    "NonFiniteLossError",
-    "ResumableSampler",
-    "Trainer",
-    "ValidationResult",
-    "evaluate",
-    "find_checkpoint",
-    "init_distributed",
-    "load_checkpoint",
-    "load_model_from_checkpoint",
-    "make_train_loader",
-    "sample_grid",
-    "save_checkpoint",
-]
+Import the submodule you need; this package imports nothing, so that loading one part of the
+engine does not load the rest.
+"""

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from inpainting.errors import UserInputError
+from inpainting.engine.errors import UserInputError
 
 __all__ = ["BatchStream", "EpochKeyed", "ResumableSampler", "ShardSampler", "check_batch_fits",
            "make_train_loader"]

@@ -9,16 +9,16 @@ Layout (``CHECKPOINT_VERSION`` 1)::
     ema           {"decay", "model"} of the weight average (or None)
     step          optimizer steps done
     train_seconds wall time spent training so far (train.max_minutes; absent: 0)
-    best_metric   best validation PSNR so far (or None)
-    config        the resolved config as a nested dict; config["model"] = build_model kwargs
+    best_metric   best validation score so far (the task's ``score``; or None)
+    config        the resolved config as a nested dict (its task's sections only)
     rng_state     {"python", "numpy", "torch", "cuda"}
     data_position {"epoch", "batch"}: batches of that epoch already trained on
     version       CHECKPOINT_VERSION
 
-A classification run writes the same state in the layout of NVIDIA's ImageNet script
-(``engine.tasks.ClassificationTask.pack_checkpoint``: ``state_dict`` with DataParallel names
-instead of ``model``, plus ``epoch``, ``arch``, ``best_prec1``) to ``checkpoint.pth.tar`` and
-``model_best.pth.tar``; ``load_checkpoint`` gives it back with a plain ``model`` entry.
+A task may write the state in a layout of its own (``Task.pack_checkpoint``) under file names of
+its own (``Task.checkpoint_file``); ``load_checkpoint`` gives it back in this layout through the
+task's ``unpack_checkpoint``, found in the registry by ``config["task"]``. A config saved by an
+earlier version is migrated first (``inpainting.tasks.migrate_config``).
 
 Everything is read back with ``torch.load(path, map_location=..., weights_only=True)``, which
 refuses arbitrary pickled objects, so a checkpoint cannot run code when loaded.
@@ -33,32 +33,34 @@ import pickle
 import random
 import shutil
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
+import yaml
 from torch import nn
 
-from inpainting.config import config_to_dict
+from inpainting import tasks
+from inpainting.engine.config import Config, config_to_dict
+from inpainting.engine.ema import ModelEma
+from inpainting.engine.errors import EnvironmentProblem, UserInputError
 from inpainting.engine.signals import pause_point
-from inpainting.errors import EnvironmentProblem, UserInputError
 
 __all__ = [
     "CHECKPOINT_VERSION",
+    "TrainingParts",
     "capture_rng_state",
     "find_checkpoint",
     "load_checkpoint",
-    "load_resume_state",
-    "load_model_from_checkpoint",
+    "read_checkpoint_file",
     "restore_rng_state",
     "restore_training_state",
     "save_checkpoint",
     "training_state",
+    "training_state_of",
 ]
-
-if TYPE_CHECKING:
-    from inpainting.engine.trainer import Trainer
 
 CHECKPOINT_VERSION = 1
 _ZIP_MAGIC = b"PK\x03\x04"
@@ -122,45 +124,64 @@ def _probe_folder(folder: Path) -> str:
     return f"the write failed with {free / 2**20:.0f} MiB free on its disk"
 
 
-def training_state(trainer: Trainer) -> dict[str, Any]:
-    """A trainer's checkpoint dict (layout in the module docstring)."""
+@dataclass
+class TrainingParts:
+    """The objects whose state a checkpoint holds (scheduler and EMA may be None)."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None
+    scaler: torch.amp.GradScaler
+    ema: ModelEma | None = None
+
+
+def training_state(parts: TrainingParts, progress: dict[str, Any], config: Config
+                   ) -> dict[str, Any]:
+    """The checkpoint dict (layout in the module docstring).
+
+    Args:
+        parts: what is trained.
+        progress: ``step``, ``train_seconds``, ``best_metric``, ``data_position``.
+        config: the run's resolved config.
+    """
     return {
-        "model": trainer.model.state_dict(),
-        "optimizer": trainer.optimizer.state_dict(),
-        "scheduler": trainer.scheduler.state_dict() if trainer.scheduler is not None else None,
-        "scaler": trainer.scaler.state_dict(),
-        "ema": trainer.ema.state_dict() if trainer.ema is not None else None,
-        "step": trainer.step,
-        "train_seconds": trainer.elapsed_seconds(),
-        "best_metric": trainer.best_metric,
-        "config": config_to_dict(trainer.config),
+        "model": parts.model.state_dict(),
+        "optimizer": parts.optimizer.state_dict(),
+        "scheduler": parts.scheduler.state_dict() if parts.scheduler is not None else None,
+        "scaler": parts.scaler.state_dict(),
+        "ema": parts.ema.state_dict() if parts.ema is not None else None,
+        **progress,
+        "config": config_to_dict(config),
         "rng_state": capture_rng_state(),
-        "data_position": dict(trainer.position),
         "version": CHECKPOINT_VERSION,
     }
 
 
-def restore_training_state(trainer: Trainer, state: dict[str, Any]) -> None:
-    """Put a checkpoint back into a trainer: weights, optimizer, schedule, scaler, EMA, step,
-    best metric, data position, and the process's RNG states."""
-    trainer.model.load_state_dict(state["model"])
-    trainer.optimizer.load_state_dict(state["optimizer"])
-    if trainer.scheduler is not None and state.get("scheduler"):
-        trainer.scheduler.load_state_dict(state["scheduler"])
+def restore_training_state(parts: TrainingParts, state: dict[str, Any]) -> dict[str, Any]:
+    """Put a checkpoint back into the parts and the process's RNG states.
+
+    Returns:
+        The progress to continue from: ``step``, ``train_seconds``, ``best_metric``,
+        ``data_position``.
+    """
+    parts.model.load_state_dict(state["model"])
+    parts.optimizer.load_state_dict(state["optimizer"])
+    if parts.scheduler is not None and state.get("scheduler"):
+        parts.scheduler.load_state_dict(state["scheduler"])
     if state.get("scaler"):
-        trainer.scaler.load_state_dict(state["scaler"])
-    if trainer.ema is not None and state.get("ema"):
-        trainer.ema.load_state_dict(state["ema"])
-    elif trainer.ema is not None:  # EMA switched on for a run that had none
-        trainer.ema.reset(trainer.model)
-    trainer.step = int(state["step"])
-    if trainer.scheduler is not None and not state.get("scheduler"):
-        _fast_forward(trainer.scheduler, trainer.step)
-    trainer.train_seconds = float(state.get("train_seconds", 0.0))
-    trainer.best_metric = state.get("best_metric")
-    trainer.position = {k: int(v) for k, v in state["data_position"].items()}
+        parts.scaler.load_state_dict(state["scaler"])
+    if parts.ema is not None and state.get("ema"):
+        parts.ema.load_state_dict(state["ema"])
+    elif parts.ema is not None:  # EMA switched on for a run that had none
+        parts.ema.reset(parts.model)
+    step = int(state["step"])
+    if parts.scheduler is not None and not state.get("scheduler"):
+        _fast_forward(parts.scheduler, step)
     if state.get("rng_state") is not None:  # None: a foreign checkpoint, the seed's RNG stays
         restore_rng_state(state["rng_state"])
+    return {"step": step, "train_seconds": float(state.get("train_seconds", 0.0)),
+            "best_metric": state.get("best_metric"),
+            "data_position": {k: int(v) for k, v in state["data_position"].items()}}
 
 
 def _fast_forward(scheduler: torch.optim.lr_scheduler.LambdaLR, step: int) -> None:
@@ -171,57 +192,32 @@ def _fast_forward(scheduler: torch.optim.lr_scheduler.LambdaLR, step: int) -> No
     scheduler.load_state_dict({**scheduler.state_dict(), "last_epoch": step, "_last_lr": lrs})
 
 
-def load_resume_state(path: str | os.PathLike, config: dict[str, Any],
-                      steps_per_epoch: int) -> dict[str, Any]:
-    """:func:`load_checkpoint` for ``classify.py --resume``, which also continues a checkpoint
-    written by NVIDIA's ``main.py``; the file is read once either way.
-
-    ``main.py`` saves after each epoch the weights, the optimizer and the best top-1, and no
-    schedule, RNG or data position: such a run continues at the start of epoch ``epoch`` (step
-    ``epoch * steps_per_epoch``), with the lr of ``config``'s schedule at that step and the RNG
-    of ``config``'s seed. Its state carries ``arch`` (as saved) for the caller to check.
-
-    Args:
-        path: a checkpoint file or a run folder holding ``checkpoint.pth.tar``.
-        config: the run's config as a dict (the continuing command's flags).
-        steps_per_epoch: optimizer steps per epoch of the continuing run.
-
-    Raises:
-        UserInputError, OSError: as :func:`load_checkpoint`.
-    """
-    path = find_checkpoint(path)
-    raw = _read_checkpoint_file(path, "cpu")
-    if not isinstance(raw, dict) or "config" in raw \
-            or not {"epoch", "state_dict", "optimizer"} <= raw.keys():
-        return _checked_state(raw, path)  # this project's own, or a bad file
-    best = raw.get("best_prec1")
-    epoch = int(raw["epoch"])
-    return {
-        "model": _without_data_parallel_names(raw["state_dict"]), "optimizer": raw["optimizer"],
-        "scheduler": None, "scaler": None, "ema": None, "step": epoch * steps_per_epoch,
-        "best_metric": None if best is None else float(best), "config": config,
-        "rng_state": None, "data_position": {"epoch": epoch, "batch": 0},
-        "arch": str(raw.get("arch", "")),
-    }
-
-
 def find_checkpoint(path: str | os.PathLike) -> Path:
-    """``RUN_DIR`` (-> ``RUN_DIR/last.pt``, or ``checkpoint.pth.tar`` for a classification run)
-    or a checkpoint file -> the checkpoint file.
+    """``RUN_DIR`` -> the run's last checkpoint (its task's file for ``last.pt``, the task read
+    from ``RUN_DIR/config.yaml``), or a checkpoint file as it is.
 
     Raises:
         UserInputError: neither exists; the message says what was looked for.
     """
     path = Path(path).expanduser()
     if path.is_dir():
-        for name in ("last.pt", "checkpoint.pth.tar"):
-            if (path / name).is_file():
-                return path / name
-        raise UserInputError(f"no last.pt in run folder '{path}'; pass a checkpoint file")
+        last = _last_checkpoint_name(path)
+        if (path / last).is_file():
+            return path / last
+        raise UserInputError(f"no {last} in run folder '{path}'; pass a checkpoint file")
     if path.is_file():
         return path
     raise UserInputError(f"checkpoint or run folder '{path}' does not exist; pass a checkpoint "
                          "file (.pt) or a run folder")
+
+
+def _last_checkpoint_name(run_dir: Path) -> str:
+    """The file name of a run folder's last checkpoint, as its task names it."""
+    try:
+        saved = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+        return tasks.get(saved.get("task", tasks.DEFAULT_TASK)).checkpoint_file("last.pt")
+    except (OSError, yaml.YAMLError, AttributeError, UnicodeDecodeError, UserInputError):
+        return "last.pt"  # no readable config.yaml: the engine's own name
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
@@ -241,10 +237,22 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
         OSError: the file cannot be read (permissions); the command line gives exit code 3.
     """
     path = find_checkpoint(path)
-    return _checked_state(_read_checkpoint_file(path, map_location), path)
+    return training_state_of(read_checkpoint_file(path, map_location), path)
 
 
-def _read_checkpoint_file(path: Path, map_location: Any) -> Any:
+def training_state_of(raw: Any, path: Path) -> dict[str, Any]:
+    """A file read by :func:`read_checkpoint_file` as the engine's training state: checked,
+    its config migrated, unpacked by its task.
+
+    Raises:
+        UserInputError: as :func:`load_checkpoint`.
+    """
+    state = _checked_state(raw, path)
+    state["config"] = tasks.migrate_config(state["config"])
+    return tasks.get(state["config"]["task"]).unpack_checkpoint(state)
+
+
+def read_checkpoint_file(path: Path, map_location: Any = "cpu") -> Any:
     """``torch.load(path, weights_only=True)``; a file torch cannot read is a UserInputError."""
     try:
         with warnings.catch_warnings():  # torch warns on pickles of other protocols: a bad file
@@ -259,23 +267,17 @@ def _read_checkpoint_file(path: Path, map_location: Any) -> Any:
 
 
 def _checked_state(state: Any, path: Path) -> dict[str, Any]:
-    """A loaded checkpoint as this project's state dict, or a UserInputError saying why not."""
-    if isinstance(state, dict) and "model" not in state and "state_dict" in state:
-        state["model"] = _without_data_parallel_names(state["state_dict"])
-    if not isinstance(state, dict) or "model" not in state or "config" not in state:
-        raise UserInputError(f"'{path}' is not a training checkpoint of this project; pass a "
+    """A loaded checkpoint with a config of this project, or a UserInputError saying why not.
+    """
+    if not isinstance(state, dict) or not isinstance(state.get("config"), dict):
+        owner = tasks.checkpoint_owner(state)  # a foreign format a task reads
+        found = f"{owner}, not" if owner else "not"
+        raise UserInputError(f"'{path}' is {found} a training checkpoint of this project; pass a "
                              ".pt file written by train.py")
     if int(state.get("version", 0)) > CHECKPOINT_VERSION:
         raise UserInputError(f"checkpoint '{path}' has version {state['version']}, newer than "
                              f"this code ({CHECKPOINT_VERSION}); update the package")
     return state
-
-
-def _without_data_parallel_names(weights: dict[str, Any]) -> dict[str, Any]:
-    """NVIDIA's DataParallel names (``module.conv1.weight``, ``features.module.0.weight``)
-    -> the bare model's; torchvision's ResNets and VGGs have no ``module`` of their own."""
-    return {".".join(p for p in key.split(".") if p != "module"): value
-            for key, value in weights.items()}
 
 
 def _unreadable_reason(path: Path, error: Exception) -> str:
@@ -291,40 +293,6 @@ def _unreadable_reason(path: Path, error: Exception) -> str:
         return ("it holds objects other than tensors and plain types, which are not loaded "
                 "because loading them could run code")
     return "the file is truncated or corrupt (an unreadable torch zip archive)"
-
-
-def load_model_from_checkpoint(
-    path: str | os.PathLike, device: str | torch.device = "cpu"
-) -> tuple[nn.Module, dict[str, Any]]:
-    """The network of a checkpoint, for evaluation and prediction.
-
-    The weight average (EMA) is used when the run kept one, as it is the better model.
-
-    Args:
-        path: a checkpoint file or a run folder (its ``last.pt``).
-        device: where to put the model.
-
-    Returns:
-        ``(model, config)``: the model in eval mode on ``device``, and the resolved training
-        config as a nested dict (``config["data"]["image_size"]`` etc.).
-
-    Raises:
-        UserInputError: see ``load_checkpoint``, or the weights do not fit the model its config
-            describes.
-    """
-    from inpainting.models import build_model  # engine sits above models
-
-    state = load_checkpoint(path, map_location="cpu")
-    config = state["config"]
-    try:  # on the CPU, so these errors are about the file's content, never the device
-        model = build_model(**config["model"])
-        weights = state["ema"]["model"] if state.get("ema") else state["model"]
-        model.load_state_dict(weights)
-    except (KeyError, TypeError, ValueError, RuntimeError) as error:
-        message = " ".join(str(error).split())
-        raise UserInputError(f"checkpoint '{path}' does not fit its model config: "
-                             f"{message}") from error
-    return model.to(device).eval(), config
 
 
 def capture_rng_state() -> dict[str, Any]:

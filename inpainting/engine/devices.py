@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from inpainting.config import Config, ConfigError
+from inpainting.engine.config import Config, ConfigError
 
 __all__ = ["check_device_options", "check_precision"]
 

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from inpainting.errors import UserInputError
+from inpainting.engine.errors import UserInputError
 
 __all__ = [
     "DistInfo",

@@ -9,7 +9,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from inpainting.errors import UserInputError
+from inpainting.engine.errors import UserInputError
 
 __all__ = [
     "TqdmHandler", "make_progress_bar", "make_writer", "report_train_step", "setup_logging",

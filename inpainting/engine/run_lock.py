@@ -19,7 +19,7 @@ import logging
 import os
 from pathlib import Path
 
-from inpainting.errors import EnvironmentProblem
+from inpainting.engine.errors import EnvironmentProblem
 
 __all__ = ["LOCK_NAME", "RunLock", "acquire_run_lock"]
 

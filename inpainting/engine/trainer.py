@@ -1,6 +1,6 @@
 """The training loop: step-based, resumable, single process or DDP under ``torchrun``.
 
-The ``Trainer`` receives built objects (see ``inpainting.run_setup`` for how a ``Config``
+The ``Trainer`` receives built objects (see ``inpainting.engine.run`` for how a ``Config``
 becomes them), so tests can hand it tiny ones. ``fit()`` reads top to bottom: take ``grad_accum``
 batches, one optimizer step, then whatever is due at this step (log, validate, sample grid,
 checkpoint). Loss values leave the device (``.item()``) only at those steps.
@@ -13,7 +13,6 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,17 +21,26 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from inpainting.cli import environment_message, is_environment_error, one_line
-from inpainting.config import Config
 from inpainting.engine.batches import BatchStream
-from inpainting.engine.checkpoint import restore_training_state, save_checkpoint, training_state
+from inpainting.engine.checkpoint import (
+    TrainingParts,
+    restore_training_state,
+    save_checkpoint,
+    training_state,
+)
+from inpainting.engine.config import Config
 from inpainting.engine.distributed import DistInfo, all_reduce_flag, mean_over_ranks
 from inpainting.engine.ema import ModelEma
+from inpainting.engine.errors import (
+    EnvironmentProblem,
+    UserInputError,
+    environment_message,
+    is_environment_error,
+    one_line,
+)
 from inpainting.engine.reporting import make_progress_bar, report_train_step
 from inpainting.engine.signals import StopSignals
-from inpainting.engine.tasks import ClassificationResult, InpaintingTask, ValidationOptions
-from inpainting.engine.validation import ValidationResult
-from inpainting.errors import EnvironmentProblem, UserInputError
+from inpainting.engine.task import FitResult, ReportContext, Task, ValidationOptions
 
 __all__ = ["AUTOCAST_DTYPES", "FitResult", "NonFiniteLossError", "Trainer"]
 
@@ -45,79 +53,46 @@ class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite; nothing after the last good checkpoint was saved."""
 
 
-@dataclass
-class FitResult:
-    """What ``fit`` did: final step, the signal that stopped it (if any), best and last val."""
-
-    step: int
-    stopped_by: str | None
-    best_psnr: float | None  # the best validation score (val PSNR, or top-1 for classifiers)
-    last_eval: ValidationResult | ClassificationResult | None
-    sample_path: Path | None
-
-
 class Trainer:
-    """Trains the model of a task (``engine.tasks``); rank 0 logs and writes checkpoints.
+    """Trains the model of a task (``engine.task.Task``); rank 0 logs and writes checkpoints.
 
     Args:
-        model: for inpainting, maps ``(image * mask, mask)`` to ``(output, final_mask)``;
-            image (B, 3, H, W) in [0, 1], mask (B, 1, H, W), 1 = known, 0 = hole. For
-            classification, ``image -> logits``. Already on ``device``, not wrapped (the
-            trainer wraps it in DDP / ``torch.compile`` as configured).
-        loss_fn: the task's loss, a dict of scalar terms including ``"total"``: inpainting
-            ``(output, image, mask) -> dict``, classification ``(logits, label) -> dict``.
+        model: the task's network, already on ``device``, not wrapped (the trainer wraps it in
+            DDP / ``torch.compile`` as configured); ``task.loss_terms`` calls it.
+        loss_fn: the task's loss, handed to ``task.loss_terms``.
         optimizer: over ``model``'s parameters.
         train_loader: from ``engine.batches.make_train_loader`` (resumable position).
-        val_loader: batches with ``"bin"`` indices into ``val_bins``, or None (no validation).
-        config: the resolved config (intervals, precision, fine-tuning, ...); saved in every
-            checkpoint.
+        val_loader: what ``task.validate`` reads, or None (no validation).
+        config: the resolved config (the base sections: intervals, precision, ...); saved in
+            every checkpoint.
         run_dir: the run folder (checkpoints, ``samples/``).
         scheduler: stepped once per optimizer step, or None.
         writer: a TensorBoard ``SummaryWriter`` (rank 0) or None.
         device: where the model lives.
         dist: rank and world size.
         ema: weight average, used for validation when given.
-        val_bins: hole-ratio bins ``(lo, hi]`` of the validation masks (inpainting).
-        task: the task (default: ``InpaintingTask`` with ``val_bins`` and the config's masks).
+        task: what is trained for (``engine.task.Task``).
     """
 
-    def __init__(
-        self,
-        model: nn.Module,
-        loss_fn: nn.Module,
-        optimizer: torch.optim.Optimizer,
-        train_loader: DataLoader,
-        val_loader: DataLoader | None,
-        config: Config,
-        run_dir: str | Path,
-        *,
-        scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
-        writer: Any = None,
-        device: torch.device | str = "cpu",
-        dist: DistInfo | None = None,
-        ema: ModelEma | None = None,
-        val_bins: Sequence[tuple[float, float]] = (),
-        task: Any = None,
-    ) -> None:
+    def __init__(self, model: nn.Module, loss_fn: nn.Module, optimizer: torch.optim.Optimizer,
+                 train_loader: DataLoader, val_loader: DataLoader | None, config: Config,
+                 run_dir: str | Path, *, task: Task,
+                 scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+                 writer: Any = None, device: torch.device | str = "cpu",
+                 dist: DistInfo | None = None, ema: ModelEma | None = None) -> None:
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
         self.train_loader, self.val_loader = train_loader, val_loader
         self.config, self.run_dir = config, Path(run_dir)
-        self.scheduler, self.writer, self.ema = scheduler, writer, ema
+        self.scheduler, self.writer, self.ema, self.task = scheduler, writer, ema, task
         self.device, self.dist = torch.device(device), dist or DistInfo()
-        self.val_bins = list(val_bins)
-        baselines = [config.train.val_baseline] if config.train.val_baseline else []
-        self.task = task or InpaintingTask(self.val_bins, border=config.masks.border > 0,
-                                           grid_size=config.log.grid_size, baselines=baselines)
         self.autocast_dtype = AUTOCAST_DTYPES[self.config.train.precision]
         self.scaler = torch.amp.GradScaler(self.device.type,
                                            enabled=self.config.train.precision == "fp16")
-        if self.config.train.finetune_step and not hasattr(model, "set_freeze_encoder_bn"):
-            raise UserInputError("train.finetune_step needs a model with set_freeze_encoder_bn()")
         self.step = 0
         self.step_lr = optimizer.param_groups[0]["lr"]
         self.best_metric: float | None = None
         self.position = {"epoch": 0, "batch": 0}
-        self.last_eval: ValidationResult | ClassificationResult | None = None
+        self.last_eval: Any = None
         self.sample_path: Path | None = None
         self.train_model = self._wrap(model)
         self._nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
@@ -272,14 +247,9 @@ class Trainer:
         return stop or out_of_time
 
     def _update_phase(self) -> None:
-        """Enter the fine-tuning phase (lr finetune_lr, encoder BN frozen) at finetune_step."""
-        start = self.config.train.finetune_step
-        if not start or self.step < start or self.model.freeze_encoder_bn:
-            return
-        self.model.set_freeze_encoder_bn(True)
-        self.train_model = self._wrap(self.model)  # DDP must see the new set of trained params
-        logger.info("step %d: fine-tuning phase, lr %.1e, encoder BatchNorm frozen",
-                    self.step, self.config.train.finetune_lr)
+        """Let the task enter a training phase that starts at this step (its fine-tuning)."""
+        if self.task.enter_phase(self.step, self.model):
+            self.train_model = self._wrap(self.model)  # DDP must see the new trained params
 
     def _check_finite(self, weights: bool = False) -> None:
         """Raise ``NonFiniteLossError`` if a loss since the last check (or, with ``weights``, a
@@ -334,7 +304,10 @@ class Trainer:
         return ValidationOptions(self.device, self.autocast_dtype, self.config.train.channels_last,
                                  self._stop_signals.requested, self.dist.enabled)
 
-    def validate(self) -> ValidationResult | ClassificationResult | None:
+    def _report_context(self) -> ReportContext:
+        return ReportContext(self.step, self.position["epoch"], self.run_dir, self.writer)
+
+    def validate(self) -> Any:
         """Run the task's validation; keep ``best.pt`` by the task's score (higher is better).
 
         Inpainting validates on rank 0 alone, classification on every rank (a collective). A
@@ -351,7 +324,9 @@ class Trainer:
             return None
         self.last_eval = result
         if self.dist.is_main:
-            self.task.report(result, self)
+            sample = self.task.report(result, self._report_context())
+            if sample is not None:
+                self.sample_path = sample
         score = self.task.score(result)  # the same on every rank that validated
         if math.isfinite(score) and (self.best_metric is None or score > self.best_metric):
             self.best_metric = score
@@ -363,7 +338,7 @@ class Trainer:
         if not self.dist.is_main or self.val_loader is None:
             return
         path = self.task.write_samples(self._eval_model(), self.val_loader,
-                                       self._validation_options(), self)
+                                       self._validation_options(), self._report_context())
         if path is not None:
             self.sample_path = path
 
@@ -390,12 +365,22 @@ class Trainer:
 
     def state_dict(self) -> dict[str, Any]:
         """The checkpoint dict (see ``engine.checkpoint``): plain types and tensors only."""
-        return training_state(self)
+        return training_state(self._parts(), self.progress(), self.config)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from a checkpoint: weights, optimizer, schedule, RNGs, data position."""
-        restore_training_state(self, state)
+        progress = restore_training_state(self._parts(), state)
+        self.step, self.best_metric = progress["step"], progress["best_metric"]
+        self.train_seconds, self.position = progress["train_seconds"], progress["data_position"]
         self._checked_step = self._saved_step = self.step
+
+    def _parts(self) -> TrainingParts:
+        return TrainingParts(self.model, self.optimizer, self.scheduler, self.scaler, self.ema)
+
+    def progress(self) -> dict[str, Any]:
+        """The small training state a checkpoint keeps beside the parts' state dicts."""
+        return {"step": self.step, "train_seconds": self.elapsed_seconds(),
+                "best_metric": self.best_metric, "data_position": dict(self.position)}
 
     def save(self, name: str) -> Path | None:
         """Write the checkpoint ``name`` (``last.pt``, ``best.pt``, ...) atomically (rank 0

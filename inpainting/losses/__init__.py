@@ -3,8 +3,6 @@ and :func:`build_loss`, which picks the loss a config's ``loss`` section asks fo
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from torch import nn
 
 from inpainting.losses.inpainting_loss import (
@@ -19,9 +17,6 @@ from inpainting.losses.inpainting_loss import (
 )
 from inpainting.losses.pixel import PIXEL_TERMS, PixelLoss
 from inpainting.losses.vgg import VGG16Features, imagenet_cache_file, load_vgg16_features_state
-
-if TYPE_CHECKING:  # config imports this package for DEFAULT_WEIGHTS
-    from inpainting.config import LossConfig
 
 __all__ = [
     "DEFAULT_WEIGHTS",
@@ -41,11 +36,13 @@ __all__ = [
 ]
 
 
-def build_loss(loss: LossConfig) -> nn.Module:
-    """The paper's loss with ``loss.weights`` and ``loss.vgg_weights``.
+def build_loss(weights: dict[str, float], vgg_weights: str = "imagenet") -> nn.Module:
+    """The paper's loss (Liu et al., ECCV 2018, Eq. 7) with these term weights.
 
     Args:
-        loss: the ``loss`` config section.
+        weights: the weight of each term (``DEFAULT_WEIGHTS``' keys), e.g. the ``loss.weights``
+            config section as a dict.
+        vgg_weights: ``imagenet``, ``none`` (a random VGG-16, no download) or a ``.pth`` path.
 
     Returns:
         ``PixelLoss`` when every VGG term (perceptual, style_out, style_comp) has weight 0, so
@@ -55,7 +52,6 @@ def build_loss(loss: LossConfig) -> nn.Module:
     Raises:
         RuntimeError: the ImageNet VGG-16 weights cannot be had (see ``VGG16Features``).
     """
-    weights = vars(loss.weights)
     if all(weights[key] == 0 for key in weights if key not in PIXEL_TERMS):
         return PixelLoss(weights)
-    return InpaintingLoss(weights=weights, vgg_weights=loss.vgg_weights)
+    return InpaintingLoss(weights=weights, vgg_weights=vgg_weights)

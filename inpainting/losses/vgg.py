@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.models import VGG16_Weights
 
-from inpainting.errors import EnvironmentProblem, UserInputError
+from inpainting.engine.errors import EnvironmentProblem, UserInputError
 
 __all__ = ["VGG16Features", "load_vgg16_features_state", "imagenet_cache_file"]
 

@@ -1,7 +1,4 @@
-"""Inpainting networks, looked up by name with :func:`build_model`; classifiers with the padding
-schemes of the partial-padding report, looked up by name with :func:`build_classifier`
-(:mod:`inpainting.models.classifiers`, :mod:`inpainting.models.padding`), and checkpoints of
-NVIDIA's ImageNet script (:mod:`inpainting.models.nvidia_checkpoint`)."""
+"""Inpainting networks, looked up by name with :func:`build_model`."""
 
 from __future__ import annotations
 
@@ -11,80 +8,13 @@ from typing import Any
 
 from torch import nn
 
-from inpainting.errors import UserInputError
-from inpainting.models.classifiers import (
-    CLASSIFIER_ARCHS,
-    CLASSIFIER_NAMES,
-    PADDINGS,
-    build_classifier,
-    nvidia_arch_name,
-    resolve_arch,
-)
-from inpainting.models.nvidia_checkpoint import (
-    NvidiaCheckpoint,
-    make_nvidia_checkpoint,
-    read_nvidia_checkpoint,
-    save_nvidia_checkpoint,
-)
-from inpainting.models.padding import (
-    PADDING_MODELS,
-    convert_to_partial_conv,
-    load_nvidia_checkpoint,
-    pdresnet18,
-    pdresnet34,
-    pdresnet50,
-    pdresnet101,
-    pdresnet152,
-    pdvgg11,
-    pdvgg11_bn,
-    pdvgg13,
-    pdvgg13_bn,
-    pdvgg16,
-    pdvgg16_bn,
-    pdvgg19,
-    pdvgg19_bn,
-    set_padding_mode,
-)
+from inpainting.engine.errors import UserInputError
 from inpainting.models.pconv_unet import NORMS, PREFILLS, UPSAMPLING_MODES, PConvUNet
 
-__all__ = [
-    "CLASSIFIER_ARCHS",
-    "CLASSIFIER_NAMES",
-    "MODELS",
-    "NORMS",
-    "PADDINGS",
-    "PADDING_MODELS",
-    "NvidiaCheckpoint",
-    "PConvUNet",
-    "PREFILLS",
-    "UPSAMPLING_MODES",
-    "build_classifier",
-    "build_model",
-    "convert_to_partial_conv",
-    "load_nvidia_checkpoint",
-    "make_nvidia_checkpoint",
-    "nvidia_arch_name",
-    "pdresnet18",
-    "pdresnet34",
-    "pdresnet50",
-    "pdresnet101",
-    "pdresnet152",
-    "pdvgg11",
-    "pdvgg11_bn",
-    "pdvgg13",
-    "pdvgg13_bn",
-    "pdvgg16",
-    "pdvgg16_bn",
-    "pdvgg19",
-    "pdvgg19_bn",
-    "read_nvidia_checkpoint",
-    "resolve_arch",
-    "save_nvidia_checkpoint",
-    "set_padding_mode",
-]
+__all__ = ["MODELS", "NORMS", "PREFILLS", "UPSAMPLING_MODES", "PConvUNet", "build_model"]
 
 # Inpainting networks: name -> constructor; ``model.name`` in a config is checked against these
-# keys. (Classifiers: CLASSIFIER_NAMES and build_classifier.)
+# keys.
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "pconv_unet": PConvUNet,
 }

@@ -1,0 +1,247 @@
+"""The one way inpainting results are scored, aggregated and printed.
+
+Training validation (``inpainting.tasks.inpainting.validation``) and ``evaluate.py``
+(``inpainting.metrics.evaluation``) both score a prediction the same way and print the same table
+(BasicSR's ``calculate_metric``: one
+scorer, two callers):
+
+1. :func:`score`: the prediction is composited with the known pixels of the input and quantised
+   to 8 bits, exactly the image a user would save, then scored against the ground truth over the
+   whole image (PSNR, SSIM, L1 % as in Liu et al., ECCV 2018, Table 1) and over the hole only
+   (``l1_hole``). The masked input itself (holes black) is scored as the method
+   :data:`MASKED_INPUT`, whose prediction is zeros: the trivial baseline a model must beat.
+2. :func:`image_records`: one plain dict per image, with its hole ratio and border mode.
+3. :func:`aggregate`: means per hole-ratio bin ``(lo, hi]`` (by each image's hole ratio) and
+   border mode, plus the overall means.
+4. :func:`format_table`: the paper-style table, methods side by side.
+
+This module sits below the engine: it imports only ``inpainting.metrics.image``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from inpainting.metrics.image import l1, psnr, ssim, to_uint8_levels
+
+__all__ = [
+    "MASKED_INPUT",
+    "METRIC_NAMES",
+    "Summary",
+    "aggregate",
+    "bin_index",
+    "bin_label",
+    "composite",
+    "format_table",
+    "hole_ratios",
+    "image_records",
+    "masked_input",
+    "score",
+]
+
+METRIC_NAMES: tuple[str, ...] = ("psnr", "ssim", "l1", "l1_hole")
+MASKED_INPUT = "masked input"
+
+Bins = Sequence[tuple[float, float]]
+
+
+def composite(image: Tensor, mask: Tensor, prediction: Tensor) -> Tensor:
+    """The 8-bit image a user would save: known pixels from ``image``, holes from ``prediction``.
+
+    Args:
+        image: (B, C, H, W) in [0, 1], the ground truth.
+        mask: (B, 1, H, W), 1 = known, 0 = hole (binary).
+        prediction: (B, C, H, W) float; values outside [0, 1] are clipped.
+
+    Returns:
+        (B, C, H, W) in [0, 1] on the 8-bit grid, ``round(255 * x) / 255``, dtype of ``image``.
+    """
+    return to_uint8_levels(torch.where(mask > 0.5, image, prediction.to(image.dtype)))
+
+
+def masked_input(image: Tensor, mask: Tensor) -> Tensor:
+    """The prediction of the :data:`MASKED_INPUT` method: zeros, so its holes stay black.
+
+    Args:
+        image: (B, C, H, W) in [0, 1]. mask: (B, 1, H, W), 1 = known (unused).
+
+    Returns:
+        (B, C, H, W) zeros like ``image``.
+    """
+    return torch.zeros_like(image)
+
+
+def score(image: Tensor, mask: Tensor, prediction: Tensor) -> tuple[dict[str, Tensor], Tensor]:
+    """Metrics of the 8-bit composite of ``prediction`` against ``image``.
+
+    Args:
+        image: (B, C, H, W) float in [0, 1], the ground truth (a decoded 8-bit image / 255).
+        mask: (B, 1, H, W), 1 = known, 0 = hole.
+        prediction: (B, C, H, W) float prediction; the scores are computed on its device.
+
+    Returns:
+        ``(metrics, composite)``: ``{"psnr", "ssim", "l1", "l1_hole"}`` -> (B,) tensors (L1 in
+        percent; ``l1_hole`` over hole pixels only, NaN for an image without holes), and the
+        (B, C, H, W) composite of :func:`composite`.
+    """
+    device = prediction.device  # score where the model ran: SSIM is cheap on a GPU
+    target = image.to(device, torch.float32)
+    known = mask.to(device, torch.float32)
+    merged = composite(target, known, prediction)
+    metrics = {
+        "psnr": psnr(merged, target),
+        "ssim": ssim(merged, target),
+        "l1": l1(merged, target),
+        "l1_hole": l1(merged, target, known),
+    }
+    return metrics, merged
+
+
+def hole_ratios(mask: Tensor) -> list[float]:
+    """Fraction of hole pixels of each mask, as ``masks.hole_ratio`` computes it.
+
+    Args:
+        mask: (B, 1, H, W), 1 = known, 0 = hole (binary).
+
+    Returns:
+        B floats in [0, 1].
+    """
+    holes = (mask <= 0.5).flatten(1).sum(dim=1)  # (B, 1, H, W) -> (B,)
+    return (holes.double() / mask[0].numel()).tolist()
+
+
+def image_records(
+    metrics: dict[str, Tensor], mask: Tensor, border: bool | Sequence[bool],
+    ratios: Sequence[float] | None = None,
+) -> list[dict[str, Any]]:
+    """One plain dict per image: ``hole_ratio``, ``border`` and the metrics as floats.
+
+    Args:
+        metrics: from :func:`score`, (B,) tensors.
+        mask: the (B, 1, H, W) masks scored, 1 = known.
+        border: the masks' border mode (True = holes kept away from the edge), one for all or
+            one per image.
+        ratios: ``hole_ratios(mask)`` when the caller has them (several methods scored on one
+            batch); computed here otherwise.
+
+    Returns:
+        B dicts ``{"hole_ratio", "border", "psnr", "ssim", "l1", "l1_hole"}``; callers may add
+        keys (file names) for their own reports.
+    """
+    ratios = hole_ratios(mask) if ratios is None else list(ratios)
+    borders = [bool(border)] * len(ratios) if isinstance(border, bool) else list(border)
+    values = {name: metrics[name].double().cpu().tolist() for name in METRIC_NAMES}
+    return [
+        {"hole_ratio": ratio, "border": bool(borders[row]),
+         **{name: values[name][row] for name in METRIC_NAMES}}
+        for row, ratio in enumerate(ratios)
+    ]
+
+
+def bin_index(ratio: float, bins: Bins) -> int | None:
+    """Index of the first bin ``(lo, hi]`` holding ``ratio``, or ``None`` when no bin does."""
+    for index, (lo, hi) in enumerate(bins):
+        if lo < ratio <= hi:
+            return index
+    return None
+
+
+def bin_label(bin_range: Sequence[float] | None) -> str:
+    """``(0.01, 0.1]`` for a bin, ``other`` for ``None`` (a ratio in no bin)."""
+    return "other" if bin_range is None else f"({bin_range[0]:g}, {bin_range[1]:g}]"
+
+
+class Summary(NamedTuple):
+    """One method's means: ``rows`` per (bin, border mode) and ``overall``.
+
+    Attributes:
+        rows: ``{"bin": [lo, hi] | None, "border": bool, "count": n, "psnr", "ssim", "l1",
+            "l1_hole"}`` for every non-empty group: border modes without border first, bins
+            in the given order, then the images in no bin (``"bin": None``).
+        overall: ``{"count", "psnr", "ssim", "l1", "l1_hole"}`` over all images.
+    """
+
+    rows: list[dict[str, Any]]
+    overall: dict[str, Any]
+
+
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else math.nan
+
+
+def _summary(records: list[dict]) -> dict[str, Any]:
+    """Means over ``records``; ``l1_hole`` only over images with holes (else it is NaN).
+
+    A NaN of any other metric (a non-finite prediction) makes its mean NaN, and an ``inf``
+    PSNR (a perfect image) makes the PSNR mean ``inf``.
+    """
+    summary: dict[str, Any] = {"count": len(records)}
+    for name in METRIC_NAMES:
+        chosen = [r for r in records if r["hole_ratio"] > 0] if name == "l1_hole" else records
+        summary[name] = _mean([r[name] for r in chosen])
+    return summary
+
+
+def aggregate(records: list[dict], bins: Bins) -> Summary:
+    """Per-(bin, border mode) means and the overall means of one method.
+
+    Args:
+        records: per-image dicts of :func:`image_records`.
+        bins: hole-ratio bins ``(lo, hi]``; an image goes in the first bin holding its ratio.
+
+    Returns:
+        The :class:`Summary`.
+    """
+    groups: dict[tuple[int | None, bool], list[dict]] = {}
+    for record in records:
+        key = (bin_index(record["hole_ratio"], bins), bool(record["border"]))
+        groups.setdefault(key, []).append(record)
+    rows = []
+    for border in (False, True):
+        for index in [*range(len(bins)), None]:
+            group = groups.get((index, border))
+            if group:
+                label = None if index is None else [float(v) for v in bins[index]]
+                rows.append({"bin": label, "border": border, **_summary(group)})
+    return Summary(rows, _summary(records))
+
+
+def format_table(results: dict[str, Summary]) -> str:
+    """The paper-style table, methods side by side.
+
+    Args:
+        results: method name -> :class:`Summary` from :func:`aggregate`; all methods are scored
+            on the same images, so their rows line up. The first method sets the rows.
+
+    Returns:
+        A multi-line string: hole ratio, border, count, then L1 %, PSNR, SSIM for each method,
+        and an ``overall`` line.
+    """
+    names = list(results)
+    cell = "{:>7} {:>7} {:>7}"
+    head = f"{'hole ratio':<13}{'border':<8}{'count':>6}"
+    lines = [
+        " " * len(head) + "".join(f"  {name[:23]:^23}" for name in names),
+        head + "".join("  " + cell.format("L1 %", "PSNR", "SSIM") for _ in names),
+    ]
+    keyed = {name: {(bin_label(r["bin"]), r["border"]): r for r in results[name].rows}
+             for name in names}
+    first = results[names[0]]
+    entries = [(bin_label(r["bin"]), "yes" if r["border"] else "no", r["count"],
+                [keyed[name][(bin_label(r["bin"]), r["border"])] for name in names])
+               for r in first.rows]
+    entries.append(("overall", "", first.overall["count"],
+                    [results[name].overall for name in names]))
+    for label, border, count, summaries in entries:
+        values = "".join(
+            "  " + cell.format(f"{s['l1']:.2f}", f"{s['psnr']:.2f}", f"{s['ssim']:.3f}")
+            for s in summaries
+        )
+        lines.append(f"{label:<13}{border:<8}{count:>6}{values}")
+    return "\n".join(lines)

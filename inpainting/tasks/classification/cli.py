@@ -1,0 +1,207 @@
+"""NVIDIA's ImageNet command line (``classify.py``) mapped onto this project's config and engine.
+
+``training_settings`` turns the flags into ``--set`` overrides of a ``task: classification``
+config (epochs -> steps, NVIDIA's lr decay every 30 epochs -> the ``step`` schedule, the global
+``-b`` -> ``data.batch_size`` per process), so a ``classify.py`` run is a ``train.py`` run
+underneath. NVIDIA's multi-process flags map onto ``torchrun``: launched without it, a
+``--world-size`` above 1 or a ``--dist-url`` is refused with the command to use instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from inpainting import tasks
+from inpainting.engine.checkpoint import find_checkpoint, read_checkpoint_file, training_state_of
+from inpainting.engine.config import config_to_dict
+from inpainting.engine.config_parsing import apply_overrides
+from inpainting.engine.distributed import cleanup_distributed, init_distributed
+from inpainting.engine.errors import UserInputError
+from inpainting.engine.optim import epoch_milestones
+from inpainting.engine.trainer import AUTOCAST_DTYPES
+from inpainting.tasks.classification.data import (
+    ImageFolderDataset,
+    check_same_classes,
+    find_classes,
+)
+from inpainting.tasks.classification.models import (
+    build_classifier,
+    nvidia_arch_name,
+    resolve_arch,
+)
+from inpainting.tasks.classification.nvidia import is_nvidia_main_checkpoint, nvidia_resume_state
+from inpainting.tasks.classification.setup import evaluate_classifier, steps_per_epoch
+from inpainting.tasks.classification.task import ClassificationResult, checkpoint_file
+
+__all__ = ["DEFAULT_DIST_URL", "LR_DECAY_EPOCHS", "checkpoint_path",
+           "evaluate_classifier_checkpoint", "run_folder",
+           "training_settings"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_DIST_URL = "tcp://224.66.41.62:23456"  # NVIDIA's default: means "not given"
+LR_DECAY_EPOCHS = 30  # NVIDIA's adjust_learning_rate: lr * 0.1 ** (epoch // 30)
+
+
+def _world_size(args: argparse.Namespace) -> int:
+    """The number of processes (torchrun's ``WORLD_SIZE``), checked against NVIDIA's flags.
+
+    Raises:
+        UserInputError: ``--world-size`` / ``--dist-url`` outside torchrun, a ``--world-size``
+            other than torchrun's, or ``--gpu`` under torchrun.
+    """
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    wanted = args.world_size
+    if launched == 1 and (wanted > 1 or args.dist_url != DEFAULT_DIST_URL):
+        processes = max(wanted, 2)
+        raise UserInputError(f"--world-size / --dist-url: launch the processes with torchrun "
+                             f"instead, e.g. torchrun --nproc_per_node {processes} classify.py "
+                             "... (without --world-size, --dist-url and --dist-backend)")
+    if wanted > 1 and wanted != launched:
+        raise UserInputError(f"--world-size {wanted} differs from torchrun's {launched} "
+                             "processes; drop --world-size")
+    if args.gpu is not None and launched > 1:
+        raise UserInputError("--gpu picks one GPU for a single process; under torchrun each "
+                             "process takes the GPU of its LOCAL_RANK: drop --gpu")
+    if args.gpu is not None:  # before CUDA starts: the process sees that one GPU only
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(args.gpu)
+    return launched
+
+
+def _per_process_batch(args: argparse.Namespace, world_size: int) -> int:
+    if args.batch_size < 1 or args.batch_size % world_size:
+        raise UserInputError(f"--batch-size {args.batch_size} is the global batch: it must be a "
+                             f"positive multiple of the {world_size} processes")
+    return args.batch_size // world_size
+
+
+def run_folder(args: argparse.Namespace) -> str:
+    """NVIDIA's ``{ckptdirprefix}checkpoint_{arch}_{prefix}``, with ``pd`` + arch for partial
+    padding; reflect and replicate, which NVIDIA's names cannot express, add ``_{padding}``."""
+    _, padding = resolve_arch(args.arch, args.padding)
+    name = nvidia_arch_name(args.arch, padding)
+    if padding in ("reflect", "replicate"):
+        name += f"_{padding}"
+    return f"{args.ckptdirprefix}checkpoint_{name}_{args.prefix}"
+
+
+def _setting(key: str, value: Any) -> str:
+    return f"{key}={json.dumps(value)}"  # JSON is YAML: paths with any characters stay strings
+
+
+def training_settings(args: argparse.Namespace
+                      ) -> tuple[list[str], str | None, dict[str, Any] | None]:
+    """The ``--set`` overrides of a training run, the checkpoint to resume (or None), and the
+    state that continues it (read once, NVIDIA's ``main.py`` checkpoints included; or None).
+
+    Raises:
+        UserInputError: a missing or bad folder, flag or combination (one line).
+    """
+    if not (args.data_train and args.data_val):
+        raise UserInputError("training needs --data_train and --data_val (folders with one "
+                             "sub-folder of images per class)")
+    if args.start_epoch:
+        raise UserInputError("--start-epoch: continue a run with --resume CHECKPOINT, which "
+                             "restarts at its exact step (epoch, schedule and data position)")
+    for flag, value in (("--epochs", args.epochs), ("--print-freq", args.print_freq)):
+        if value < 1:
+            raise UserInputError(f"{flag} must be >= 1, got {value}")
+    world_size = _world_size(args)
+    batch = _per_process_batch(args, world_size)
+    folder = run_folder(args)  # checks the arch and padding
+    check_same_classes(find_classes(args.data_train, "train"), find_classes(args.data_val, "val"))
+    steps = steps_per_epoch(args.data_train, batch, world_size)
+    _, padding = resolve_arch(args.arch, args.padding)
+    settings = {
+        "task": "classification",
+        "classifier.arch": args.arch, "classifier.padding": padding,
+        "classifier.pretrained": args.pretrained, "classifier.init_from": args.finetune_from,
+        "classifier.crop_size": args.crop_size, "classifier.resize_size": args.resize_size,
+        "data.train": args.data_train, "data.val": args.data_val, "data.batch_size": batch,
+        "data.num_workers": args.workers,
+        "optim.name": "sgd", "optim.lr": args.lr, "optim.momentum": args.momentum,
+        "optim.weight_decay": args.weight_decay, "optim.schedule": "step", "optim.gamma": 0.1,
+        "optim.milestones": list(epoch_milestones(LR_DECAY_EPOCHS, args.epochs, steps)),
+        "train.max_steps": args.epochs * steps, "train.val_every": steps,
+        "train.ckpt_every": steps, "train.log_every": args.print_freq,
+        "train.seed": args.seed if args.seed is not None else 0, "train.run_dir": folder,
+        "train.precision": args.precision, "train.channels_last": args.channels_last,
+        "train.device": "cuda" if args.gpu is not None else args.device,
+    }
+    overrides = [_setting(key, value) for key, value in settings.items()] + args.overrides
+    if not args.resume:
+        return overrides, None, None
+    resume = checkpoint_path(args.resume)
+    return overrides, str(resume), _resume_state(args, resume, overrides, steps)
+
+
+def checkpoint_path(path: str) -> Path:
+    """A checkpoint file, or a run folder's (NVIDIA's or ours) ``checkpoint.pth.tar``.
+
+    Raises:
+        UserInputError: neither exists.
+    """
+    folder = Path(path).expanduser()
+    last = folder / checkpoint_file("last.pt")
+    return last if folder.is_dir() and last.is_file() else find_checkpoint(folder)
+
+
+def _resume_state(args: argparse.Namespace, path: Path, overrides: list[str], steps: int
+                  ) -> dict[str, Any]:
+    """The state that ``--resume`` continues: this project's checkpoint, or one of NVIDIA's
+    ``main.py`` (continued at the start of its next epoch), checked against ``-a`` /
+    ``--padding``; the file is read once."""
+    raw = read_checkpoint_file(path)
+    if is_nvidia_main_checkpoint(raw):
+        config = config_to_dict(tasks.config_from_dict(apply_overrides({}, overrides)))
+        state = nvidia_resume_state(raw, config, steps)
+    else:
+        state = training_state_of(raw, path)
+    if state.get("arch"):
+        expected = nvidia_arch_name(*resolve_arch(args.arch, args.padding))
+        if state["arch"] != expected:
+            raise UserInputError(f"--resume {args.resume} is a {state['arch']} run, the flags "
+                                 f"ask for {expected}; pass -a {state['arch']}")
+    return state
+
+
+def evaluate_classifier_checkpoint(args: argparse.Namespace
+                                   ) -> tuple[ClassificationResult, bool]:
+    """``-e``: Prec@1 / Prec@5 on ``--data_val`` of ``--resume`` (ours or NVIDIA's checkpoint,
+    or a plain state dict) or of torchvision's weights (``--pretrained``).
+
+    Returns:
+        ``(result, is_main)``: the scores, and whether this process prints them.
+
+    Raises:
+        UserInputError: no val folder or no weights given, a bad folder, class lists that
+            differ, a checkpoint that does not fit ``-a`` / ``--padding``.
+    """
+    if not args.data_val:
+        raise UserInputError("-e needs --data_val (a folder with one sub-folder per class)")
+    if not (args.resume or args.pretrained):
+        raise UserInputError("-e needs the weights to score: --resume CHECKPOINT or "
+                             "--pretrained (torchvision's)")
+    world_size = _world_size(args)
+    batch = _per_process_batch(args, world_size)
+    _, padding = resolve_arch(args.arch, args.padding)
+    val_set = ImageFolderDataset(args.data_val, train=False, crop_size=args.crop_size,
+                                 resize_size=args.resize_size, role="val")
+    if args.data_train:
+        check_same_classes(find_classes(args.data_train, "train"), val_set.classes)
+    weights = checkpoint_path(args.resume) if args.resume else None
+    model = build_classifier(args.arch, padding, len(val_set.classes),
+                             pretrained=args.pretrained, init_weights=weights,
+                             input_size=args.crop_size)
+    dist, device = init_distributed("cuda" if args.gpu is not None else args.device)
+    try:
+        result = evaluate_classifier(model, val_set, batch, args.workers, dist, device,
+                                     AUTOCAST_DTYPES[args.precision])
+    finally:
+        cleanup_distributed()
+    return result, dist.is_main
