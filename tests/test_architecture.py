@@ -225,3 +225,12 @@ def test_8_package_data_is_found_from_the_package(module):
                     "m.CONFIG.is_file(); assert getattr(m, 'PUBLISHED_CSV', m.__file__) and "
                     "(not hasattr(m, 'PUBLISHED_CSV') or m.PUBLISHED_CSV.is_file())")
     assert module in found
+
+
+def test_the_readme_is_a_short_guide_whose_links_resolve():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) <= 200
+    assert readme.splitlines()[0].startswith("# ") and "make demo" in readme[:800] \
+        and "make test" in readme[:800]
+    for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", readme):
+        assert (ROOT / target).exists(), target
