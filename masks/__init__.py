@@ -10,18 +10,21 @@ from masks.folder import FolderMaskSource, VideoMaskSource, load_object_mask
 from masks.generator import PAPER_BINS, MaskGenerator, derive_rng, parse_bins
 from masks.io import POLARITIES, hole_ratio, load_mask, resize_mask, save_mask
 from masks.manifest import MANIFEST_NAME, Manifest, MaskEntry, read_manifest, write_manifest
+from masks.presets import PRESETS, PresetGenerator
 from masks.video import OcclusionSettings, from_video, occlusion_mask
 
 __all__ = [
     "MANIFEST_NAME",
     "PAPER_BINS",
     "POLARITIES",
+    "PRESETS",
     "Augmentation",
     "FolderMaskSource",
     "Manifest",
     "MaskEntry",
     "MaskGenerator",
     "OcclusionSettings",
+    "PresetGenerator",
     "VideoMaskSource",
     "derive_rng",
     "from_video",

@@ -2,6 +2,7 @@
 
 examples:
   python -m masks generate --out mask_sets/paper512 --size 512 --workers 2
+  python -m masks generate --out mask_sets/lama_thick256 --preset thick --size 256 --count 1000
   python -m masks stats mask_sets/paper512
   python -m masks stats nvidia_test_masks --polarity hole-white
   python -m masks video clip.mp4 --out mask_sets/clip --size 512
@@ -23,12 +24,14 @@ from pathlib import Path
 import cv2
 from tqdm import tqdm
 
-from inpainting.engine.cli import OneLineParser, parse_polarity, run_main, whole_number
-from inpainting.engine.errors import EXIT_FAILED, EXIT_INTERRUPTED
-from masks.dataset import check_writable, generate_mask_set
-from masks.generator import parse_bins
+from inpainting.engine.cli import OneLineParser, choice, parse_polarity, run_main, whole_number
+from inpainting.engine.errors import EXIT_FAILED, EXIT_INTERRUPTED, UserInputError
+from masks.dataset import MAX_MASKS, MAX_SIZE, MAX_WORKERS, check_writable, generate_mask_set
+from masks.generator import MAX_BINS, PAPER_BINS, parse_bins
 from masks.io import hole_ratio, save_mask
 from masks.manifest import MANIFEST_NAME, Manifest, MaskEntry, write_manifest
+from masks.preset_set import generate_preset_set
+from masks.presets import MIN_PRESET_SIZE, PRESETS
 from masks.stats import CONTACT_SHEET, collect_stats, format_table, write_contact_sheet
 from masks.video import from_video
 
@@ -37,6 +40,27 @@ _BORDER_MODES = {"both": (True, False), "on": (True,), "off": (False,)}
 
 _positive_int = whole_number(1)
 _non_negative_int = whole_number(0)
+
+
+def _bounded(maximum: int):
+    """An argparse ``type``: a whole number from 1 to ``maximum``, else a one-line error."""
+
+    def parse(text: str) -> int:
+        value = _positive_int(text)
+        if value > maximum:
+            raise argparse.ArgumentTypeError(f"must be <= {maximum}, got {value}")
+        return value
+
+    return parse
+
+
+# The options that describe a binned set, with why a preset set cannot take them.
+_BINNED_ONLY = {
+    "count_per_bin": ("--count-per-bin", "give the total with --count"),
+    "bins": ("--bins", "a preset set has no hole-ratio bins"),
+    "border": ("--border", "a preset set has no border constraint"),
+    "border_px": ("--border-px", "a preset set has no border constraint"),
+}
 
 
 def _bins(text: str) -> list[tuple[float, float]]:
@@ -54,38 +78,61 @@ def _hole_range(text: str) -> tuple[float, float]:
 
 
 def _add_generate(commands) -> None:
-    about = "write a binned mask set with manifest.json"
-    parser = commands.add_parser("generate", help=about, description=about)
+    about = "write a binned mask set, or a LaMa preset set, with manifest.json"
+    epilog = (f"limits, checked before any work: --size <= {MAX_SIZE}; at most {MAX_MASKS} masks "
+              "per set\n(--count, or bins x border modes x --count-per-bin); at most "
+              f"{MAX_BINS} --bins; --workers <= {MAX_WORKERS}.")
+    parser = commands.add_parser("generate", help=about, description=about, epilog=epilog)
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--size", type=_positive_int, default=512, help="mask side (512)")
+    parser.add_argument(
+        "--size", type=_bounded(MAX_SIZE), default=512, help=f"mask side, <= {MAX_SIZE} (512)"
+    )
+    parser.add_argument(
+        "--preset",
+        type=choice({name: name for name in PRESETS}),
+        default=None,
+        metavar="NAME",
+        help=f"LaMa's random {'/'.join(PRESETS)} evaluation masks instead of bins (strokes "
+             f"and boxes; --size >= {MIN_PRESET_SIZE})",
+    )
+    parser.add_argument(
+        "--count",
+        type=_bounded(MAX_MASKS),
+        default=None,
+        metavar="N",
+        help=f"with --preset: masks in the set, <= {MAX_MASKS} (1000)",
+    )
     parser.add_argument(
         "--count-per-bin",
-        type=_positive_int,
-        default=1000,
+        type=_bounded(MAX_MASKS),
+        default=None,
         metavar="N",
-        help="masks per bin and border mode (1000, as in the paper)",
+        help="masks per bin and border mode (1000, as in the paper); not with --preset",
     )
     parser.add_argument(
         "--bins",
         type=_bins,
-        default="paper",
-        help="'paper' = (0.01,0.1],(0.1,0.2],...,(0.5,0.6] or e.g. 0.01-0.1,0.3-0.4",
+        default=None,
+        help=f"'paper' = (0.01,0.1],(0.1,0.2],...,(0.5,0.6] (the default) or e.g. "
+             f"0.01-0.1,0.3-0.4, at most {MAX_BINS}; not with --preset",
     )
     parser.add_argument(
         "--border",
         choices=sorted(_BORDER_MODES),
-        default="both",
-        help="with the paper's border constraint, without, or both (both)",
+        default=None,
+        help="with the paper's border constraint, without, or both (both); not with --preset",
     )
     parser.add_argument(
         "--border-px",
         type=_non_negative_int,
         default=None,
         metavar="PX",
-        help="border width; default round(50 * size / 512)",
+        help="border width; default round(50 * size / 512); not with --preset",
     )
     parser.add_argument("--seed", type=_non_negative_int, default=0, help="set seed (0)")
-    parser.add_argument("--workers", type=_positive_int, default=1, help="processes (1)")
+    parser.add_argument(
+        "--workers", type=_bounded(MAX_WORKERS), default=1, help=f"processes, <= {MAX_WORKERS} (1)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(run=_run_generate)
 
@@ -152,19 +199,56 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_generate(args: argparse.Namespace) -> None:
+    """Refuse option combinations that contradict each other; fill the binned defaults.
+
+    Raises:
+        UserInputError: ``--count`` without ``--preset``, or ``--preset`` with an option of
+            binned sets; one line naming the fix.
+    """
+    if args.preset is None:
+        if args.count is not None:
+            raise UserInputError(f"--count needs --preset ({', '.join(PRESETS)}); a binned set "
+                                 "takes --count-per-bin")
+        args.count_per_bin = 1000 if args.count_per_bin is None else args.count_per_bin
+        args.bins = list(PAPER_BINS) if args.bins is None else args.bins
+        args.border = "both" if args.border is None else args.border
+        return
+    if args.size < MIN_PRESET_SIZE:
+        raise UserInputError(f"--preset {args.preset} needs --size >= {MIN_PRESET_SIZE}, got "
+                             f"{args.size}")
+    for key, (flag, reason) in _BINNED_ONLY.items():
+        if getattr(args, key) is not None:
+            raise UserInputError(f"--preset {args.preset} contradicts {flag} ({reason}); drop "
+                                 f"{flag}")
+    args.count = 1000 if args.count is None else args.count
+
+
 def _run_generate(args: argparse.Namespace) -> int:
+    _check_generate(args)
     cv2.setNumThreads(1)  # parallelism comes from --workers, one process per core
-    report = generate_mask_set(
-        args.out,
-        size=args.size,
-        bins=args.bins,
-        count_per_bin=args.count_per_bin,
-        borders=_BORDER_MODES[args.border],
-        border_px=args.border_px,
-        seed=args.seed,
-        workers=args.workers,
-        progress=not args.no_progress,
-    )
+    if args.preset is not None:
+        report = generate_preset_set(
+            args.out,
+            preset=args.preset,
+            size=args.size,
+            count=args.count,
+            seed=args.seed,
+            workers=args.workers,
+            progress=not args.no_progress,
+        )
+    else:
+        report = generate_mask_set(
+            args.out,
+            size=args.size,
+            bins=args.bins,
+            count_per_bin=args.count_per_bin,
+            borders=_BORDER_MODES[args.border],
+            border_px=args.border_px,
+            seed=args.seed,
+            workers=args.workers,
+            progress=not args.no_progress,
+        )
     print(f"wrote {report.written} masks, kept {report.kept} already on disk; {report.manifest}")
     return 0
 

@@ -1,6 +1,6 @@
-"""A reproducible, binned mask set on disk (``python -m masks generate``).
+"""A reproducible mask set on disk (``python -m masks generate``), and what every set shares.
 
-Layout under the output folder::
+Layout under the output folder of a binned set (:func:`generate_mask_set`)::
 
     manifest.json
     border/0.01-0.1/00000.png       # holes at least border_px pixels from the edge
@@ -11,6 +11,10 @@ result does not depend on the number of workers, on the order of the bins, or on
 run was interrupted; ``MaskGenerator(size, size, bin, border=..., rng=seed)()`` reproduces it.
 Files are written atomically, so a killed run never leaves a partial PNG, and a rerun with the
 same arguments writes only what is missing.
+
+:func:`write_set` does the writing and resuming for binned sets and for the LaMa preset sets
+of ``masks.preset_set``; sizes and counts are bounded (:data:`MAX_SIZE`, :data:`MAX_MASKS`) so
+that a typo cannot start hours of work or fill a disk.
 """
 
 from __future__ import annotations
@@ -32,14 +36,22 @@ from inpainting.engine.errors import EnvironmentProblem, UserInputError
 from masks.generator import GENERATOR_VERSION, MaskGenerator
 from masks.io import atomic_write_bytes, encode_mask, load_mask, remove_stale_temporaries
 from masks.manifest import MANIFEST_NAME, Manifest, MaskEntry, read_manifest, write_manifest
+from masks.presets import PresetGenerator
 
 logger = logging.getLogger(__name__)
 
 PAPER_BORDER, PAPER_SIZE = 50, 512
-# The options of ``python -m masks generate`` that set the size, border width and seed of a set,
-# named when a folder holding another set is resumed.
+# Largest mask side and number of masks in one set: 8 times the paper's 12,000 masks still fit.
+# One 4096 x 4096 mask takes about 0.1 s to make and encode on one core, so the largest set
+# is hours of work, not days; a 100000-pixel side would need 10 GB per canvas.
+MAX_SIZE = 4096
+MAX_MASKS = 100_000
+MAX_WORKERS = 256  # processes; more than the cores only costs memory
+# The options of ``python -m masks generate`` that set the size, border width, seed and preset
+# of a set, named when a folder holding another set is resumed.
 GENERATE_FLAGS: dict[str, str | None] = {
-    "size": "--size", "border_px": "--border-px", "seed": "--seed"
+    "size": "--size", "border_px": "--border-px", "seed": "--seed", "preset": "--preset",
+    "count": "--count", "count_per_bin": "--count-per-bin",
 }
 _CHECKPOINT_SECONDS = 30.0
 
@@ -54,8 +66,8 @@ class MaskJob:
     """One mask of the set: where it goes and how it is made."""
 
     file: str  # relative POSIX path under the output folder
-    bin: tuple[float, float]
-    border: bool
+    bin: tuple[float, float] | None  # None for a preset set
+    border: bool | None  # None for a preset set
     seed: int
 
 
@@ -100,8 +112,19 @@ def _generator(size: int, bin_range: tuple[float, float], border_px: int | None)
     return MaskGenerator(size, size, bin_range, border=border_px, rng=0)
 
 
-def make_mask(job: MaskJob, size: int, border_px: int) -> np.ndarray:
-    """The uint8 (size, size) mask of ``job``, 1 = known, 0 = hole."""
+@lru_cache(maxsize=8)
+def _preset_generator(preset: str, size: int) -> PresetGenerator:
+    return PresetGenerator(preset, size)
+
+
+def make_mask(job: MaskJob, size: int, border_px: int | None,
+              preset: str | None = None) -> np.ndarray:
+    """The uint8 (size, size) mask of ``job``, 1 = known, 0 = hole.
+
+    ``preset`` names the preset of a preset set's job, whose ``bin`` and ``border`` are None.
+    """
+    if preset is not None:
+        return _preset_generator(preset, size)(np.random.default_rng(job.seed))
     generator = _generator(size, job.bin, border_px if job.border else None)
     return generator(np.random.default_rng(job.seed))
 
@@ -111,10 +134,10 @@ def _entry(job: MaskJob, mask: np.ndarray) -> MaskEntry:
     return MaskEntry(job.file, ratio, job.bin, job.border, job.seed)
 
 
-def _write_job(task: tuple[str, int, int, MaskJob]) -> MaskEntry:
+def _write_job(task: tuple[str, int, int | None, str | None, MaskJob]) -> MaskEntry:
     """Make one mask and write it atomically; runs in worker processes too."""
-    out, size, border_px, job = task
-    mask = make_mask(job, size, border_px)
+    out, size, border_px, preset, job = task
+    mask = make_mask(job, size, border_px, preset)
     path = Path(out, job.file)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, encode_mask(mask))
@@ -138,6 +161,23 @@ def _pool_context():
         context.set_forkserver_preload(["masks.dataset"])
         return context
     return multiprocessing.get_context("spawn")
+
+
+def check_limits(size: int, masks: int, flags: dict[str, str | None], count_key: str,
+                 breakdown: str = "") -> None:
+    """Refuse a mask side ``size`` over :data:`MAX_SIZE` or ``masks`` in the set over
+    :data:`MAX_MASKS` (``UserInputError``, one line naming the option of ``flags`` for ``size``
+    or ``count_key``, the value and the limit; ``breakdown`` says how ``masks`` comes about,
+    e.g. ``"6 bins x 2 border modes x 1000"``)."""
+    if size > MAX_SIZE:
+        flag = flags.get("size") or "size"
+        raise UserInputError(f"{flag} {size} is over the limit of {MAX_SIZE} pixels; choose a "
+                             "smaller size")
+    if masks > MAX_MASKS:
+        flag = flags.get(count_key) or count_key
+        made = f" ({breakdown})" if breakdown else ""
+        raise UserInputError(f"{masks} masks{made} are over the limit of {MAX_MASKS} per set; "
+                             f"lower {flag}")
 
 
 def check_writable(out: Path) -> None:
@@ -175,10 +215,18 @@ def _old_manifest(out: Path) -> Manifest | None:
 def _check_same_set(
     old: Manifest, header: Manifest, out: Path, flags: dict[str, str | None]
 ) -> None:
-    """Refuse to resume a set made with another generator, size, border width or seed.
+    """Refuse to resume a set made with another generator, preset, size, border width or seed.
 
-    A value the old manifest does not record counts as the same.
+    A value the old manifest does not record counts as the same, except the preset: a preset
+    set only resumes one of the same preset, and a binned set never resumes a preset set.
     """
+    if old.preset != header.preset:
+        flag = flags.get("preset") or "preset"
+        if old.preset is None:
+            raise UserInputError(f"{str(out)!r} holds a mask set made without {flag}; drop "
+                                 f"{flag} to resume or choose a new --out")
+        raise UserInputError(f"{str(out)!r} holds a mask set made with {flag} {old.preset}; "
+                             f"use {flag} {old.preset} to resume or choose a new --out")
     version = old.generator_version
     if version is not None and version != header.generator_version:
         raise UserInputError(
@@ -201,7 +249,7 @@ def _check_same_set(
 
 
 def _reuse_existing(
-    out: Path, jobs: list[MaskJob], old: Manifest | None, size: int, border_px: int
+    out: Path, jobs: list[MaskJob], old: Manifest | None, header: Manifest
 ) -> tuple[dict[str, MaskEntry], list[MaskJob]]:
     """Split jobs into finished ones (their manifest entries) and pending ones.
 
@@ -222,7 +270,7 @@ def _reuse_existing(
         ):
             entries[job.file] = entry
             continue
-        mask = make_mask(job, size, border_px)
+        mask = make_mask(job, header.size, header.border_px, header.preset)
         try:
             same = np.array_equal(load_mask(path), mask)
         except ValueError:
@@ -248,7 +296,7 @@ def _run_jobs(
     workers: int, progress: bool,
 ) -> None:
     """Write the pending masks, saving the manifest every half minute and at the end."""
-    tasks = [(str(out), header.size, header.border_px, job) for job in pending]
+    tasks = [(str(out), header.size, header.border_px, header.preset, job) for job in pending]
     last_save = time.monotonic()
     pool = None
     try:
@@ -304,8 +352,9 @@ def generate_mask_set(
 
     Raises:
         ValueError: For bad arguments (the command line checks them first).
-        UserInputError: For impossible bins, or a folder holding a set made with another size,
-            border width or seed.
+        UserInputError: For impossible bins, a size or number of masks over :data:`MAX_SIZE`
+            or :data:`MAX_MASKS`, or a folder holding a set made with another size, border
+            width, seed or a preset.
         EnvironmentProblem: For an unwritable folder.
     """
     for name, value in (("size", size), ("count_per_bin", count_per_bin), ("workers", workers)):
@@ -313,22 +362,35 @@ def generate_mask_set(
             raise ValueError(f"{name} must be >= 1, got {value}")
     if not bins or not borders:
         raise ValueError("need at least one bin and one border mode")
+    flags = GENERATE_FLAGS if flags is None else flags
+    breakdown = (f"{len(bins)} bin{'s' * (len(bins) > 1)} x {len(borders)} border "
+                 f"mode{'s' * (len(borders) > 1)} x {count_per_bin}")
+    check_limits(size, len(bins) * len(borders) * count_per_bin, flags, "count_per_bin",
+                 breakdown)
     border_px = default_border(size) if border_px is None else border_px
     for bin_range in bins:  # fails early, with the generator's message, on impossible bins
         for border in borders:
             _generator(size, tuple(bin_range), border_px if border else None)
-    out = Path(out)
-    check_writable(out)
     header = Manifest(masks=(), size=size, border_px=border_px, seed=seed,
                       generator_version=GENERATOR_VERSION)
+    jobs = plan_jobs([tuple(b) for b in bins], count_per_bin, tuple(borders), seed)
+    return write_set(Path(out), header, jobs, flags, workers, progress)
+
+
+def write_set(out: Path, header: Manifest, jobs: list[MaskJob], flags: dict[str, str | None],
+               workers: int, progress: bool) -> GenerationReport:
+    """Write the masks of ``jobs`` into ``out`` under ``header``, resuming an earlier run.
+
+    Checks the folder, keeps what an earlier run of the same set wrote, and writes the rest.
+    """
+    check_writable(out)
     old = _old_manifest(out)
     if old is not None:
-        _check_same_set(old, header, out, GENERATE_FLAGS if flags is None else flags)
+        _check_same_set(old, header, out, flags)
     removed = remove_stale_temporaries(out)
     if removed:
         logger.info("removed %d temporary files of an interrupted run", removed)
-    jobs = plan_jobs([tuple(b) for b in bins], count_per_bin, tuple(borders), seed)
-    entries, pending = _reuse_existing(out, jobs, old, size, border_px)
+    entries, pending = _reuse_existing(out, jobs, old, header)
     kept = len(jobs) - len(pending)
     logger.info("%d masks planned, %d already on disk, %d to write", len(jobs), kept, len(pending))
     _run_jobs(out, pending, entries, header, workers, progress)

@@ -53,6 +53,7 @@ _BAND_MAX_MEAN_WIDTH = 0.08
 _BAND_KNOTS = (4, 12)  # coarse knots per side
 _BAND_FINE_SPACING = 8  # pixels between the knots of the fine ripple
 _BAND_RIPPLE = 3.0  # mean depth of the fine ripple in pixels (at most half the band's mean)
+MAX_BINS = 100  # bins in one set; more would only be a typo (and quadratic to check)
 _BIN_PATTERN = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*-\s*([0-9]*\.?[0-9]+)\s*$")
 
 
@@ -81,13 +82,16 @@ def parse_bins(text: str) -> list[tuple[float, float]]:
         The bins as a list of (lo, hi) float pairs, in the given order.
 
     Raises:
-        UserInputError: If the text is malformed, a bin lies outside [0, 1], has lo >= hi, or a
-            bin is repeated.
+        UserInputError: If the text is malformed, a bin lies outside [0, 1], has lo >= hi, a
+            bin is repeated, or there are more than :data:`MAX_BINS` bins.
     """
     if text.strip().lower() == "paper":
         return list(PAPER_BINS)
+    parts = text.split(",")
+    if len(parts) > MAX_BINS:
+        raise UserInputError(f"{len(parts)} bins are over the limit of {MAX_BINS}; use fewer")
     bins: list[tuple[float, float]] = []
-    for part in text.split(","):
+    for part in parts:
         match = _BIN_PATTERN.match(part)
         if match is None:
             raise UserInputError(

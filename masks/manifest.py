@@ -12,6 +12,8 @@ Every mask set on disk describes itself with the same schema (version 2)::
      "generator_version": 1,           # optional: masks.generator.GENERATOR_VERSION
      "source": "clip.mp4",             # optional: the video of a video set
      "frame_step": 1,                  # optional: its frame step
+     "preset": "thick",                # optional: the LaMa preset of a preset set
+     "preset_params": {...},           # optional: its parameters (masks.presets.PresetParams)
      "masks": [
       {"file": "border/0.01-0.1/00000.png", "hole_ratio": 0.05, "bin": [0.01, 0.1],
        "border": true, "seed": 123},   # only "file" is required
@@ -23,10 +25,15 @@ Every mask set on disk describes itself with the same schema (version 2)::
 ``video``, the training run's fixed validation masks (``FixedMaskSet``) and ``evaluate.py`` all
 read and write it through :func:`read_manifest` and :func:`write_manifest`.
 
+For a preset set, ``generator_version`` is ``masks.presets.PRESET_VERSION``, its masks have
+no ``bin`` or ``border``, and ``preset_params`` holds plain JSON values (the LaMa config they
+come from, the size they are scaled to, and every parameter).
+
 Older files still read: those of ``python -m masks generate`` and ``video`` (no ``version``, the
 same keys) and those of ``FixedMaskSet`` (``"version": 1``, whose mask entries give ``bin`` as
 an index into the top-level ``bins``). Unknown keys are ignored, so that a newer writer's
-additions do not make a set unreadable.
+additions do not make a set unreadable; that is why ``preset`` and ``preset_params`` came
+without a version bump: a reader that predates them reads a preset set as a plain set.
 """
 
 from __future__ import annotations
@@ -47,7 +54,8 @@ __all__ = ["MANIFEST_NAME", "MANIFEST_VERSION", "Manifest", "MaskEntry", "read_m
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 2
 # Set-level keys besides "version", "polarity" and "masks", in the order they are written.
-_HEADER_KEYS = ("size", "bins", "border_px", "seed", "generator_version", "source", "frame_step")
+_HEADER_KEYS = ("size", "bins", "border_px", "seed", "generator_version", "source", "frame_step",
+                "preset", "preset_params")
 
 
 @dataclass(frozen=True)
@@ -99,6 +107,8 @@ class Manifest:
     generator_version: int | None = None
     source: str | None = None
     frame_step: int | None = None
+    preset: str | None = None
+    preset_params: dict[str, Any] | None = None
 
     def to_json(self) -> str:
         """The file's text: the header keys, then one mask entry per line (diff-friendly)."""
@@ -179,6 +189,8 @@ def _parse(content: Any) -> Manifest:
         generator_version=_optional(content, "generator_version", int),
         source=_optional(content, "source", str),
         frame_step=_optional(content, "frame_step", int),
+        preset=_optional(content, "preset", str),
+        preset_params=_optional(content, "preset_params", dict),
     )
 
 

@@ -1,4 +1,4 @@
-"""Hole shapes drawn with OpenCV: one callable class per shape type.
+"""Hole shapes drawn with OpenCV (and one with numpy): one callable class per shape type.
 
 Every shape draws onto a *hole canvas*: a uint8 (h, w) array where 255 marks a hole and 0 a
 known pixel (the inverse of the public mask convention, because OpenCV draws foreground). A
@@ -146,10 +146,59 @@ class EllipseShape:
         cv2.ellipse(canvas, (int(x), int(y)), (long_axis, short_axis), angle, 0, 360, HOLE, -1)
 
 
+def place_box(
+    canvas: np.ndarray, box_width: int, box_height: int, margin: int, rng: np.random.Generator
+) -> None:
+    """Fill an axis-aligned box of the given sides at a random place on a hole canvas.
+
+    The box lies wholly inside the canvas less a ``margin``-pixel frame; sides that do not fit
+    are shortened to the room there is (at least 1 pixel).
+
+    Args:
+        canvas: uint8 (h, w) hole canvas, 255 = hole; changed in place.
+        box_width: Box width in pixels (>= 1).
+        box_height: Box height in pixels (>= 1).
+        margin: Pixels kept free of the box along each canvas side (>= 0).
+        rng: Random source for the position.
+    """
+    height, width = canvas.shape
+    room_x, room_y = max(1, width - 2 * margin), max(1, height - 2 * margin)
+    box_width, box_height = min(max(1, box_width), room_x), min(max(1, box_height), room_y)
+    left = min(margin, width - 1) + int(rng.integers(room_x - box_width + 1))
+    top = min(margin, height - 1) + int(rng.integers(room_y - box_height + 1))
+    canvas[top : top + box_height, left : left + box_width] = HOLE
+
+
+class BoxShape:
+    """A filled axis-aligned rectangle (the box holes of LaMa's evaluation masks).
+
+    Args:
+        scale: Smaller side of the full image in pixels.
+        max_side: Longest side as a fraction of ``scale``.
+        max_aspect: Largest ratio of the long to the short side.
+    """
+
+    def __init__(self, scale: int, max_side: float = 0.5, max_aspect: float = 3.0) -> None:
+        self.scale = scale
+        self.max_side = max_side
+        self.max_aspect = max_aspect
+
+    def __call__(self, canvas: np.ndarray, budget: float, rng: np.random.Generator) -> None:
+        aspect = rng.uniform(1.0, self.max_aspect)
+        # area = long * short with long = aspect * short.
+        short = math.sqrt(max(budget, 1.0) / aspect) * rng.uniform(0.8, 1.1)
+        limit = max(1.0, self.max_side * self.scale)
+        sides = [round(min(aspect * short, limit)), round(min(short, limit))]
+        if rng.random() < 0.5:
+            sides.reverse()
+        place_box(canvas, sides[0], sides[1], 0, rng)
+
+
 SHAPES = {
     "stroke": StrokeShape,
     "line": LineShape,
     "circle": CircleShape,
     "ellipse": EllipseShape,
+    "box": BoxShape,  # not a default shape (the default masks stay as they were): ask by name
 }
 DEFAULT_SHAPE_WEIGHTS = {"stroke": 0.6, "line": 0.15, "circle": 0.1, "ellipse": 0.15}
