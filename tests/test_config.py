@@ -15,7 +15,7 @@ from inpainting.engine.optim import OPTIMIZERS, SCHEDULES
 from inpainting.engine.trainer import AUTOCAST_DTYPES
 from inpainting.metrics.baselines import BASELINES
 from inpainting.models import MODELS, UPSAMPLING_MODES
-from inpainting.models.pconv_unet import NORMS, PREFILLS
+from inpainting.models.pconv_unet import NORMS, PREFILLS, VALUE_RANGES
 from inpainting.tasks import config_from_dict, load_config
 from inpainting.tasks.classification.data import CLASSIFICATION_DATASETS
 from inpainting.tasks.classification.models import CLASSIFIER_NAMES, PADDINGS
@@ -32,6 +32,7 @@ CHOICE_REGISTRIES = {
     "model.upsampling": UPSAMPLING_MODES,
     "model.norm": NORMS,
     "model.prefill": PREFILLS,
+    "model.value_range": VALUE_RANGES,
     "train.val_baseline": BASELINES,
     "data.eval_mode": EVAL_MODES,
     "data.train_resize": TRAIN_RESIZE_MODES,
