@@ -71,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="report folder (default: RUN_DIR/eval_<checkpoint name>)")
     p.add_argument("--baseline", default="", metavar="NAMES",
-                   help="comma-separated baselines: opencv-telea,opencv-ns")
+                   help="comma-separated baselines: opencv-telea,opencv-ns,patchmatch "
+                   "(patchmatch: pip install '.[patchmatch]')")
     p.add_argument("--batch-size", type=whole_number(1), default=8, metavar="N",
                    help="pairs per batch (8)")
     p.add_argument("--device", default="auto", help="auto (default) | cpu | cuda")

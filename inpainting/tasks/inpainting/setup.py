@@ -18,6 +18,7 @@ from inpainting.data import InpaintingDataset, MaskSource, prepare_demo_data, wr
 from inpainting.engine.batches import check_batch_fits, make_train_loader
 from inpainting.engine.distributed import DistInfo, barrier
 from inpainting.engine.task import FitResult
+from inpainting.metrics.baselines import get_baseline
 from inpainting.tasks.inpainting.config import InpaintingConfig
 from inpainting.tasks.inpainting.data import (
     build_datasets,
@@ -95,6 +96,8 @@ def prepare(config: InpaintingConfig, dist: DistInfo, init_from: str | None
     if init_from:
         load_init_weights(model, config.model, init_from)
     train = config.train
+    if train.val_baseline:  # a method's missing package stops here, not at the first validation
+        get_baseline(train.val_baseline)
     task = InpaintingTask(
         parse_bins(config.masks.val_bins), border=config.masks.border > 0,
         grid_size=config.log.grid_size,
