@@ -31,6 +31,7 @@ from inpainting.tasks.inpainting.data import (
 from inpainting.tasks.inpainting.model import build_network, load_init_weights
 from inpainting.tasks.inpainting.task import InpaintingTask
 from masks import parse_bins
+from masks.paired import PairedMaskSource
 
 __all__ = ["PreparedInpainting", "build_train_loader", "prepare", "summary"]
 
@@ -43,7 +44,7 @@ class PreparedInpainting:
     train_paths: list[Path]
     val_paths: list[Path]
     test_paths: list[Path]
-    mask_source: MaskSource
+    mask_source: MaskSource | PairedMaskSource
     model: nn.Module
     loss: nn.Module
     task: InpaintingTask
@@ -92,6 +93,8 @@ def prepare(config: InpaintingConfig, dist: DistInfo, init_from: str | None
                         "data.val" if config.data.val.strip() else "data.train",
                         strict=config.data.strict, split="validation")
     mask_source = build_mask_source(config.masks, config.data.image_size)
+    if isinstance(mask_source, PairedMaskSource):  # every training image needs its own mask
+        mask_source.check_images(train_paths)
     model, loss = build_network(config.model, config.loss)
     if init_from:
         load_init_weights(model, config.model, init_from)
