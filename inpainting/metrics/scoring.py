@@ -34,6 +34,8 @@ from inpainting.metrics.image import l1, psnr, ssim, to_uint8_levels
 
 __all__ = [
     "MASKED_INPUT",
+    "METRIC_DIGITS",
+    "METRIC_LABELS",
     "METRIC_NAMES",
     "Summary",
     "aggregate",
@@ -252,9 +254,10 @@ def format_table(results: dict[str, Summary]) -> str:
 
 # The paper's metrics first, in its order; any other metric column follows in the rows' order.
 _PAPER_METRICS = ("l1", "psnr", "ssim")
-_METRIC_LABELS = {"l1": "L1 (%)", "l1_hole": "L1 hole (%)", "psnr": "PSNR", "ssim": "SSIM",
-                  "is": "IS"}
-_METRIC_FORMATS = {"l1": "{:.2f}", "l1_hole": "{:.2f}", "psnr": "{:.2f}", "ssim": "{:.3f}"}
+# How the tables name and round a metric column; others keep their key and get 3 decimals.
+METRIC_LABELS = {"l1": "L1 (%)", "l1_hole": "L1 hole (%)", "psnr": "PSNR", "ssim": "SSIM",
+                 "is": "IS"}
+METRIC_DIGITS = {"l1": 2, "l1_hole": 2, "psnr": 2, "ssim": 3}
 _NOT_METRICS = ("bin", "border", "count")
 
 
@@ -295,11 +298,11 @@ def format_paper_table(results: dict[str, Summary], labels: dict[str, str] | Non
              f"{'count':<16}" + "".join(f"{_count(cells[first].get(k)):>8}" for k in keys)
              + f"{results[first].overall['count']:>8}"]
     for metric in _metric_columns(list(results.values())):
-        form = _METRIC_FORMATS.get(metric, "{:.3f}")
-        lines.append(_METRIC_LABELS.get(metric, metric.upper()))
+        digits = METRIC_DIGITS.get(metric, 3)
+        lines.append(METRIC_LABELS.get(metric, metric))
         for name, summary in results.items():
             values = [cells[name].get(k) for k in keys] + [summary.overall]
-            text = ["-" if r is None or metric not in r else form.format(r[metric])
+            text = ["-" if r is None or metric not in r else f"{r[metric]:.{digits}f}"
                     for r in values]
             lines.append(f"  {labels.get(name, name)[:13]:<14}" + "".join(f"{t:>8}" for t in text))
     return "\n".join(lines)
