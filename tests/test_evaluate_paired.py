@@ -160,6 +160,12 @@ def test_pair_by_name_uses_each_images_own_mask_at_its_size(checkpoint, tmp_path
     save_mask(masks / "a" / "img1.png", (~_hole(SIZES[1], 1)).astype(np.uint8))
     code, _, errors = _run([*argv, "--image-size", "16", "--fit", "none"], tmp_path, capsys)
     assert code == 2 and "needs --fit center-crop or resize" in errors[0]
+    Image.fromarray(_image((10, 30), 0)).save(images / "img0.jpg")  # under SSIM's 11 px
+    save_mask(masks / "img0.png", np.ones((10, 30), np.uint8))
+    code, _, errors = _run(argv, tmp_path, capsys)
+    assert code == 2 and len(errors) == 1 and "img0.jpg' is 30x10; scoring at its own" in errors[0]
+    code, _, errors = _run([*argv, "--image-size", "16", "--fit", "resize"], tmp_path, capsys)
+    assert code == 0, errors
 
 
 def test_lama_buckets_and_table_follow_lama():

@@ -256,7 +256,7 @@ def _own_mask_pairs(options: EvalOptions, fit: str, channels: int) -> PairDatase
         images, image_root = _list_test_images(options)
         records, polarity = _resolve_masks(options, 0)
         pairs = pair_images_by_name(images, image_root, records)
-    sizes = pair_sizes(pairs)
+    sizes = pair_sizes(pairs, own_size=options.image_size is None)
     check_writable(options.out)
     if options.image_size is None:
         return PairDataset(pairs, EvalSettings(0, 0, "none", polarity, 0, channels, True), sizes)

@@ -17,8 +17,10 @@ from inpainting.engine.errors import UserInputError
 from inpainting.metrics.evaluation.pairs import MaskRecord, Pair
 from masks.paired import MaskIndex
 
-__all__ = ["file_size", "pair_images_by_name", "pair_sizes"]
+__all__ = ["MIN_SIDE", "file_size", "pair_images_by_name", "pair_sizes"]
 
+# The smallest side scored: SSIM's 11 x 11 window (evaluate.py's --image-size has the same bound).
+MIN_SIDE = 11
 # EXIF orientations that turn the picture a quarter: the decoded image has its sides swapped.
 _QUARTER_TURNS = (5, 6, 7, 8)
 _ORIENTATION = 0x0112
@@ -68,11 +70,17 @@ def pair_images_by_name(
     return pairs
 
 
-def pair_sizes(pairs: list[Pair]) -> list[tuple[int, int]]:
+def pair_sizes(pairs: list[Pair], own_size: bool = True) -> list[tuple[int, int]]:
     """``(H, W)`` of every pair, checked to be its mask's size too.
 
+    Args:
+        pairs: The pairs.
+        own_size: The pairs are scored at their own size, so each side must be at least
+            :data:`MIN_SIDE`.
+
     Raises:
-        UserInputError: Naming the first mask whose size is not its image's.
+        UserInputError: Naming the first mask whose size is not its image's, or (``own_size``)
+            the first image with a side under :data:`MIN_SIDE`.
     """
     sizes = []
     for pair in pairs:
@@ -81,5 +89,9 @@ def pair_sizes(pairs: list[Pair]) -> list[tuple[int, int]]:
             raise UserInputError(
                 f"mask '{pair.mask.path}' is {mask[1]}x{mask[0]} but its image '{pair.image}' "
                 f"is {image[1]}x{image[0]}; a paired mask must have its image's size")
+        if own_size and min(image) < MIN_SIDE:
+            raise UserInputError(
+                f"image '{pair.image}' is {image[1]}x{image[0]}; scoring at its own size needs "
+                f"sides of at least {MIN_SIDE} px (SSIM's window): pass --image-size")
         sizes.append(image)
     return sizes

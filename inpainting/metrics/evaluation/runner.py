@@ -164,7 +164,8 @@ class PairDataset(Dataset):
             mask = (stacked[:, :, 3] >= 128).view(np.uint8)
         if s.channels == 1:
             image = np.array(Image.fromarray(image).convert("L"))[:, :, None]
-        return image, mask, has_border(mask, border_px)
+        border = pair.mask.border  # from a manifest, else measured on the mask
+        return image, mask, has_border(mask, border_px) if border is None else border
 
 
 def size_batches(sizes: list[tuple[int, int]], batch_size: int) -> list[list[int]]:
