@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from inpainting.engine.errors import UserInputError
+from inpainting.engine.images import load_gray
 
 POLARITIES: tuple[str, ...] = ("known_white", "hole_white")
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp")
@@ -60,8 +61,11 @@ def hole_ratio(mask: np.ndarray) -> float:
 def load_mask(path: str | os.PathLike, polarity: str = "known_white") -> np.ndarray:
     """Read a mask image from disk.
 
-    Colour files are converted to grey first. Files that are not exactly black and white are
-    binarised at 127.5: grey values >= 128 are white, lower values black.
+    The file is decoded by the project's one image reader
+    (:func:`inpainting.engine.images.load_gray`), so its EXIF orientation is applied as it is
+    to the photo it was painted on, and colour, alpha and 16-bit files become grey as images
+    do. Files that are not exactly black and white are binarised at 127.5: grey values >= 128
+    are white, lower values black.
 
     Args:
         path: PNG, JPEG or BMP file.
@@ -72,16 +76,11 @@ def load_mask(path: str | os.PathLike, polarity: str = "known_white") -> np.ndar
         uint8 (H, W) mask, 1 = known, 0 = hole.
 
     Raises:
-        UserInputError: If ``polarity`` is unknown or the file cannot be decoded as an image.
-        FileNotFoundError: If ``path`` does not exist.
+        UserInputError: If ``polarity`` is unknown or the file is missing or cannot be decoded
+            as an image (``ImageDecodeError``, naming the file).
     """
     check_polarity(polarity)
-    data = np.fromfile(os.fspath(path), dtype=np.uint8)
-    grey = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None
-    if grey is None:
-        raise UserInputError(f"cannot decode {os.fspath(path)!r} as an image (PNG, JPEG or "
-                             "BMP)")
-    white = grey >= WHITE_THRESHOLD
+    white = load_gray(path) >= WHITE_THRESHOLD
     known = white if polarity == "known_white" else ~white
     return known.view(np.uint8)
 

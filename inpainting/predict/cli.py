@@ -36,10 +36,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 from tqdm import tqdm
 
-from inpainting.data import IMAGE_EXTENSIONS, list_images, load_image
+from inpainting.data import IMAGE_EXTENSIONS, list_images
 from inpainting.engine.cli import (
     OneLineParser,
     parse_polarity,
@@ -47,6 +47,7 @@ from inpainting.engine.cli import (
     whole_number,
 )
 from inpainting.engine.errors import EXIT_FAILED, EXIT_OK, UserInputError, one_line
+from inpainting.engine.images import load_image_and_alpha
 from inpainting.predict.inference import DEFAULT_TILE_OVERLAP, DEFAULT_TILE_SIZE, Inpainter
 from masks import load_mask
 from masks.io import iter_mask_files
@@ -93,24 +94,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def alpha_mask(path: Path) -> np.ndarray:
-    """Known-pixel mask from the alpha channel of an image file (alpha 0 = hole).
+def read_inputs(image_path: Path, mask_path: Path | None,
+                polarity: str) -> tuple[np.ndarray, np.ndarray]:
+    """Decode one image and its mask (a mask file, or else the image's alpha channel).
+
+    Both go through the project's one image reader, so an EXIF-rotated photo and a mask
+    painted on it (in the app, say) are read upright alike.
 
     Returns:
-        bool (H, W), True = known.
+        ``(rgb, known)``: (H, W, 3) uint8 and bool (H, W), True = known.
 
     Raises:
-        UserInputError: If the file has no alpha channel.
+        UserInputError: an undecodable file, no mask and no alpha channel, or a mask of
+            another size than the image.
     """
-    with Image.open(path) as opened:
-        image = ImageOps.exif_transpose(opened)
-        has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
-        if not has_alpha:
+    rgb, alpha = load_image_and_alpha(image_path)
+    if mask_path is None:
+        if alpha is None:
             raise UserInputError(
-                f"no --mask given and '{path}' has no alpha channel; pass --mask FILE|DIR "
-                "(white = known) or a PNG whose transparent pixels are the holes"
+                f"no --mask given and '{image_path}' has no alpha channel; pass --mask "
+                "FILE|DIR (white = known) or a PNG whose transparent pixels are the holes"
             )
-        return np.asarray(image.convert("RGBA"))[:, :, 3] > 0
+        return rgb, alpha > 0
+    known = load_mask(mask_path, polarity).astype(bool)
+    if known.shape != rgb.shape[:2]:
+        raise UserInputError(
+            f"mask '{mask_path}' is {known.shape[1]}x{known.shape[0]} but image '{image_path}' "
+            f"is {rgb.shape[1]}x{rgb.shape[0]}; use a mask of the image's size"
+        )
+    return rgb, known
 
 
 def plan_jobs(image: Path, mask: Path | None, out: Path) -> list[tuple[Path, Path | None, Path]]:
@@ -161,16 +173,7 @@ def plan_jobs(image: Path, mask: Path | None, out: Path) -> list[tuple[Path, Pat
 def run_job(inpainter: Inpainter, job: tuple[Path, Path | None, Path], polarity: str) -> None:
     """Inpaint one image file and write the PNG result."""
     image_path, mask_path, out_path = job
-    rgb = load_image(image_path)
-    if mask_path is None:
-        known = alpha_mask(image_path)
-    else:
-        known = load_mask(mask_path, polarity).astype(bool)
-    if known.shape != rgb.shape[:2]:
-        raise UserInputError(
-            f"mask '{mask_path}' is {known.shape[1]}x{known.shape[0]} but image '{image_path}' "
-            f"is {rgb.shape[1]}x{rgb.shape[0]}; use a mask of the image's size"
-        )
+    rgb, known = read_inputs(image_path, mask_path, polarity)
     image = np.asarray(Image.fromarray(rgb).convert("L")) if inpainter.channels == 1 else rgb
     result = inpainter(image, known)
     out_path.parent.mkdir(parents=True, exist_ok=True)

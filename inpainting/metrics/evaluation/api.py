@@ -22,10 +22,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
 from inpainting.data import list_images, read_file_list
 from inpainting.engine.errors import UserInputError
+from inpainting.engine.images import image_size
 from inpainting.metrics.evaluation.pairs import (
     MaskRecord,
     check_mask_sizes,
@@ -196,8 +195,7 @@ def evaluate_checkpoint(options: EvalOptions) -> EvalReport:
     records, polarity = _resolve_masks(options, size)
     height = width = size
     if fit == "none":  # evaluate at the masks' own size
-        with Image.open(records[0].path) as first:
-            width, height = first.size
+        width, height = image_size(records[0].path)  # upright, as load_mask reads it
     check_mask_sizes(records, height, width)
     pairs = make_pairs(images, image_root, records, options.mask_seed)
     settings = EvalSettings(height, width, fit, polarity, default_border(min(height, width)),
