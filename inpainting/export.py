@@ -23,11 +23,11 @@ into the file: ONNX ``metadata_props``, and for ``pt2`` the ``inpainting.json`` 
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import logging
 import os
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from torch import Tensor, nn
 
 from inpainting.engine.cli import OneLineParser, choice, run_main
 from inpainting.engine.errors import EnvironmentProblem, UserInputError
+from inpainting.engine.files import atomic_write, check_output_file
 from inpainting.tasks.inpainting.checkpoint import load_model_from_checkpoint
 
 __all__ = [
@@ -186,7 +187,8 @@ def export_model(
     Args:
         model: the inpainting network (eval mode, on the CPU).
         config: the checkpoint's resolved config (its ``model`` section goes into the metadata).
-        out: the file to write; its folder is created.
+        out: the file to write; its folder is created. It is written atomically: an earlier
+            file there stays intact until the new one is complete.
         export_format: ``"onnx"`` or ``"pt2"``.
         composite: export the composite instead of the prediction.
 
@@ -194,8 +196,9 @@ def export_model(
         The path written.
 
     Raises:
-        UserInputError: for an unknown format.
-        EnvironmentProblem: ONNX export without onnx or onnxscript installed.
+        UserInputError: for an unknown format, or ``out`` is a folder (before any work).
+        EnvironmentProblem: ONNX export without onnx or onnxscript installed, or ``out``
+            cannot be written (a full disk, a read-only folder); nothing is left behind.
     """
     if export_format not in EXPORT_FORMATS:
         raise UserInputError(f"unknown format {export_format!r} "
@@ -206,7 +209,7 @@ def export_model(
         if missing:
             raise EnvironmentProblem(f"ONNX export needs {' and '.join(missing)}: "
                                      "pip install '.[app]' (or pip install onnx onnxscript)")
-    out = Path(out)
+    out = check_output_file(out, "--out")
     out.parent.mkdir(parents=True, exist_ok=True)
     wrapper = ExportWrapper(model, composite=composite).eval()
     metadata = model_metadata(config, wrapper.multiple, composite)
@@ -214,9 +217,13 @@ def export_model(
     with torch.no_grad():
         program = torch.export.export(wrapper, inputs, dynamic_shapes=_dynamic_shapes())
     if export_format == "pt2":
-        torch.export.save(program, out, extra_files={METADATA_FILE: json.dumps(metadata)})
+        # into memory, not to the path: torch.export.save's C++ writer aborts the process on
+        # a full disk; atomic_write turns that into one line and keeps an earlier file intact
+        buffer = io.BytesIO()
+        torch.export.save(program, buffer, extra_files={METADATA_FILE: json.dumps(metadata)})
+        atomic_write(out, buffer.getbuffer())
     else:
-        _save_onnx(program, out, metadata)
+        atomic_write(out, _onnx_bytes(program, metadata))
     return out
 
 
@@ -242,32 +249,22 @@ def _window_sum_pool(x: Tensor, kernel_size: list[int], stride: list[int] | None
     return total / (divisor_override or kernel[0] * kernel[1])
 
 
-def _save_onnx(program: torch.export.ExportedProgram, out: Path,
-               metadata: dict[str, str]) -> None:
-    """Translate an exported program to one ONNX file with the metadata set."""
+def _onnx_bytes(program: torch.export.ExportedProgram, metadata: dict[str, str]) -> bytes:
+    """Translate an exported program to the bytes of one ONNX file with the metadata set."""
     import onnx
 
     table = torch.export.default_decompositions()
     table[torch.ops.aten.avg_pool2d.default] = _window_sum_pool
     program = program.run_decompositions(table)
-
-    # The file is written next to `out` and renamed, so a failure leaves no half-written model.
-    handle, tmp = tempfile.mkstemp(suffix=".onnx.tmp", dir=out.parent)
-    os.close(handle)
-    try:
-        with warnings.catch_warnings():  # axis-renaming chatter of the dynamo exporter
-            warnings.simplefilter("ignore", UserWarning)
-            onnx_program = torch.onnx.export(
-                program, f=None, input_names=["image", "mask"], output_names=["output"],
-                opset_version=ONNX_OPSET, dynamo=True, verbose=False,
-            )
-        proto = onnx_program.model_proto
-        onnx.helper.set_model_props(proto, metadata)
-        onnx.save(proto, tmp)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # axis-renaming chatter of the exporter
+        onnx_program = torch.onnx.export(
+            program, f=None, input_names=["image", "mask"], output_names=["output"],
+            opset_version=ONNX_OPSET, dynamo=True, verbose=False,
+        )
+    proto = onnx_program.model_proto
+    onnx.helper.set_model_props(proto, metadata)
+    return proto.SerializeToString()
 
 
 def build_parser() -> OneLineParser:
@@ -300,7 +297,8 @@ def build_parser() -> OneLineParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (0 done, 2 bad input, 3 unwritable output)."""
+    """Run the CLI; returns the exit code (0 done, 2 bad input or --out a folder, 3 unwritable
+    output)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
