@@ -1,9 +1,11 @@
 """The one atomic writer (issue 20, rule 2): a temporary file in the destination folder renamed
 over the target; on failure nothing is left, an earlier file is intact, and an OSError becomes
-one ``EnvironmentProblem`` line naming the target."""
+one ``EnvironmentProblem`` line naming the target. A source check keeps every writer on it."""
 
 import errno
 import os
+import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ import torch
 from inpainting.engine.errors import EnvironmentProblem, UserInputError
 from inpainting.engine.files import atomic_write, check_output_file
 
+ROOT = Path(__file__).resolve().parents[1]
 EARLIER = b"an earlier, good file"
 
 
@@ -96,3 +99,27 @@ def test_an_output_file_option_naming_a_folder_is_refused(tmp_path):
     assert check_output_file(tmp_path / "model.onnx", "--out") == tmp_path / "model.onnx"
     with pytest.raises(UserInputError, match=r"--out '.*' is a folder; name a file"):
         check_output_file(tmp_path, "--out")
+
+
+# Writing a file anywhere else would skip the temporary file and the error mapping. A writer
+# that serialises into atomic_write's handle (``.save(handle, ...)``) is fine.
+WRITERS = re.compile(r"\.write_text\(|\.write_bytes\(|\bopen\([^)]*[\"'][wax]b?\+?[\"']|"
+                     r"imwrite\(|savefig\(|\.to_csv\(|torch\.save\((?!.*\bhandle\))|"
+                     r"(\bImage\.fromarray\(.*\)|\b\w*image|\bpicture)\.save\((?!handle)")
+# file -> why it may write in place: it writes nothing that replaces an earlier output
+ALLOWED = {
+    "inpainting/engine/files.py": "the atomic writer itself",
+    "inpainting/engine/checkpoint.py": "tmp + os.replace of its own, mapping torch's errors",
+    "inpainting/data/demo.py": "crops go into a temporary folder that is renamed whole",
+    "inpainting/tasks/classification/task.py": "appends one metrics line per epoch",
+    "masks/dataset.py": "a write probe of the output folder",
+}
+
+
+def test_every_writer_goes_through_the_atomic_writer():
+    files = subprocess.run(["git", "ls-files", "*.py"], cwd=ROOT, capture_output=True,
+                           text=True, check=True).stdout.split()
+    sources = [name for name in files if name.startswith(("inpainting/", "masks/"))]
+    writing = {name for name in sources
+               if WRITERS.search((ROOT / name).read_text(encoding="utf-8"))}
+    assert sorted(writing - set(ALLOWED)) == []

@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 
 from inpainting.engine.errors import UserInputError
+from inpainting.engine.files import atomic_write
 from inpainting.engine.images import ImageDecodeError, image_size, load_image
 from inpainting.metrics.baselines import opencv_ns, opencv_telea
 from inpainting.predict.inference import Inpainter
@@ -179,6 +180,10 @@ def new_request_folder(workdir: str | os.PathLike, keep_seconds: float = 3600) -
 
 
 def save_png(image: np.ndarray, path: str | os.PathLike) -> Path:
-    """Write a (H, W, 3) or (H, W) uint8 array as a lossless PNG; returns the path."""
-    Image.fromarray(image).save(path, format="PNG")
-    return Path(path)
+    """Write a (H, W, 3) or (H, W) uint8 array as a lossless PNG, atomically; returns the path.
+
+    Raises:
+        EnvironmentProblem: the server cannot write the file (a full disk); nothing is left.
+    """
+    picture = Image.fromarray(image)
+    return atomic_write(path, lambda handle: picture.save(handle, format="PNG"))

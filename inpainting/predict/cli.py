@@ -47,6 +47,7 @@ from inpainting.engine.cli import (
     whole_number,
 )
 from inpainting.engine.errors import EXIT_FAILED, EXIT_OK, UserInputError, one_line
+from inpainting.engine.files import atomic_write, check_output_file
 from inpainting.engine.images import load_image_and_alpha
 from inpainting.predict.inference import DEFAULT_TILE_OVERLAP, DEFAULT_TILE_SIZE, Inpainter
 from masks import load_mask
@@ -129,14 +130,16 @@ def plan_jobs(image: Path, mask: Path | None, out: Path) -> list[tuple[Path, Pat
     """Pair inputs, masks and outputs: a list of ``(image, mask or None, output)`` paths.
 
     Raises:
-        UserInputError: If a path is missing, ``out`` names a non-PNG image file, or a folder
-            of masks lacks one for an image.
+        UserInputError: If a path is missing, ``out`` names a non-PNG image file or is a
+            folder named ``*.png``, or a folder of masks lacks one for an image.
     """
     if out.suffix.lower() in OTHER_IMAGE_SUFFIXES:
         raise UserInputError(
             f"--out '{out}': outputs are written as lossless PNG; use a .png file name "
             "or a folder"
         )
+    if out.suffix.lower() == ".png":
+        check_output_file(out, "--out")  # a folder named x.png is not replaced by a file
     if not image.exists():
         raise UserInputError(f"--image '{image}' does not exist")
     if mask is not None and not mask.exists():
@@ -177,7 +180,8 @@ def run_job(inpainter: Inpainter, job: tuple[Path, Path | None, Path], polarity:
     image = np.asarray(Image.fromarray(rgb).convert("L")) if inpainter.channels == 1 else rgb
     result = inpainter(image, known)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(result).save(out_path, format="PNG")
+    picture = Image.fromarray(result)
+    atomic_write(out_path, lambda handle: picture.save(handle, format="PNG"))
 
 
 def inpaint_files(args: argparse.Namespace) -> int:

@@ -24,6 +24,7 @@ from typing import Any
 
 from inpainting.data import list_images, read_file_list
 from inpainting.engine.errors import UserInputError
+from inpainting.engine.files import atomic_write
 from inpainting.engine.images import image_size
 from inpainting.metrics.evaluation.pairs import (
     MaskRecord,
@@ -222,4 +223,4 @@ def _write_report(options: EvalOptions, results: dict, result: Any, resolved: di
     settings = {key: str(value) if isinstance(value, Path) else value
                 for key, value in asdict(options).items()}
     settings.update(resolved)  # the values actually used, where options said "default"
-    (out / "settings.json").write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+    atomic_write(out / "settings.json", json.dumps(settings, indent=2) + "\n")
