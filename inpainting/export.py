@@ -22,6 +22,7 @@ into the file: ONNX ``metadata_props``, and for ``pt2`` the ``inpainting.json`` 
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import io
 import json
@@ -29,6 +30,7 @@ import logging
 import os
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +59,7 @@ logger = logging.getLogger(__name__)
 EXPORT_FORMATS = ("onnx", "pt2")
 METADATA_FILE = "inpainting.json"  # the pt2 extra file holding the convention
 ONNX_OPSET = 18
+_ONNX_LOGGERS = ("onnxscript", "onnx_ir")  # the optimizer and rewriter passes of the exporter
 
 
 def load_inpainting_model(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
@@ -256,7 +259,7 @@ def _onnx_bytes(program: torch.export.ExportedProgram, metadata: dict[str, str])
     table = torch.export.default_decompositions()
     table[torch.ops.aten.avg_pool2d.default] = _window_sum_pool
     program = program.run_decompositions(table)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _quiet_onnx_optimizer():
         warnings.simplefilter("ignore", UserWarning)  # axis-renaming chatter of the exporter
         onnx_program = torch.onnx.export(
             program, f=None, input_names=["image", "mask"], output_names=["output"],
@@ -265,6 +268,22 @@ def _onnx_bytes(program: torch.export.ExportedProgram, metadata: dict[str, str])
     proto = onnx_program.model_proto
     onnx.helper.set_model_props(proto, metadata)
     return proto.SerializeToString()
+
+
+@contextlib.contextmanager
+def _quiet_onnx_optimizer() -> Iterator[None]:
+    """Keep the ONNX optimizer's INFO lines (about a hundred per export: removed nodes,
+    folded constants, deduplicated initializers) out of the command's output; its warnings
+    still show."""
+    loggers = [logging.getLogger(name) for name in _ONNX_LOGGERS]
+    levels = [each.level for each in loggers]
+    for each in loggers:
+        each.setLevel(max(each.getEffectiveLevel(), logging.WARNING))
+    try:
+        yield
+    finally:
+        for each, level in zip(loggers, levels):
+            each.setLevel(level)
 
 
 def build_parser() -> OneLineParser:

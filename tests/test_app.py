@@ -52,6 +52,16 @@ def test_load_photo_refuses_unreadable_and_huge_files_in_one_line(tmp_path):
         load_photo(big, max_pixels=100_000)
 
 
+def test_an_unreadable_upload_is_named_by_its_file_name_not_the_server_copy(tmp_path):
+    server_copy = tmp_path / "gradio" / "3f2a9c" / "holiday.jpg"  # where the server keeps it
+    server_copy.parent.mkdir(parents=True)
+    server_copy.write_bytes(b"not a photo at all")
+    with pytest.raises(UserInputError) as caught:
+        load_photo(server_copy)
+    message = str(caught.value)
+    assert "'holiday.jpg'" in message and str(server_copy.parent) not in message, message
+
+
 def test_known_from_layers_marks_painted_pixels_as_holes():
     layers = [_layer(20, 30, (2, 6, 3, 9)), None, _layer(20, 30, (10, 12, 0, 30))]
     known = known_from_layers(layers, (20, 30))
