@@ -7,7 +7,7 @@ Usage::
 
 The exported graph takes two inputs, in this order:
 
-- ``image``: (B, 3, H, W) float32 in [0, 1] (hole pixels are ignored),
+- ``image``: (B, 3, H, W) float32 in [0, 1] (hole pixels are ignored, NaN and inf included),
 - ``mask``: (B, 1, H, W) float32, 1 = known pixel, 0 = hole,
 
 and returns ``output`` (B, 3, H, W): the network's prediction clamped to [0, 1], or with
@@ -126,7 +126,8 @@ class ExportWrapper(nn.Module):
         """Inpaint a batch.
 
         Args:
-            image: (B, 3, H, W) in [0, 1]; hole pixels are ignored.
+            image: (B, 3, H, W) in [0, 1]; hole pixels are ignored, whatever they hold (NaN
+                and inf included).
             mask: (B, 1, H, W), 1 = known, 0 = hole.
 
         Returns:
@@ -139,8 +140,11 @@ class ExportWrapper(nn.Module):
         padded_w = torch.sym_max((width + self.multiple - 1) // self.multiple, 2) * self.multiple
         rows, cols = reflect_index(height, padded_h), reflect_index(width, padded_w)
         known = mask.to(image.dtype)
+        # where, not image * known: a NaN or inf in a hole times 0 is NaN, which would spread
+        # through the network and, with the composite, into the output's holes
+        image = torch.where(known > 0, image, 0.0)
         # (B, C, H, W) -> (B, C, H', W'): reflect-pad bottom and right, as Inpainter does
-        masked = (image * known).index_select(2, rows).index_select(3, cols)
+        masked = image.index_select(2, rows).index_select(3, cols)
         output, _ = self.model(masked, known.index_select(2, rows).index_select(3, cols))
         # crop back with gathers, not slices: a slice would make the trace guard on whether
         # the size was already a multiple and specialise the graph to that case

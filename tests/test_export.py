@@ -145,3 +145,34 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def poison_holes(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``image`` with NaN, inf and -inf in turn in every hole pixel (``mask == 0``)."""
+    hole = (mask == 0).expand_as(image)
+    values = torch.tensor([float("nan"), float("inf"), float("-inf")])
+    poisoned = image.clone()
+    poisoned[hole] = values[torch.arange(int(hole.sum())) % 3]
+    return poisoned
+
+
+@pytest.mark.parametrize("export_format, composite", [("pt2", False), ("pt2", True),
+                                                      ("onnx", True)])
+def test_nan_and_inf_in_the_holes_change_nothing(checkpoint, tmp_path, export_format,
+                                                 composite):
+    model, config = load_inpainting_model(checkpoint)
+    if export_format == "onnx":
+        ort = pytest.importorskip("onnxruntime", reason="pip install .[app]")
+        pytest.importorskip("onnxscript", reason="pip install .[app]")
+        path = export_model(model, config, tmp_path / "model.onnx", "onnx", composite)
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+        def run(image, mask):
+            output = session.run(None, {"image": image.numpy(), "mask": mask.numpy()})[0]
+            return torch.from_numpy(output)
+    else:
+        path = export_model(model, config, tmp_path / "model.pt2", "pt2", composite)
+        run = torch.export.load(path).module()
+    image, mask = _batch(2, 37, 45)
+    clean, poisoned = run(image, mask), run(poison_holes(image, mask), mask)
+    assert torch.isfinite(poisoned).all() and torch.equal(poisoned, clean)

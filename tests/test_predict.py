@@ -317,3 +317,18 @@ def test_a_full_disk_keeps_the_earlier_result_and_exits_3(tmp_path, capsys, monk
     assert f"cannot write '{earlier}': no space left on device" in err
     assert earlier.read_bytes() == b"an earlier result"
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["result.png"]
+
+
+def test_nan_and_inf_in_the_holes_change_nothing_whole_or_tiled():
+    image, mask = _image_and_mask(40, 45)
+    tensor = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255  # (1, 3, H, W)
+    known = torch.from_numpy(mask)[None, None].float()  # (1, 1, H, W)
+    hole = (known == 0).expand_as(tensor)
+    poisoned = tensor.clone()
+    poisoned[hole] = torch.tensor([float("nan"), float("inf"), float("-inf")]).repeat(
+        int(hole.sum()) // 3 + 1)[:int(hole.sum())]
+    for tile_size in (1024, 16):  # one pass, and tiles of 16 overlapping by 4
+        inpainter = Inpainter(_tiny_model(), device="cpu", tile_size=tile_size, tile_overlap=4)
+        clean = inpainter.predict_tiled(tensor, known)
+        result = inpainter.predict_tiled(poisoned, known)
+        assert torch.isfinite(result).all() and torch.equal(result, clean), tile_size
