@@ -332,3 +332,21 @@ def test_nan_and_inf_in_the_holes_change_nothing_whole_or_tiled():
         clean = inpainter.predict_tiled(tensor, known)
         result = inpainter.predict_tiled(poisoned, known)
         assert torch.isfinite(result).all() and torch.equal(result, clean), tile_size
+
+
+def test_an_rgba_image_with_a_mask_has_the_holes_of_both_and_says_so(tmp_path, caplog):
+    checkpoint = _checkpoint(tmp_path / "tiny.pt")
+    image, mask = _image_and_mask(24, 32)  # the mask's holes: rows 4-11 and a corner
+    alpha = np.full(mask.shape, 255, np.uint8)
+    alpha[16:20, 20:28] = 0  # transparent where the mask says known
+    Image.fromarray(np.dstack([image, alpha])).save(tmp_path / "cutout.png")
+    Image.fromarray(mask * 255).save(tmp_path / "hole.png")
+    out = tmp_path / "filled.png"
+    with caplog.at_level("INFO"):
+        assert main(["--checkpoint", str(checkpoint), "--image", str(tmp_path / "cutout.png"),
+                     "--mask", str(tmp_path / "hole.png"), "--out", str(out),
+                     "--device", "cpu"]) == 0
+    union = (mask == 1) & (alpha > 0)
+    expected = Inpainter.from_checkpoint(checkpoint, device="cpu")(image, union)
+    np.testing.assert_array_equal(np.asarray(Image.open(out)), expected)
+    assert "32 fully transparent pixels are holes too" in caplog.text, caplog.text

@@ -11,7 +11,8 @@ path without extension (``photos/a/x.jpg`` <-> ``masks/a/x.png``) and results ar
 ``out/a/x.png``. Results are always lossless PNG: an ``--out`` ending in ``.png`` is a file, one
 ending in another image suffix (``.jpg``, ``.webp``, ...) is refused, anything else is a
 folder. A single mask file is applied to every image. Without ``--mask`` each image must
-be a PNG with an alpha channel, whose fully transparent pixels (alpha 0) are the holes. Mask files
+be a PNG with an alpha channel, whose fully transparent pixels (alpha 0) are the holes; with
+``--mask``, such pixels are holes too (the union, with a line saying so). Mask files
 are white = known by default; ``--polarity hole-white`` reads white = hole. Any image size works
 (see :mod:`inpainting.predict.inference`); known pixels are written back unchanged.
 
@@ -100,7 +101,9 @@ def read_inputs(image_path: Path, mask_path: Path | None,
     """Decode one image and its mask (a mask file, or else the image's alpha channel).
 
     Both go through the project's one image reader, so an EXIF-rotated photo and a mask
-    painted on it (in the app, say) are read upright alike.
+    painted on it (in the app, say) are read upright alike. With a mask file, the image's
+    fully transparent pixels (alpha 0) are holes too: the holes are the union of both, and a
+    line says so.
 
     Returns:
         ``(rgb, known)``: (H, W, 3) uint8 and bool (H, W), True = known.
@@ -123,6 +126,11 @@ def read_inputs(image_path: Path, mask_path: Path | None,
             f"mask '{mask_path}' is {known.shape[1]}x{known.shape[0]} but image '{image_path}' "
             f"is {rgb.shape[1]}x{rgb.shape[0]}; use a mask of the image's size"
         )
+    transparent = int(np.count_nonzero(alpha == 0)) if alpha is not None else 0
+    if transparent:  # their colour is unknown: holes too, beside the mask's
+        logger.info("'%s': its %d fully transparent pixels are holes too, with the holes of "
+                    "the mask '%s'", image_path, transparent, mask_path)
+        known &= alpha > 0
     return rgb, known
 
 
