@@ -208,6 +208,8 @@ def _bad_inputs(tmp_path: Path, good: Path) -> dict[str, list[str]]:
         "no published file": [str(good), "--published", str(tmp_path / "none.csv")],
         "no shifted accuracy": [str(make_run(tmp_path / "plain", "resnet18", "zero", [1.0])),
                                 "--metric", "top1_shifted"],
+        "plot onto a folder": [str(good), "--plot", str(tmp_path)],  # refused, not replaced
+        "plot of no image format": [str(good), "--plot", str(tmp_path / "table.txt")],
     }
 
 

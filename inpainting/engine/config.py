@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from inpainting.engine.config_parsing import ConfigError, check, check_choice
+from inpainting.engine.files import atomic_write
 from inpainting.engine.optim import OptimConfig
 
 __all__ = ["Config", "ConfigError", "LogConfig", "OptimConfig", "TrainConfig", "config_to_dict",
@@ -108,6 +109,10 @@ def config_to_dict(config: Config) -> dict[str, Any]:
 
 
 def save_config(config: Config, path: str | Path) -> None:
-    """Write the resolved config as YAML (every key of the run's own sections)."""
+    """Write the resolved config as YAML (every key of the run's own sections), atomically.
+
+    Raises:
+        EnvironmentProblem: the file cannot be written; an earlier file there is intact.
+    """
     text = yaml.safe_dump(config_to_dict(config), sort_keys=False, default_flow_style=None)
-    Path(path).write_text(text, encoding="utf-8")
+    atomic_write(path, text)

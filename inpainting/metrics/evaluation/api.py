@@ -24,10 +24,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
 from inpainting.data import list_images, read_file_list
 from inpainting.engine.errors import UserInputError
+from inpainting.engine.files import atomic_write
+from inpainting.engine.images import image_size
 from inpainting.metrics.evaluation.lama import LAMA_POLARITY, format_lama_table, lama_pairs
 from inpainting.metrics.evaluation.paired import pair_images_by_name, pair_sizes
 from inpainting.metrics.evaluation.pairs import (
@@ -235,8 +235,7 @@ def _pool_pairs(options: EvalOptions, size: int, fit: str, channels: int) -> Pai
     records, polarity = _resolve_masks(options, size)
     height = width = size
     if fit == "none":  # evaluate at the masks' own size
-        with Image.open(records[0].path) as first:
-            width, height = first.size
+        width, height = image_size(records[0].path)  # upright, as load_mask reads it
     check_mask_sizes(records, height, width)
     pairs = make_pairs(images, image_root, records, options.mask_seed)
     return PairDataset(pairs, EvalSettings(height, width, fit, polarity,
@@ -289,4 +288,4 @@ def _write_report(options: EvalOptions, results: dict, result: Any, resolved: di
     settings = {key: str(value) if isinstance(value, Path) else value
                 for key, value in asdict(options).items()}
     settings.update(resolved)  # the values actually used, where options said "default"
-    (out / "settings.json").write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+    atomic_write(out / "settings.json", json.dumps(settings, indent=2) + "\n")

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PIL import Image
-
 from inpainting.engine.errors import UserInputError
+from inpainting.engine.images import image_size
 from inpainting.metrics.evaluation.pairs import MaskRecord, Pair
 from masks.paired import MaskIndex
 
@@ -21,24 +20,15 @@ __all__ = ["MIN_SIDE", "file_size", "pair_images_by_name", "pair_sizes"]
 
 # The smallest side scored: SSIM's 11 x 11 window (evaluate.py's --image-size has the same bound).
 MIN_SIDE = 11
-# EXIF orientations that turn the picture a quarter: the decoded image has its sides swapped.
-_QUARTER_TURNS = (5, 6, 7, 8)
-_ORIENTATION = 0x0112
 
 
 def file_size(path: Path) -> tuple[int, int]:
     """``(height, width)`` of an image file as it is decoded (upright), from its header.
 
     Raises:
-        UserInputError: The file cannot be read as an image.
+        UserInputError: (``ImageDecodeError``) the file cannot be read as an image.
     """
-    try:
-        with Image.open(path) as opened:
-            width, height = opened.size
-            if opened.getexif().get(_ORIENTATION) in _QUARTER_TURNS:
-                width, height = height, width
-    except OSError as error:
-        raise UserInputError(f"cannot read '{path}' as an image: {error}") from error
+    width, height = image_size(path)
     return height, width
 
 

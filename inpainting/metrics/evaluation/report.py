@@ -4,11 +4,15 @@ The rows are those of ``inpainting.metrics.scoring.aggregate`` (Liu et al., ECCV
 per hole-ratio bin and border mode, each with the mean L1 (percent), PSNR (dB) and SSIM over its
 images and their count, and ``overall`` over all images. Masks whose hole ratio is in no bin get
 rows with ``"bin": null``.
+
+Every file is written atomically (``inpainting.engine.files.atomic_write``): a failed write
+leaves the earlier report file intact and raises ``EnvironmentProblem`` (exit code 3).
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -18,6 +22,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from inpainting.engine.files import atomic_write
 from inpainting.metrics.scoring import METRIC_NAMES, Summary, bin_index
 
 __all__ = [
@@ -61,21 +66,22 @@ def write_metrics_json(
         },
     }
     text = json.dumps(_json_safe(content), indent=2, allow_nan=False)
-    Path(path).write_text(text + "\n", encoding="utf-8")
+    atomic_write(path, text + "\n")
 
 
 def write_metrics_csv(path: str | os.PathLike, results: dict[str, Summary]) -> None:
     """One line per method and row (``bin`` as ``lo-hi``, ``other`` or ``all``)."""
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["method", "bin", "border", "count", *METRIC_NAMES])
-        for method, (rows, overall) in results.items():
-            for row in rows:
-                label = "other" if row["bin"] is None else f"{row['bin'][0]:g}-{row['bin'][1]:g}"
-                writer.writerow([method, label, row["border"], row["count"],
-                                 *(row[name] for name in METRIC_NAMES)])
-            writer.writerow([method, "all", "all", overall["count"],
-                             *(overall[name] for name in METRIC_NAMES)])
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(["method", "bin", "border", "count", *METRIC_NAMES])
+    for method, (rows, overall) in results.items():
+        for row in rows:
+            label = "other" if row["bin"] is None else f"{row['bin'][0]:g}-{row['bin'][1]:g}"
+            writer.writerow([method, label, row["border"], row["count"],
+                             *(row[name] for name in METRIC_NAMES)])
+        writer.writerow([method, "all", "all", overall["count"],
+                         *(overall[name] for name in METRIC_NAMES)])
+    atomic_write(path, text.getvalue())
 
 
 def write_per_image_csv(
@@ -83,13 +89,14 @@ def write_per_image_csv(
 ) -> None:
     """One line per scored pair: file, mask, bin (``lo-hi`` or empty), border, hole_ratio,
     psnr, ssim, l1, l1_hole."""
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(PER_IMAGE_COLUMNS)
-        for record in records:
-            index = bin_index(record["hole_ratio"], bins)
-            label = "" if index is None else f"{bins[index][0]:g}-{bins[index][1]:g}"
-            writer.writerow([label if key == "bin" else record[key] for key in PER_IMAGE_COLUMNS])
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(PER_IMAGE_COLUMNS)
+    for record in records:
+        index = bin_index(record["hole_ratio"], bins)
+        label = "" if index is None else f"{bins[index][0]:g}-{bins[index][1]:g}"
+        writer.writerow([label if key == "bin" else record[key] for key in PER_IMAGE_COLUMNS])
+    atomic_write(path, text.getvalue())
 
 
 def _grid_row(sample: dict) -> list[np.ndarray]:
@@ -131,6 +138,7 @@ def save_grids(
                 canvas[top:top + height, left:left + width] = cell
         label = "other" if index is None else f"{bins[index][0]:g}-{bins[index][1]:g}"
         path = folder / f"samples_{label}_{'border' if border else 'no_border'}.png"
-        Image.fromarray(canvas[:, :, 0] if channels == 1 else canvas).save(path)
+        picture = Image.fromarray(canvas[:, :, 0] if channels == 1 else canvas)
+        atomic_write(path, lambda handle, picture=picture: picture.save(handle, format="PNG"))
         written.append(path)
     return written
