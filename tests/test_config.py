@@ -8,10 +8,11 @@ import yaml
 
 from inpainting import tasks
 from inpainting.data import EVAL_MODES, TRAIN_RESIZE_MODES
-from inpainting.engine.config import DEVICES, ConfigError, config_to_dict, save_config
+from inpainting.engine.config import DEVICES, ConfigError, config_to_dict
 from inpainting.engine.config_parsing import apply_overrides
 from inpainting.engine.errors import UserInputError
 from inpainting.engine.optim import OPTIMIZERS, SCHEDULES
+from inpainting.engine.run import save_config
 from inpainting.engine.trainer import AUTOCAST_DTYPES
 from inpainting.metrics.baselines import BASELINES
 from inpainting.models import MODELS, UPSAMPLING_MODES
