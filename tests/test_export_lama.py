@@ -15,8 +15,9 @@ The callers are read from their sources (not copied; the steps are restated here
   HWC -> CHW float32 / 255) for image and mask, ``mask = (mask > 0) * 1`` (int64),
   ``unsqueeze(0)``, ``model(image, mask)``, then ``np.clip(out[0].permute(1, 2, 0) * 255, 0,
   255).astype("uint8")``; ``model_manager.py`` L92-111 runs it under ``torch.inference_mode()``.
-- InvokeAI ``invokeai/backend/image_util/infill_methods/lama.py`` (@ 0df018b) L21-45: no
-  padding, the mask is the inverted alpha channel (``np.invert``, so transparent = hole),
+- InvokeAI ``invokeai/backend/image_util/infill_methods/lama.py`` (@ 0df018b) L24-45
+  (``LaMA.__call__``): no padding, the mask is the inverted alpha channel (``np.invert``, so
+  transparent = hole),
   ``(mask > 0) * 1``, the device from ``next(self._model.buffers()).device``, the call under
   ``torch.inference_mode()``, its output used as is (no composite of its own).
 """
