@@ -4,6 +4,7 @@ Usage::
 
     python -m inpainting.export --checkpoint RUN/best.pt --format onnx --out model.onnx
     python -m inpainting.export --checkpoint RUN --format pt2 --out model.pt2 --composite
+    python -m inpainting.export --checkpoint RUN --format lama-torchscript --out model.pt
 
 The exported graph takes two inputs, in this order:
 
@@ -18,6 +19,10 @@ graph reflect-pads any other size up to the next multiple and crops back, as
 are padded to twice that, where ``Inpainter`` pads to ``2 ** depth``). The convention is written
 into the file: ONNX ``metadata_props``, and for ``pt2`` the ``inpainting.json`` extra file
 (``torch.export.load(path, extra_files={"inpainting.json": ""})``).
+
+``lama-torchscript`` is a TorchScript file in LaMa's interface instead (mask int64, 1 = hole;
+returns the composite), a drop-in for LaMa's ``big-lama.pt`` in IOPaint, lama-cleaner and
+InvokeAI: see :mod:`inpainting.predict.lama_torchscript`.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from torch import Tensor, nn
 from inpainting.engine.cli import OneLineParser, choice, run_main
 from inpainting.engine.errors import EnvironmentProblem, UserInputError
 from inpainting.engine.files import atomic_write, check_output_file
+from inpainting.predict.lama_torchscript import LAMA_METADATA, save_lama_torchscript
 from inpainting.tasks.inpainting.checkpoint import load_model_from_checkpoint
 
 __all__ = [
@@ -56,7 +62,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-EXPORT_FORMATS = ("onnx", "pt2")
+EXPORT_FORMATS = ("onnx", "pt2", "lama-torchscript")
 METADATA_FILE = "inpainting.json"  # the pt2 extra file holding the convention
 ONNX_OPSET = 18
 _ONNX_LOGGERS = ("onnxscript", "onnx_ir")  # the optimizer and rewriter passes of the exporter
@@ -189,21 +195,24 @@ def export_model(
     model: nn.Module, config: dict[str, Any], out: str | os.PathLike, export_format: str,
     composite: bool = False,
 ) -> Path:
-    """Export ``model`` to ``out`` as ONNX or a ``torch.export`` program (``.pt2``).
+    """Export ``model`` to ``out`` as ONNX, a ``torch.export`` program (``.pt2``) or LaMa's
+    TorchScript interface.
 
     Args:
         model: the inpainting network (eval mode, on the CPU).
         config: the checkpoint's resolved config (its ``model`` section goes into the metadata).
         out: the file to write; its folder is created. It is written atomically: an earlier
             file there stays intact until the new one is complete.
-        export_format: ``"onnx"`` or ``"pt2"``.
-        composite: export the composite instead of the prediction.
+        export_format: ``"onnx"``, ``"pt2"`` or ``"lama-torchscript"``.
+        composite: export the composite instead of the prediction (``lama-torchscript``
+            always returns the composite, as LaMa does).
 
     Returns:
         The path written.
 
     Raises:
-        UserInputError: for an unknown format, or ``out`` is a folder (before any work).
+        UserInputError: for an unknown format, ``out`` is a folder (before any work), or a
+            network lama-torchscript cannot hold.
         EnvironmentProblem: ONNX export without onnx or onnxscript installed, or ``out``
             cannot be written (a full disk, a read-only folder); nothing is left behind.
     """
@@ -218,6 +227,11 @@ def export_model(
                                      "pip install '.[app]' (or pip install onnx onnxscript)")
     out = check_output_file(out, "--out")
     out.parent.mkdir(parents=True, exist_ok=True)
+    if export_format == "lama-torchscript":
+        multiple = 2 ** int(getattr(model, "depth", 0))
+        metadata = {**model_metadata(config, multiple, composite=True), **LAMA_METADATA,
+                    "size": f"any H, W >= 1; reflect-padded inside to multiples of {multiple}"}
+        return save_lama_torchscript(model, out, {METADATA_FILE: json.dumps(metadata)})
     wrapper = ExportWrapper(model, composite=composite).eval()
     metadata = model_metadata(config, wrapper.multiple, composite)
     inputs = _example_inputs(wrapper.multiple)
@@ -295,8 +309,9 @@ def build_parser() -> OneLineParser:
     parser = OneLineParser(
         prog="python -m inpainting.export",
         description=(
-            "Export a checkpoint as one model file: ONNX (onnxruntime) or a torch.export "
-            "program (.pt2).\n\n"
+            "Export a checkpoint as one model file: ONNX (onnxruntime), a torch.export "
+            "program (.pt2), or lama-torchscript (a drop-in for LaMa's big-lama.pt in IOPaint, "
+            "lama-cleaner and InvokeAI: mask int64 with 1 = hole, returns the composite).\n\n"
             "inputs, in this order: image (B, 3, H, W) float32 in [0, 1]; mask (B, 1, H, W) "
             "float32, 1 = known, 0 = hole\n"
             "output: the prediction clamped to [0, 1], or with --composite "
@@ -309,9 +324,11 @@ def build_parser() -> OneLineParser:
     )
     parser.add_argument("--checkpoint", required=True,
                         help="checkpoint written by train.py (RUN/best.pt) or a run folder")
-    parser.add_argument("--format", dest="export_format", required=True, metavar="{onnx,pt2}",
+    parser.add_argument("--format", dest="export_format", required=True,
+                        metavar="{" + ",".join(EXPORT_FORMATS) + "}",
                         type=choice({name: name for name in EXPORT_FORMATS}),
-                        help="onnx (runs in onnxruntime) or pt2 (a torch.export program)")
+                        help="onnx (runs in onnxruntime), pt2 (a torch.export program) or "
+                             "lama-torchscript (LaMa's interface)")
     parser.add_argument("--out", required=True, help="file to write, e.g. model.onnx")
     parser.add_argument("--composite", action="store_true",
                         help="output mask * image + (1 - mask) * prediction (default: the "
