@@ -202,3 +202,12 @@ def test_ctrl_c_and_sigterm_both_remove_the_temporary_results(tmp_path, stop):
             server.communicate()
     assert server.returncode == 0, output
     assert not list(temp.glob("inpainting-app-*")), output
+
+
+def test_the_page_inpaints_large_photos_at_the_size_its_model_trained_at():
+    from pathlib import Path
+
+    from inpainting.app.__main__ import load_inpainter
+
+    fixture = Path(__file__).parent / "fixtures" / "checkpoints_v1" / "inpainting_last.pt"
+    assert load_inpainter(str(fixture), "cpu").work_size == 32  # the run's data.image_size

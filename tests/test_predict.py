@@ -13,7 +13,13 @@ from PIL import Image
 from inpainting.engine.errors import UserInputError
 from inpainting.models import PConvUNet
 from inpainting.predict.cli import main
-from inpainting.predict.inference import Inpainter, reflect_pad, tile_starts, to_known_mask
+from inpainting.predict.inference import (
+    Inpainter,
+    crop_around_holes,
+    reflect_pad,
+    tile_starts,
+    to_known_mask,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -118,7 +124,7 @@ def test_bad_inputs_raise_clear_errors():
 
 def test_from_checkpoint_matches_model(tmp_path):
     checkpoint = _checkpoint(tmp_path / "tiny.pt")
-    inpainter = Inpainter.from_checkpoint(checkpoint, device="cpu")
+    inpainter = Inpainter.from_checkpoint(checkpoint, device="cpu", work_size=None)
     reference = _tiny_model()
     reference.load_state_dict(torch.load(checkpoint, weights_only=True)["model"])
     image, mask = _image_and_mask(32, 40)
@@ -350,3 +356,52 @@ def test_an_rgba_image_with_a_mask_has_the_holes_of_both_and_says_so(tmp_path, c
     expected = Inpainter.from_checkpoint(checkpoint, device="cpu")(image, union)
     np.testing.assert_array_equal(np.asarray(Image.open(out)), expected)
     assert "32 fully transparent pixels are holes too" in caplog.text, caplog.text
+
+
+class _SizeSpy(torch.nn.Module):
+    """A stand-in network that records the sizes it is given and predicts mid-grey."""
+
+    depth, in_channels = 2, 3
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: list[tuple[int, int]] = []
+
+    def forward(self, image, mask):
+        self.sizes.append(tuple(image.shape[-2:]))
+        return torch.full_like(image, 0.5), mask
+
+
+def test_a_large_image_is_inpainted_on_a_crop_around_its_holes_at_the_trained_size():
+    spy = _SizeSpy()
+    image = np.random.default_rng(0).integers(0, 256, (600, 900, 3), dtype=np.uint8)
+    known = np.ones((600, 900), bool)
+    known[300:340, 500:520] = False  # a small stroke on a large photo
+    result = Inpainter(spy, device="cpu", work_size=64)(image, known)
+    # a 40 x 20 hole: an 80 x 64 crop (half the hole's side of context each way, at least the
+    # working size) resized to 64 x 51, padded to 64 x 52 for the network; not 600 x 900
+    assert spy.sizes == [(64, 52)]
+    assert np.array_equal(result[known], image[known])
+    assert (result[~known] == 128).all()
+    box = crop_around_holes(known, 64)
+    assert box == (280, 360, 478, 542)
+    # holes far apart: the crop spans them and is resized down to the working size
+    known[20:30, 40:60] = False
+    Inpainter(spy, device="cpu", work_size=64)(image, known)
+    assert max(spy.sizes[-1]) == 64 and spy.sizes[-1] != (600, 900)
+    assert crop_around_holes(np.ones((5, 5), bool), 64) is None
+
+
+def test_work_size_comes_from_the_checkpoint_and_can_be_switched_off(tmp_path):
+    checkpoint = _checkpoint(tmp_path / "tiny.pt")
+    trained = torch.load(checkpoint, weights_only=True)["config"]["data"]["image_size"]
+    assert Inpainter.from_checkpoint(checkpoint, device="cpu").work_size == trained
+    assert Inpainter.from_checkpoint(checkpoint, device="cpu", work_size=None).work_size is None
+    image, mask = _image_and_mask(32, 40)
+    Image.fromarray(image).save(tmp_path / "in.png")
+    Image.fromarray(mask.astype(np.uint8) * 255).save(tmp_path / "mask.png")
+    assert main(["--checkpoint", str(checkpoint), "--image", str(tmp_path / "in.png"), "--mask",
+                 str(tmp_path / "mask.png"), "--out", str(tmp_path / "off.png"),
+                 "--work-size", "0", "--device", "cpu"]) == 0
+    whole = Inpainter.from_checkpoint(checkpoint, device="cpu", work_size=None)(image, mask)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "off.png")), whole)

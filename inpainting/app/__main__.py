@@ -53,8 +53,10 @@ def load_inpainter(checkpoint: str, device: str) -> Inpainter:
     Raises:
         UserInputError: not an inpainting checkpoint, or the device is not available.
     """
-    model, _ = load_inpainting_model(checkpoint)
-    return Inpainter(model, device=device)
+    model, config = load_inpainting_model(checkpoint)
+    # strokes on a large photo are inpainted on a crop around them at the trained scale
+    work_size = int(config.get("data", {}).get("image_size", 0)) or None
+    return Inpainter(model, device=device, work_size=work_size)
 
 
 @contextlib.contextmanager

@@ -93,7 +93,21 @@ def build_parser() -> argparse.ArgumentParser:
                         help="overlap of neighbouring tiles (pixels)")
     parser.add_argument("--batch-size", type=whole_number(1), default=4,
                         help="tiles per forward pass")
+    parser.add_argument("--work-size", type=_work_size, default="auto", metavar="auto|N|0",
+                        help="a larger image is inpainted on a crop around its holes resized to "
+                             "N px (default auto: the size the checkpoint trained at; 0: the "
+                             "whole image at its own resolution)")
     return parser
+
+
+def _work_size(text: str) -> str | int | None:
+    """``auto``, a size >= 8, or 0 (off) for ``--work-size``."""
+    if text == "auto":
+        return text
+    size = whole_number(0)(text)
+    if 0 < size < 8:
+        raise argparse.ArgumentTypeError(f"must be auto, 0 (off) or >= 8, got {size}")
+    return size or None
 
 
 def read_inputs(image_path: Path, mask_path: Path | None,
@@ -210,7 +224,7 @@ def inpaint_files(args: argparse.Namespace) -> int:
     jobs = plan_jobs(Path(args.image), mask, Path(args.out))
     inpainter = Inpainter.from_checkpoint(
         args.checkpoint, device=args.device, tile_size=args.tile_size,
-        tile_overlap=args.tile_overlap, batch_size=args.batch_size,
+        tile_overlap=args.tile_overlap, batch_size=args.batch_size, work_size=args.work_size,
     )
     if Path(args.image).is_file():
         run_job(inpainter, jobs[0], args.polarity)

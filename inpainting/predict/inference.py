@@ -16,6 +16,7 @@ import logging
 import os
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -30,6 +31,7 @@ __all__ = [
     "DEFAULT_TILE_SIZE",
     "Inpainter",
     "composite_uint8",
+    "crop_around_holes",
     "reflect_pad",
     "resolve_device",
     "tile_starts",
@@ -145,6 +147,33 @@ def composite_uint8(image: np.ndarray, output: np.ndarray, known: np.ndarray) ->
     return np.where(known[:, :, None], image, predicted)
 
 
+def crop_around_holes(known: np.ndarray, work_size: int, margin: float = 0.5
+                      ) -> tuple[int, int, int, int] | None:
+    """The part of an image the network sees when its holes are inpainted at ``work_size``.
+
+    The holes' bounding box grown by ``margin`` of its size on every side (context around the
+    holes) and to at least ``work_size`` (the scale the model learnt), moved inside the image.
+
+    Args:
+        known: (H, W) bool, True = known pixel.
+        work_size: the model's training image size (pixels).
+        margin: context on each side, as a fraction of the holes' box side.
+
+    Returns:
+        ``(top, bottom, left, right)``, or None when there is no hole.
+    """
+    rows, cols = np.flatnonzero(~known.all(axis=1)), np.flatnonzero(~known.all(axis=0))
+    if rows.size == 0:
+        return None
+    box = []
+    for first, last, length in ((rows[0], rows[-1] + 1, known.shape[0]),
+                                (cols[0], cols[-1] + 1, known.shape[1])):
+        side = min(length, max(round((last - first) * (1 + 2 * margin)), work_size))
+        start = min(max(0, (first + last - side) // 2), length - side)
+        box += [start, start + side]
+    return box[0], box[1], box[2], box[3]
+
+
 class Inpainter:
     """Inpaint images of any size with a trained model.
 
@@ -157,6 +186,12 @@ class Inpainter:
             this size (pixels).
         tile_overlap: Minimum overlap of neighbouring tiles, blended linearly (pixels).
         batch_size: Tiles per forward pass.
+        work_size: the image size the model was trained at (pixels), or None. An image with a
+            side longer than this is not inpainted whole at its own resolution: the network
+            sees a crop around the holes (:func:`crop_around_holes`), resized so that its
+            longer side is at most ``work_size``, and the prediction is resized back and pasted
+            into the holes (IOPaint's crop strategy). A model trained on 256 px crops then meets
+            a brush stroke on a 2048 px photo at the scale it learnt.
 
     Raises:
         UserInputError: If ``tile_overlap`` is not in ``[0, tile_size)`` or ``batch_size < 1``.
@@ -173,6 +208,7 @@ class Inpainter:
         tile_size: int = DEFAULT_TILE_SIZE,
         tile_overlap: int = DEFAULT_TILE_OVERLAP,
         batch_size: int = 4,
+        work_size: int | None = None,
     ) -> None:
         if tile_size < 1 or not 0 <= tile_overlap < tile_size:
             raise UserInputError(
@@ -181,15 +217,19 @@ class Inpainter:
             )
         if batch_size < 1:
             raise UserInputError(f"batch_size (--batch-size) must be >= 1, got {batch_size}")
+        if work_size is not None and work_size < 8:
+            raise UserInputError(f"work_size (--work-size) must be >= 8 or off, got {work_size}")
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.multiple = 2 ** int(getattr(model, "depth", 0))
         self.channels = int(getattr(model, "in_channels", 3))
         self.tile_size, self.tile_overlap, self.batch_size = tile_size, tile_overlap, batch_size
+        self.work_size = work_size
 
     @classmethod
     def from_checkpoint(
-        cls, path: str | os.PathLike, device: str | torch.device | None = None, **kwargs: Any
+        cls, path: str | os.PathLike, device: str | torch.device | None = None,
+        work_size: int | str | None = "auto", **kwargs: Any
     ) -> Inpainter:
         """Build an inpainter from a training checkpoint of the inpainting task (the weight
         average when the run kept one; see
@@ -198,10 +238,14 @@ class Inpainter:
         Args:
             path: Checkpoint file.
             device: As in the constructor.
+            work_size: As in the constructor; ``"auto"``: the checkpoint's
+                ``data.image_size``.
             **kwargs: ``tile_size``, ``tile_overlap``, ``batch_size``.
         """
-        model, _ = load_model_from_checkpoint(path, resolve_device(device))
-        return cls(model, device=device, **kwargs)
+        model, config = load_model_from_checkpoint(path, resolve_device(device))
+        if work_size == "auto":  # the size the run trained at
+            work_size = int(config.get("data", {}).get("image_size", 0)) or None
+        return cls(model, device=device, work_size=work_size, **kwargs)
 
     @torch.no_grad()
     def predict(self, image: Tensor, mask: Tensor) -> Tensor:
@@ -268,11 +312,33 @@ class Inpainter:
         Returns:
             (H, W, C) uint8 composite.
         """
+        box = (crop_around_holes(known, self.work_size)
+               if self.work_size and max(known.shape) > self.work_size else None)
+        if box is None:
+            return composite_uint8(image, self._predict_array(image, known), known)
+        top, bottom, left, right = box
+        crop, crop_known = image[top:bottom, left:right], known[top:bottom, left:right]
+        scale = min(1.0, self.work_size / max(crop_known.shape))
+        size = (max(1, round(crop_known.shape[0] * scale)), max(1, round(crop_known.shape[1] *
+                                                                          scale)))
+        small = cv2.resize(crop, size[::-1], interpolation=cv2.INTER_AREA).reshape(
+            *size, crop.shape[2])
+        # a pixel of the small crop is known only where every pixel it covers is known
+        small_holes = cv2.resize((~crop_known).astype(np.float32), size[::-1],
+                                 interpolation=cv2.INTER_AREA)
+        output = self._predict_array(small, small_holes == 0)
+        output = cv2.resize(output, crop_known.shape[::-1], interpolation=cv2.INTER_CUBIC)
+        result = image.copy()
+        result[top:bottom, left:right] = composite_uint8(
+            crop, output.reshape(*crop_known.shape, crop.shape[2]).clip(0, 1), crop_known)
+        return result
+
+    def _predict_array(self, image: np.ndarray, known: np.ndarray) -> np.ndarray:
+        """The (H, W, C) float prediction in [0, 1] for a uint8 image (whole or in tiles)."""
         tensor = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None]  # (1, C, H, W)
         tensor = tensor.to(self.device, torch.float32) / 255.0
         mask = torch.from_numpy(np.array(known))[None, None].to(self.device, torch.float32)
-        output = self.predict_tiled(tensor, mask)[0].permute(1, 2, 0).cpu().numpy()
-        return composite_uint8(image, output, known)
+        return self.predict_tiled(tensor, mask)[0].permute(1, 2, 0).cpu().numpy()
 
     def __call__(
         self, image: np.ndarray | Image.Image, mask: np.ndarray | Image.Image
