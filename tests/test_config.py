@@ -126,6 +126,10 @@ def test_unknown_key(overrides, message):
         (["masks.hole_range=0.5"],
          "config key 'masks.hole_range' expects list of 2 float, got 0.5"),
         (["optim.milestones=[10, x]"], "config key 'optim.milestones' expects int, got str 'x'"),
+        (["optim.lr=.nan"], "config key 'optim.lr' expects a finite float, got nan"),
+        (["optim.lr=-.inf"], "config key 'optim.lr' expects a finite float, got -inf"),
+        (["masks.hole_range=[0.1, .nan]"],
+         "config key 'masks.hole_range' expects a finite float, got nan"),
     ],
 )
 def test_wrong_type(overrides, message):

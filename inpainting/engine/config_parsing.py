@@ -80,6 +80,8 @@ def _scalar(value: Any, kind: type, key: str) -> Any:
                 raise wrong() from None
         if isinstance(value, (int, float)) and math.isfinite(value):
             return float(value)
+        if isinstance(value, float):  # nan, inf: of the right type, but no setting
+            raise ConfigError(f"config key '{key}' expects a finite float, got {value}")
         raise wrong()
     if isinstance(value, kind):
         return value
