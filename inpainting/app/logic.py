@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from inpainting.data.limits import MAX_IMAGE_PIXELS, check_image_file
 from inpainting.engine.errors import UserInputError
 from inpainting.metrics.baselines import opencv_ns, opencv_telea
 from inpainting.predict.inference import Inpainter
@@ -38,7 +39,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 MAX_SIDE = 2048  # longer sides are downscaled to this (pixels)
-MAX_PIXELS = 50_000_000  # larger files are refused before they are decoded
+MAX_PIXELS = MAX_IMAGE_PIXELS  # larger files (photos, painted layers) are refused undecoded
 MODEL_METHOD = "Model"
 # Photos bundled with scikit-image (the demo extra): CC0, by Stefan van der Walt and Rachel
 # Michetti. chelsea.png is one of the demo run's held-out validation photos.
@@ -74,12 +75,9 @@ def load_photo(path: str | os.PathLike, max_side: int = MAX_SIDE,
     """
     name = Path(path).name
     try:
+        check_image_file(path, f"'{name}'", max_pixels)  # from the header, before decoding
         with Image.open(path) as opened:
             width, height = opened.size
-            if width * height > max_pixels:
-                raise UserInputError(
-                    f"'{name}' is {width}x{height} = {width * height / 1e6:.0f} megapixels; the "
-                    f"limit is {max_pixels / 1e6:g} megapixels, so downscale it first")
             opened.draft("RGB", (max_side, max_side))  # JPEG: decode at a reduced scale
             image = opened.convert("RGB")
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError,

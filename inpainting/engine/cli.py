@@ -123,8 +123,13 @@ def exit_on_interrupt(prog: str, active: bool = True) -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def whole_number(minimum: int) -> Callable[[str], int]:
-    """An argparse ``type``: an int >= ``minimum``, else a one-line error naming the value."""
+def whole_number(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type``: an int in ``[minimum, maximum]``, else a one-line error naming
+    the value and the bound (``argument --size: must be <= 4096, got 9000``).
+
+    Every size or count a user controls gets a ``maximum``, so that a typo cannot start work
+    that never ends or fills the memory; name it in the option's help too.
+    """
 
     def parse(text: str) -> int:
         try:
@@ -133,6 +138,8 @@ def whole_number(minimum: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be <= {maximum}, got {value}")
         return value
 
     return parse

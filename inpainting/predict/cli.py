@@ -40,6 +40,7 @@ from PIL import Image, ImageOps
 from tqdm import tqdm
 
 from inpainting.data import IMAGE_EXTENSIONS, list_images, load_image
+from inpainting.data.limits import MAX_IMAGE_PIXELS, check_image_file
 from inpainting.engine.cli import (
     OneLineParser,
     parse_polarity,
@@ -60,6 +61,8 @@ PROG = "python -m inpainting.predict"
 # --out suffixes that name an image file of another format than the PNG written (refused rather
 # than silently taken as a folder name).
 OTHER_IMAGE_SUFFIXES = tuple(ext for ext in IMAGE_EXTENSIONS if ext != ".png")
+MAX_TILE_SIZE = 16384  # pixels; a tile is never larger than the image (<= MAX_IMAGE_PIXELS)
+MAX_BATCH_SIZE = 256  # tiles per forward pass
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,7 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog=PROG,
         description="Inpaint the holes of images with a trained partial-convolution model.",
-        epilog="With a folder, unusable images are named and skipped, and the exit code is 1.",
+        epilog="With a folder, unusable images are named and skipped, and the exit code is 1.\n"
+               f"limits, checked before any work: images and masks <= "
+               f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels (from the file header); "
+               f"--tile-size <= {MAX_TILE_SIZE}; --batch-size <= {MAX_BATCH_SIZE}.",
     )
     parser.add_argument("--checkpoint", required=True, help="checkpoint .pt file of a run")
     parser.add_argument("--image", required=True, help="image file or folder of images")
@@ -84,12 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="mask files: known-white (white = known, default) or hole-white (white = hole)",
     )
     parser.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
-    parser.add_argument("--tile-size", type=whole_number(1), default=DEFAULT_TILE_SIZE,
-                        help="inpaint images larger than this in overlapping tiles (pixels)")
-    parser.add_argument("--tile-overlap", type=whole_number(0), default=DEFAULT_TILE_OVERLAP,
-                        help="overlap of neighbouring tiles (pixels)")
-    parser.add_argument("--batch-size", type=whole_number(1), default=4,
-                        help="tiles per forward pass")
+    parser.add_argument("--tile-size", type=whole_number(1, MAX_TILE_SIZE),
+                        default=DEFAULT_TILE_SIZE, help="inpaint images larger than this in "
+                        f"overlapping tiles (pixels, <= {MAX_TILE_SIZE})")
+    parser.add_argument("--tile-overlap", type=whole_number(0, MAX_TILE_SIZE - 1),
+                        default=DEFAULT_TILE_OVERLAP,
+                        help="overlap of neighbouring tiles (pixels, < --tile-size)")
+    parser.add_argument("--batch-size", type=whole_number(1, MAX_BATCH_SIZE), default=4,
+                        help=f"tiles per forward pass (<= {MAX_BATCH_SIZE})")
     return parser
 
 
@@ -161,6 +169,9 @@ def plan_jobs(image: Path, mask: Path | None, out: Path) -> list[tuple[Path, Pat
 def run_job(inpainter: Inpainter, job: tuple[Path, Path | None, Path], polarity: str) -> None:
     """Inpaint one image file and write the PNG result."""
     image_path, mask_path, out_path = job
+    for path in (image_path, mask_path):  # from the headers, before a pixel is decoded
+        if path is not None:
+            check_image_file(path, f"'{path}'")
     rgb = load_image(image_path)
     if mask_path is None:
         known = alpha_mask(image_path)
