@@ -17,13 +17,18 @@ from pathlib import Path
 from typing import Any
 
 from inpainting import tasks
-from inpainting.engine.checkpoint import find_checkpoint, read_checkpoint_file, training_state_of
+from inpainting.engine.checkpoint import find_checkpoint, training_state_of
 from inpainting.engine.config import config_to_dict
 from inpainting.engine.config_parsing import apply_overrides
 from inpainting.engine.distributed import cleanup_distributed, init_distributed
 from inpainting.engine.errors import UserInputError
 from inpainting.engine.optim import epoch_milestones
 from inpainting.engine.trainer import AUTOCAST_DTYPES
+from inpainting.tasks.classification.checkpoint import (
+    ADVICE,
+    is_nvidia_main_checkpoint,
+    read_checkpoint,
+)
 from inpainting.tasks.classification.data import (
     ImageFolderDataset,
     check_same_classes,
@@ -34,7 +39,7 @@ from inpainting.tasks.classification.models import (
     nvidia_arch_name,
     resolve_arch,
 )
-from inpainting.tasks.classification.nvidia import is_nvidia_main_checkpoint, nvidia_resume_state
+from inpainting.tasks.classification.nvidia import nvidia_resume_state
 from inpainting.tasks.classification.setup import evaluate_classifier, steps_per_epoch
 from inpainting.tasks.classification.task import ClassificationResult, checkpoint_file
 
@@ -156,12 +161,12 @@ def _resume_state(args: argparse.Namespace, path: Path, overrides: list[str], st
     """The state that ``--resume`` continues: this project's checkpoint, or one of NVIDIA's
     ``main.py`` (continued at the start of its next epoch), checked against ``-a`` /
     ``--padding``; the file is read once."""
-    raw = read_checkpoint_file(path)
+    raw = read_checkpoint(path)
     if is_nvidia_main_checkpoint(raw):
         config = config_to_dict(tasks.config_from_dict(apply_overrides({}, overrides)))
         state = nvidia_resume_state(raw, config, steps)
     else:
-        state = training_state_of(raw, path)
+        state = training_state_of(raw, path, ADVICE)
     if state.get("arch"):
         expected = nvidia_arch_name(*resolve_arch(args.arch, args.padding))
         if state["arch"] != expected:
