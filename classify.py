@@ -22,7 +22,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from inpainting.engine.cli import OneLineParser, exit_on_interrupt, run_main, whole_number
+from inpainting.engine.cli import (
+    OneLineParser,
+    exit_on_interrupt,
+    given_options,
+    run_main,
+    whole_number,
+)
 from inpainting.engine.errors import EXIT_OK
 
 PROG = "classify.py"
@@ -71,8 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("-p", "--print-freq", type=whole_number(1), default=10, metavar="N",
         help="log every N steps")
     add("--resume", default="", metavar="PATH", help="checkpoint (or its folder; ours or NVIDIA "
-        "main.py's) to continue, "
-        "or with -e to evaluate")
+        "main.py's) to continue, or with -e to evaluate; flags not given keep the checkpoint's "
+        "values (NVIDIA's: the arch only)")
     add("-e", "--evaluate", action="store_true", help="print Prec@1 / Prec@5 on --data_val")
     add("--pretrained", action="store_true", help="start from torchvision's ImageNet weights")
     add("--seed", type=int, default=None, help="seed (default: 0; runs are always seeded)")
@@ -111,7 +117,9 @@ def classify(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.given = given_options(parser, argv)  # --resume fills the others from the checkpoint
     return run_main(PROG, lambda: classify(args))
 
 

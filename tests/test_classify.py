@@ -215,3 +215,39 @@ def test_resume_refuses_an_nvidia_checkpoint_of_another_arch(folders, tmp_path, 
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"classify.py: error: --resume {tmp_path}/nvidia.pth.tar is a resnet18 run, "
                    "the flags ask for pdresnet18; pass -a resnet18"]
+
+
+def test_resume_takes_the_flags_not_given_from_the_checkpoint(folders, tmp_path, capsys):
+    """``classify.py --resume RUN`` continues the run as it was; a flag given changes only
+    what it sets (here the epochs: the schedule and the end follow, the crop stays 48)."""
+    assert classify.main(flags(folders, tmp_path, "--lr", "0.05")) == 0
+    run = tmp_path / "checkpoint_resnet18_t"
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert classify.main(["--resume", str(run), "-p", "2", "--epochs", "2"]) == 0
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["train"].pop("max_steps") == 6 and saved["train"].pop("max_steps") == 3
+    assert config["train"].pop("log_every") == 2 and saved["train"].pop("log_every") == 1
+    assert config == saved and config["classifier"]["crop_size"] == 48
+    assert read_nvidia_checkpoint(run / "checkpoint.pth.tar").epoch == 2
+    capsys.readouterr()
+    assert classify.main(["-e", "--resume", str(run)]) == 0  # -e takes them too
+    assert capsys.readouterr().out.startswith(" * Prec@1 ")
+
+
+def test_resume_of_nvidias_checkpoint_asks_for_the_data_flags_it_lacks(folders, tmp_path,
+                                                                       capsys):
+    assert classify.main(flags(folders, tmp_path)) == 0
+    run = tmp_path / "checkpoint_resnet18_t"
+    ours = torch.load(run / "checkpoint.pth.tar", weights_only=True)
+    nvidia = tmp_path / "nvidia.pth.tar"
+    torch.save({key: ours[key] for key in ("epoch", "arch", "state_dict", "best_prec1",
+                                           "optimizer")}, nvidia)
+    capsys.readouterr()
+    assert classify.main(["--resume", str(nvidia)]) == 2
+    assert capsys.readouterr().err == (
+        f"classify.py: error: --resume '{nvidia}' is a checkpoint of NVIDIA's main.py, which "
+        "records no data folders: pass --data_train and --data_val\n")
+    assert classify.main(["--resume", str(run), "--prefix", "other"]) == 2
+    assert capsys.readouterr().err.startswith(
+        f"classify.py: error: --resume continues the run in its folder '{run}', not in "
+        "'checkpoint_resnet18_other'; drop --prefix and --ckptdirprefix")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import os
 import signal
 import sys
@@ -31,6 +32,7 @@ __all__ = [
     "OneLineParser",
     "choice",
     "exit_on_interrupt",
+    "given_options",
     "parse_polarity",
     "report",
     "run_main",
@@ -49,6 +51,19 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def given_options(parser: argparse.ArgumentParser, argv: list[str] | None) -> set[str]:
+    """The ``dest`` of every option ``argv`` sets: what the user typed, not a default.
+
+    For a command whose options, when left out, take their value from elsewhere (a run being
+    resumed) rather than from their defaults. Parses ``argv`` once more with a copy of
+    ``parser`` whose defaults are all suppressed.
+    """
+    probe = copy.deepcopy(parser)
+    for action in probe._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(probe.parse_args(argv)))
 
 
 def report(prog: str, error: BaseException) -> int:
