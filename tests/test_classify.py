@@ -10,6 +10,7 @@ import pytest
 import torch
 import yaml
 from run_helpers import scalars
+from test_limits import run
 
 from inpainting.engine.checkpoint import load_checkpoint
 from inpainting.tasks.classification.cli import run_folder
@@ -251,3 +252,15 @@ def test_resume_of_nvidias_checkpoint_asks_for_the_data_flags_it_lacks(folders, 
     assert capsys.readouterr().err.startswith(
         f"classify.py: error: --resume continues the run in its folder '{run}', not in "
         "'checkpoint_resnet18_other'; drop --prefix and --ckptdirprefix")
+
+
+def test_a_folder_of_one_class_is_refused_before_the_run(tmp_path):
+    one = image_folder(tmp_path / "one", 4, ("cat",))
+    done = run("classify.py", "-a", "small_vgg", "--data_train", str(one), "--data_val",
+               str(one), "-b", "2", "-j", "0", "--crop-size", "32", "--resize-size", "36",
+               "--device", "cpu", "--ckptdirprefix", f"{tmp_path}/")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == (f"classify.py: error: train folder '{one}' has one class folder "
+                           "('cat'); a classifier needs at least 2 classes (one sub-folder "
+                           "each)\n")
+    assert not list(tmp_path.glob("checkpoint_*"))
