@@ -264,3 +264,26 @@ def test_a_folder_of_one_class_is_refused_before_the_run(tmp_path):
                            "('cat'); a classifier needs at least 2 classes (one sub-folder "
                            "each)\n")
     assert not list(tmp_path.glob("checkpoint_*"))
+
+
+def test_a_failed_validation_names_the_runs_own_checkpoint_file(folders, tmp_path, capsys,
+                                                                 monkeypatch):
+    """A classify run keeps checkpoint.pth.tar: its messages never name last.pt."""
+    import errno
+
+    from inpainting.engine.errors import UserInputError
+    from inpainting.engine.trainer import Trainer
+    from inpainting.tasks.classification.task import ClassificationTask
+
+    def bad_val(*args, **kwargs):
+        raise UserInputError("cannot decode image 'val/cat/0.png'")
+
+    def full_disk(self, name):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ClassificationTask, "validate", staticmethod(bad_val))
+    monkeypatch.setattr(Trainer, "save", full_disk)
+    assert classify.main(flags(folders, tmp_path)) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "validation at step 3 failed: cannot decode image" in line, line
+    assert "checkpoint.pth.tar could not be saved either" in line and "last.pt" not in line
