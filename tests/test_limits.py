@@ -39,6 +39,7 @@ def parsers():
     import classify
     import evaluate
     from inpainting.predict.cli import build_parser as predict_parser
+    from inpainting.tasks.classification.padding_demo import build_parser as padding_demo_parser
     from masks.__main__ import build_parser as masks_parser
 
     return {
@@ -48,6 +49,7 @@ def parsers():
         "classify.py": (classify.build_parser(), []),
         "masks video": (masks_parser(), ["video", "clip.mp4", "--out", "o"]),
         "masks stats": (masks_parser(), ["stats", "d"]),
+        "padding_demo": (padding_demo_parser(), []),
     }
 
 
@@ -67,6 +69,7 @@ def parsers():
     ("masks video", "--size", 4096),
     ("masks video", "--max-masks", 100_000),
     ("masks stats", "--per-bin", 100),
+    ("padding_demo", "--seeds", 100),
 ])
 def test_every_size_a_user_sets_has_a_limit_named_in_help_and_refusal(command, option, limit,
                                                                       capsys):
