@@ -231,7 +231,7 @@ def test_resume_takes_the_flags_not_given_from_the_checkpoint(folders, tmp_path,
     assert config == saved and config["classifier"]["crop_size"] == 48
     assert read_nvidia_checkpoint(run / "checkpoint.pth.tar").epoch == 2
     capsys.readouterr()
-    assert classify.main(["-e", "--resume", str(run)]) == 0  # -e takes them too
+    assert classify.main(["-e", "--resume", str(run), "-j", "0"]) == 0  # -e takes them too
     assert capsys.readouterr().out.startswith(" * Prec@1 ")
 
 

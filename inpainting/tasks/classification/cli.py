@@ -112,6 +112,9 @@ _FLAG_KEYS = {
     "channels_last": "train.channels_last", "device": "train.device",
 }
 _STEP_FLAGS = frozenset({"epochs", "data_train", "batch_size"})
+# What -e takes from the checkpoint: the network and how its val images are read (the train
+# folder, which -e only compares class lists with, may be long gone).
+_EVAL_FLAGS = frozenset({"data_val", "arch", "padding", "crop_size", "resize_size"})
 # The flags each setting follows from, where that is not just its own flag (_FLAG_KEYS).
 _SETTING_FLAGS = {
     **{key: {flag} for flag, key in _FLAG_KEYS.items()},
@@ -195,10 +198,12 @@ def training_settings(args: argparse.Namespace
     return overrides, str(resume), state
 
 
-def _take_checkpoint_flags(args: argparse.Namespace, raw: Any) -> None:
+def _take_checkpoint_flags(args: argparse.Namespace, raw: Any,
+                           flags: frozenset[str] | None = None) -> None:
     """Fill in the flags the user did not give from the checkpoint given to ``--resume`` (read
     by ``read_checkpoint``, then ``training_state_of`` for this project's): its config, or the
-    arch and padding of one of NVIDIA's ``main.py`` (which records nothing else)."""
+    arch and padding of one of NVIDIA's ``main.py`` (which records nothing else). ``flags``:
+    only these (default: all)."""
     given = _given(args)
     if is_nvidia_main_checkpoint(raw):
         taken = {"arch": raw.get("arch"), "padding": raw.get("padding")}
@@ -210,7 +215,7 @@ def _take_checkpoint_flags(args: argparse.Namespace, raw: Any) -> None:
         taken["batch_size"] = data.get("batch_size", 1) * int(os.environ.get("WORLD_SIZE", "1"))
         taken["epochs"] = train.get("max_steps", 1) // max(train.get("val_every", 1), 1)
     for flag, value in taken.items():
-        if flag not in given and value is not None:
+        if flag not in given and value is not None and (flags is None or flag in flags):
             setattr(args, flag, value)
 
 
@@ -270,7 +275,7 @@ def evaluate_classifier_checkpoint(args: argparse.Namespace
         path = checkpoint_path(args.resume)
         raw = read_checkpoint(path)
         if isinstance(raw, dict) and isinstance(raw.get("config"), dict):
-            _take_checkpoint_flags(args, training_state_of(raw, path, ADVICE))
+            _take_checkpoint_flags(args, training_state_of(raw, path, ADVICE), _EVAL_FLAGS)
         elif is_nvidia_main_checkpoint(raw):
             _take_checkpoint_flags(args, raw)  # a plain state dict records no flags
     if not args.data_val:
