@@ -22,7 +22,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from inpainting.engine.cli import OneLineParser, exit_on_interrupt, run_main
+from inpainting.engine.cli import (
+    OneLineParser,
+    exit_on_interrupt,
+    given_options,
+    run_main,
+    whole_number,
+)
 from inpainting.engine.errors import EXIT_OK
 
 PROG = "classify.py"
@@ -36,29 +42,43 @@ with exit_on_interrupt(PROG):  # Ctrl-C while torch loads (seconds): one line, e
     from inpainting.tasks.classification.models import CLASSIFIER_NAMES, PADDINGS
 
 
+# Limits of the sizes and counts a user sets, checked as the flags are read: generous for
+# ImageNet on many GPUs, small enough that a typo cannot start endless work.
+MAX_SIDE = 4096  # --crop-size, --resize-size (pixels), as the masks' largest side
+MAX_BATCH = 65536  # -b, the global batch
+MAX_EPOCHS = 10000
+MAX_WORKERS = 256  # -j, loader processes
+
+
 def build_parser() -> argparse.ArgumentParser:
     """NVIDIA's flags with NVIDIA's defaults, and this project's additions."""
     parser = OneLineParser(prog=PROG, description="Train or evaluate a classifier with a "
-                           "padding scheme (NVIDIA's ImageNet script's flags).")
+                           "padding scheme (NVIDIA's ImageNet script's flags).",
+                           epilog=f"limits, checked before any work: --crop-size and "
+                           f"--resize-size <= {MAX_SIDE}; -b <= {MAX_BATCH}; --epochs <= "
+                           f"{MAX_EPOCHS}; -j <= {MAX_WORKERS}.")
     add = parser.add_argument
     add("--data_train", metavar="DIRTRAIN", help="training class folders")
     add("--data_val", metavar="DIRVAL", help="validation class folders")
     add("-a", "--arch", metavar="ARCH", default="resnet50",
         help=f"architecture (default: resnet50): {' | '.join(CLASSIFIER_NAMES)}")
-    add("-j", "--workers", type=int, default=4, metavar="N", help="loader processes")
-    add("--epochs", type=int, default=100, metavar="N", help="epochs to train")
+    add("-j", "--workers", type=whole_number(0, MAX_WORKERS), default=4, metavar="N",
+        help=f"loader processes, <= {MAX_WORKERS}")
+    add("--epochs", type=whole_number(1, MAX_EPOCHS), default=100, metavar="N",
+        help=f"epochs to train, <= {MAX_EPOCHS}")
     add("--start-epoch", type=int, default=0, metavar="N",
         help="accepted as 0 only: --resume continues at the checkpoint's exact step")
-    add("-b", "--batch-size", type=int, default=192, metavar="N",
-        help="global batch, divided over the processes (default: 192)")
+    add("-b", "--batch-size", type=whole_number(1, MAX_BATCH), default=192, metavar="N",
+        help=f"global batch, divided over the processes, <= {MAX_BATCH} (default: 192)")
     add("--lr", "--learning-rate", type=float, default=0.1, metavar="LR",
         help="initial lr, x0.1 every 30 epochs")
     add("--momentum", type=float, default=0.9, metavar="M")
     add("--weight-decay", "--wd", type=float, default=1e-4, metavar="W")
-    add("-p", "--print-freq", type=int, default=10, metavar="N", help="log every N steps")
+    add("-p", "--print-freq", type=whole_number(1), default=10, metavar="N",
+        help="log every N steps")
     add("--resume", default="", metavar="PATH", help="checkpoint (or its folder; ours or NVIDIA "
-        "main.py's) to continue, "
-        "or with -e to evaluate")
+        "main.py's) to continue, or with -e to evaluate; flags not given keep the checkpoint's "
+        "values (NVIDIA's: the arch only)")
     add("-e", "--evaluate", action="store_true", help="print Prec@1 / Prec@5 on --data_val")
     add("--pretrained", action="store_true", help="start from torchvision's ImageNet weights")
     add("--seed", type=int, default=None, help="seed (default: 0; runs are always seeded)")
@@ -72,8 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="padding scheme (default: the arch's own; pd* names are partial)")
     add("--finetune-from", metavar="CKPT", default="",
         help="start from these weights (any padding; e.g. zero-padding weights into partial)")
-    add("--crop-size", type=int, default=224, help="train/val crop (default: 224)")
-    add("--resize-size", type=int, default=256, help="val short side (default: 256)")
+    add("--crop-size", type=whole_number(8, MAX_SIDE), default=224,
+        help=f"train/val crop, 8 to {MAX_SIDE} (default: 224)")
+    add("--resize-size", type=whole_number(8, MAX_SIDE), default=256,
+        help=f"val short side, 8 to {MAX_SIDE} (default: 256)")
     add("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
     add("--channels-last", action="store_true")
     add("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -95,7 +117,9 @@ def classify(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.given = given_options(parser, argv)  # --resume fills the others from the checkpoint
     return run_main(PROG, lambda: classify(args))
 
 

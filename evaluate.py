@@ -36,6 +36,10 @@ PROG = "evaluate.py"
 with exit_on_interrupt(PROG):  # Ctrl-C while torch loads (seconds): one line, exit 130
     from inpainting.metrics.evaluation import TABLES, EvalOptions, evaluate_checkpoint
     from masks import parse_bins
+    from masks.dataset import MAX_MASKS, MAX_SIZE, MAX_WORKERS
+
+MAX_BATCH_SIZE = 256  # pairs per forward pass, as predict's tiles
+MAX_GRID_ROWS = 32  # sample rows per bin in the grids
 
 _fit = choice({"center-crop": "center_crop", "resize": "resize", "none": "none"})
 
@@ -66,14 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="manifest.json of `python -m masks generate`")
     p.add_argument("--polarity", type=parse_polarity, metavar="P",
                    help="mask files: known-white (default) | hole-white")
-    p.add_argument("--masks-per-bin", type=whole_number(1), default=100, metavar="N",
-                   help="masks generated per bin and border mode (100)")
+    p.add_argument("--masks-per-bin", type=whole_number(1, MAX_MASKS), default=100, metavar="N",
+                   help="masks generated per bin and border mode (100); at most "
+                   f"{MAX_MASKS} masks in all")
     p.add_argument("--mask-seed", type=whole_number(0), default=0, metavar="S",
                    help="seed of mask generation and image/mask pairing (0)")
     p.add_argument("--bins", type=_bins, default=parse_bins("paper"), metavar="BINS",
                    help="paper (default) or lo-hi,lo-hi,...")
-    p.add_argument("--image-size", type=whole_number(11), metavar="S",
-                   help="evaluation size, >= 11 for the SSIM window (default: the "
+    p.add_argument("--image-size", type=whole_number(11, MAX_SIZE), metavar="S",
+                   help=f"evaluation size, 11 (the SSIM window) to {MAX_SIZE} (default: the "
                    "checkpoint's data.image_size; each image's own with --pair-by-name or "
                    "--lama-dir)")
     p.add_argument("--fit", type=_fit, metavar="MODE",
@@ -86,13 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--table", type=choice({t: t for t in TABLES}), default="default",
                    metavar="LAYOUT", help="default (rows per bin) | paper (Liu et al.'s Table 1) "
                    "| lama (mean ± std per 10 %% hole-ratio bucket)")
-    p.add_argument("--batch-size", type=whole_number(1), default=8, metavar="N",
-                   help="pairs per batch (8)")
+    p.add_argument("--batch-size", type=whole_number(1, MAX_BATCH_SIZE), default=8,
+                   metavar="N", help=f"pairs per batch, <= {MAX_BATCH_SIZE} (8)")
     p.add_argument("--device", default="auto", help="auto (default) | cpu | cuda")
-    p.add_argument("--workers", type=whole_number(0), default=2, metavar="N",
-                   help="image-decoding processes (2)")
-    p.add_argument("--grid-rows", type=whole_number(0), default=4, metavar="N",
-                   help="sample rows per bin in the grids (4); 0 writes no grids")
+    p.add_argument("--workers", type=whole_number(0, MAX_WORKERS), default=2, metavar="N",
+                   help=f"image-decoding processes, <= {MAX_WORKERS} (2)")
+    p.add_argument("--grid-rows", type=whole_number(0, MAX_GRID_ROWS), default=4, metavar="N",
+                   help=f"sample rows per bin in the grids, <= {MAX_GRID_ROWS} (4); 0 writes "
+                   "no grids")
     return p
 
 

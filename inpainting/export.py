@@ -80,12 +80,7 @@ def load_inpainting_model(path: str | os.PathLike) -> tuple[nn.Module, dict[str,
     Raises:
         UserInputError: no such file, or not an inpainting checkpoint of this project (one line).
     """
-    try:
-        model, config = load_model_from_checkpoint(path, device="cpu")
-    except ValueError as error:  # UserInputError: a missing file or not a checkpoint
-        message = " ".join(str(error).split())
-        raise UserInputError(f"{message} (expected an inpainting checkpoint written by "
-                             f"train.py, e.g. runs/NAME/best.pt, or a run folder)") from None
+    model, config = load_model_from_checkpoint(path, device="cpu")  # its errors say it all
     if int(getattr(model, "in_channels", 3)) != 3:
         raise UserInputError(f"checkpoint '{path}' is a {model.in_channels}-channel model; "
                              "only RGB (3-channel) models are supported here")

@@ -40,18 +40,12 @@ _BORDER_MODES = {"both": (True, False), "on": (True,), "off": (False,)}
 
 _positive_int = whole_number(1)
 _non_negative_int = whole_number(0)
+MAX_SHEET_SAMPLES = 100  # stats --per-bin: a contact sheet row stays under 10,500 px wide
 
 
 def _bounded(maximum: int):
     """An argparse ``type``: a whole number from 1 to ``maximum``, else a one-line error."""
-
-    def parse(text: str) -> int:
-        value = _positive_int(text)
-        if value > maximum:
-            raise argparse.ArgumentTypeError(f"must be <= {maximum}, got {value}")
-        return value
-
-    return parse
+    return whole_number(1, maximum)
 
 
 # The options that describe a binned set, with why a preset set cannot take them.
@@ -153,7 +147,8 @@ def _add_stats(commands) -> None:
     parser.add_argument(
         "--sheet", type=Path, default=None, help=f"contact sheet PNG (default DIR/{CONTACT_SHEET})"
     )
-    parser.add_argument("--per-bin", type=_positive_int, default=8, help="sheet samples (8)")
+    parser.add_argument("--per-bin", type=_bounded(MAX_SHEET_SAMPLES), default=8,
+                        help=f"sheet samples per bin, <= {MAX_SHEET_SAMPLES} (8)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(run=_run_stats)
 
@@ -165,9 +160,10 @@ def _add_video(commands) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument(
         "--size",
-        type=_positive_int,
+        type=_bounded(MAX_SIZE),
         default=None,
-        help="resize masks to SIZE x SIZE (default: frame size, long side <= 512)",
+        help=f"resize masks to SIZE x SIZE, <= {MAX_SIZE} (default: frame size, long side "
+             "<= 512)",
     )
     parser.add_argument(
         "--frame-step", type=_positive_int, default=1, help="compare frames t and t + STEP (1)"
@@ -179,7 +175,9 @@ def _add_video(commands) -> None:
         metavar="LO-HI",
         help="keep masks whose hole ratio is in (LO, HI] (0-1)",
     )
-    parser.add_argument("--max-masks", type=_positive_int, default=None, help="stop after N")
+    parser.add_argument("--max-masks", type=_bounded(MAX_MASKS), default=None,
+                        help=f"stop after N, <= {MAX_MASKS} (default: the whole video, at most "
+                             f"{MAX_MASKS})")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(run=_run_video)
 
@@ -272,7 +270,7 @@ def _run_video(args: argparse.Namespace) -> int:
         args.video,
         hole_range=args.hole_range,
         frame_step=args.frame_step,
-        max_masks=args.max_masks,
+        max_masks=args.max_masks or MAX_MASKS,  # a set holds at most MAX_MASKS
         **size,
     )
     existed = args.out.exists()

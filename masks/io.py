@@ -25,6 +25,14 @@ IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp")
 # Grey values >= this count as white when a file is not exactly black and white
 # (JPEG masks, anti-aliased drawings): it is the integer midpoint, i.e. a cut at 127.5.
 WHITE_THRESHOLD = 128
+# A file with more than this share of mid-grey pixels (32..223) is no black-and-white mask but a
+# picture (a photo left in a mask folder): JPEG and anti-aliased masks have grey only at edges.
+MAX_GREY_SHARE = 0.1
+_GREY_RANGE = (32, 223)
+
+
+class NotAMaskError(UserInputError):
+    """An image that is not black and white (``load_mask(..., strict=True)``)."""
 
 
 def check_polarity(polarity: str) -> str:
@@ -57,7 +65,8 @@ def hole_ratio(mask: np.ndarray) -> float:
     return np.count_nonzero(mask == 0) / mask.size
 
 
-def load_mask(path: str | os.PathLike, polarity: str = "known_white") -> np.ndarray:
+def load_mask(path: str | os.PathLike, polarity: str = "known_white",
+              strict: bool = False) -> np.ndarray:
     """Read a mask image from disk.
 
     The file is decoded by the project's one image reader
@@ -70,6 +79,8 @@ def load_mask(path: str | os.PathLike, polarity: str = "known_white") -> np.ndar
         path: PNG, JPEG or BMP file.
         polarity: ``"known_white"`` (white = known pixel, the default and the format written by
             :func:`save_mask`) or ``"hole_white"`` (white = hole).
+        strict: refuse a picture that is not black and white (more than
+            :data:`MAX_GREY_SHARE` of its pixels mid-grey) instead of binarising it.
 
     Returns:
         uint8 (H, W) mask, 1 = known, 0 = hole.
@@ -77,9 +88,17 @@ def load_mask(path: str | os.PathLike, polarity: str = "known_white") -> np.ndar
     Raises:
         UserInputError: If ``polarity`` is unknown or the file is missing or cannot be decoded
             as an image (``ImageDecodeError``, naming the file).
+        NotAMaskError: With ``strict``, a file that is not black and white.
     """
     check_polarity(polarity)
-    white = load_gray(path) >= WHITE_THRESHOLD
+    grey = load_gray(path)
+    if strict:
+        lo, hi = _GREY_RANGE
+        grey_share = np.count_nonzero((grey >= lo) & (grey <= hi)) / grey.size
+        if grey_share > MAX_GREY_SHARE:
+            raise NotAMaskError(f"{os.fspath(path)!r} is not a black-and-white mask "
+                                f"({grey_share:.0%} of its pixels are grey)")
+    white = grey >= WHITE_THRESHOLD
     known = white if polarity == "known_white" else ~white
     return known.view(np.uint8)
 

@@ -6,11 +6,13 @@ masks score near 0; a hole that fills a rectangle (or presses against a border f
 
 A folder with a ``manifest.json`` (from ``python -m masks generate``) is grouped by the bin and
 border mode each mask was made for, and every file is checked against its manifest entry. A
-plain folder of masks made elsewhere is grouped by the bin its measured hole ratio falls in.
+plain folder of masks made elsewhere is grouped by the bin its measured hole ratio falls in; an
+image in it that is not black and white (a photo) is skipped, all of them named in one warning.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,10 +24,13 @@ from tqdm import tqdm
 from inpainting.engine.errors import UserInputError
 from inpainting.engine.files import atomic_write
 from masks.generator import PAPER_BINS
-from masks.io import hole_ratio, iter_mask_files, load_mask
+from masks.io import MAX_GREY_SHARE, NotAMaskError, hole_ratio, iter_mask_files, load_mask
 from masks.manifest import MANIFEST_NAME, MaskEntry, read_manifest
 
+logger = logging.getLogger(__name__)
+
 CONTACT_SHEET = "contact_sheet.png"
+_MAX_NAMED = 5  # files a warning names before "and N more"
 _RAMP = " .:-=+*#%@"  # ASCII bar heights for the within-bin histogram
 _SUB_BUCKETS = 10
 _CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
@@ -152,11 +157,15 @@ def collect_stats(
     bins = list(bins or PAPER_BINS)
     groups: dict[tuple, Group] = {}
     problems: list[str] = []
+    pictures: list[str] = []  # plain folders: images that are not black-and-white masks
     for entry in tqdm(entries, unit="mask", disable=not progress):
         file = entry.file
         try:
-            mask = load_mask(folder / file, polarity)
+            mask = load_mask(folder / file, polarity, strict=not has_manifest)
             ratio = hole_ratio(mask)
+        except NotAMaskError:
+            pictures.append(file)
+            continue
         except (OSError, ValueError) as error:
             problems.append(f"{file}: {error}")
             continue
@@ -171,8 +180,24 @@ def collect_stats(
         group.files.append(file)
         group.ratios.append(ratio)
         group.straight.append(straight_edge_share(mask))
+    _skipped(folder, pictures, not groups and not problems)
     order = sorted(groups, key=lambda k: (k[0] is None, k[0] or (0, 0), k[1] is False))
     return FolderStats(folder, polarity, [groups[k] for k in order], problems)
+
+
+def _skipped(folder: Path, pictures: list[str], nothing_else: bool) -> None:
+    """One warning naming the images of a plain folder that are no masks; an error when the
+    folder holds nothing else."""
+    if not pictures:
+        return
+    shown = ", ".join(pictures[:_MAX_NAMED])
+    more = len(pictures) - _MAX_NAMED
+    names = shown + (f" and {more} more" if more > 0 else "")
+    if nothing_else:
+        raise UserInputError(f"no black-and-white masks in {str(folder)!r}: its {len(pictures)} "
+                             f"images are pictures ({names})")
+    logger.warning("skipped %d image(s) that are not black-and-white masks (over %.0f%% grey "
+                   "pixels): %s", len(pictures), 100 * MAX_GREY_SHARE, names)
 
 
 def format_table(stats: FolderStats) -> str:

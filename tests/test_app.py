@@ -148,6 +148,42 @@ def test_page_handlers_turn_errors_into_one_message(tmp_path, caplog):
     assert "a bug" in caplog.text  # the server log keeps the details
 
 
+def test_the_page_refuses_a_huge_painted_layer_from_its_header_before_decoding(tmp_path):
+    """A request may carry a layer of any size; Gradio would decode it before any handler
+    runs (a small file of 13000x13000: seconds and 400 MB), so the editor checks each
+    image's header first and answers one line on the page."""
+    gr = pytest.importorskip("gradio", reason="the app extra is not installed")
+    from gradio.components.image_editor import EditorData
+    from gradio.data_classes import FileData
+    from test_limits import png_header_only
+
+    from inpainting.app.page import check_sizes_before_decoding
+
+    editor = check_sizes_before_decoding(gr.ImageEditor(type="numpy", image_mode="RGBA",
+                                                        format="png"))
+    background = FileData(path=str(_save(tmp_path, photo(24, 32))))
+    huge = FileData(path=str(png_header_only(tmp_path / "layer.png", 13000, 13000)))
+    with pytest.raises(gr.Error) as info:  # the pixel data is not even valid: never decoded
+        editor.preprocess(EditorData(background=background, layers=[huge], composite=None))
+    assert info.value.message == ("a painted layer is 13000x13000 = 169 megapixels; the limit "
+                                  "is 50 megapixels, so downscale it first")
+    painted = tmp_path / "painted.png"
+    Image.fromarray(_layer(24, 32, (5, 9, 5, 9))).save(painted)
+    value = editor.preprocess(EditorData(background=background,
+                                         layers=[FileData(path=str(painted))], composite=None))
+    assert value["layers"][0].shape == (24, 32, 4)
+
+
+def test_a_photo_just_over_the_limit_says_by_how_much(tmp_path):
+    from test_limits import png_header_only
+
+    path = png_header_only(tmp_path / "wide.png", 10_006, 5_000)  # 50.03 MP
+    with pytest.raises(UserInputError) as info:
+        load_photo(path)
+    assert str(info.value) == ("'wide.png' is 10006x5000 = 50.03 megapixels; the limit is 50 "
+                               "megapixels, so downscale it first")
+
+
 def _save(folder, image):
     path = folder / "photo.png"
     Image.fromarray(image).save(path)

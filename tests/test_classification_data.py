@@ -72,8 +72,9 @@ def test_training_crops_and_flips_vary_and_validation_is_one_centre_crop(tmp_pat
     image = np.zeros((40, 60, 3), dtype=np.uint8)
     image[:, :30] = 200  # left half bright
     for split in ("train", "val"):
-        (tmp_path / split / "a").mkdir(parents=True)
-        Image.fromarray(image).save(tmp_path / split / "a" / "x.png")
+        for name in ("a", "b"):  # a classifier needs two classes; "a" holds image 0
+            (tmp_path / split / name).mkdir(parents=True)
+            Image.fromarray(image).save(tmp_path / split / name / "x.png")
     train, val = build_classification_datasets(tmp_path / "train", tmp_path / "val",
                                                crop_size=16, resize_size=20)
     crops = set()

@@ -10,6 +10,7 @@ import pytest
 import torch
 import yaml
 from run_helpers import scalars
+from test_limits import run
 
 from inpainting.engine.checkpoint import load_checkpoint
 from inpainting.tasks.classification.cli import run_folder
@@ -215,3 +216,74 @@ def test_resume_refuses_an_nvidia_checkpoint_of_another_arch(folders, tmp_path, 
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"classify.py: error: --resume {tmp_path}/nvidia.pth.tar is a resnet18 run, "
                    "the flags ask for pdresnet18; pass -a resnet18"]
+
+
+def test_resume_takes_the_flags_not_given_from_the_checkpoint(folders, tmp_path, capsys):
+    """``classify.py --resume RUN`` continues the run as it was; a flag given changes only
+    what it sets (here the epochs: the schedule and the end follow, the crop stays 48)."""
+    assert classify.main(flags(folders, tmp_path, "--lr", "0.05")) == 0
+    run = tmp_path / "checkpoint_resnet18_t"
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert classify.main(["--resume", str(run), "-p", "2", "--epochs", "2"]) == 0
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["train"].pop("max_steps") == 6 and saved["train"].pop("max_steps") == 3
+    assert config["train"].pop("log_every") == 2 and saved["train"].pop("log_every") == 1
+    assert config == saved and config["classifier"]["crop_size"] == 48
+    assert read_nvidia_checkpoint(run / "checkpoint.pth.tar").epoch == 2
+    capsys.readouterr()
+    assert classify.main(["-e", "--resume", str(run), "-j", "0"]) == 0  # -e takes them too
+    assert capsys.readouterr().out.startswith(" * Prec@1 ")
+
+
+def test_resume_of_nvidias_checkpoint_asks_for_the_data_flags_it_lacks(folders, tmp_path,
+                                                                       capsys):
+    assert classify.main(flags(folders, tmp_path)) == 0
+    run = tmp_path / "checkpoint_resnet18_t"
+    ours = torch.load(run / "checkpoint.pth.tar", weights_only=True)
+    nvidia = tmp_path / "nvidia.pth.tar"
+    torch.save({key: ours[key] for key in ("epoch", "arch", "state_dict", "best_prec1",
+                                           "optimizer")}, nvidia)
+    capsys.readouterr()
+    assert classify.main(["--resume", str(nvidia)]) == 2
+    assert capsys.readouterr().err == (
+        f"classify.py: error: --resume '{nvidia}' is a checkpoint of NVIDIA's main.py, which "
+        "records no data folders: pass --data_train and --data_val\n")
+    assert classify.main(["--resume", str(run), "--prefix", "other"]) == 2
+    assert capsys.readouterr().err.startswith(
+        f"classify.py: error: --resume continues the run in its folder '{run}', not in "
+        "'checkpoint_resnet18_other'; drop --prefix and --ckptdirprefix")
+
+
+def test_a_folder_of_one_class_is_refused_before_the_run(tmp_path):
+    one = image_folder(tmp_path / "one", 4, ("cat",))
+    done = run("classify.py", "-a", "small_vgg", "--data_train", str(one), "--data_val",
+               str(one), "-b", "2", "-j", "0", "--crop-size", "32", "--resize-size", "36",
+               "--device", "cpu", "--ckptdirprefix", f"{tmp_path}/")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == (f"classify.py: error: train folder '{one}' has one class folder "
+                           "('cat'); a classifier needs at least 2 classes (one sub-folder "
+                           "each)\n")
+    assert not list(tmp_path.glob("checkpoint_*"))
+
+
+def test_a_failed_validation_names_the_runs_own_checkpoint_file(folders, tmp_path, capsys,
+                                                                 monkeypatch):
+    """A classify run keeps checkpoint.pth.tar: its messages never name last.pt."""
+    import errno
+
+    from inpainting.engine.errors import UserInputError
+    from inpainting.engine.trainer import Trainer
+    from inpainting.tasks.classification.task import ClassificationTask
+
+    def bad_val(*args, **kwargs):
+        raise UserInputError("cannot decode image 'val/cat/0.png'")
+
+    def full_disk(self, name):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ClassificationTask, "validate", staticmethod(bad_val))
+    monkeypatch.setattr(Trainer, "save", full_disk)
+    assert classify.main(flags(folders, tmp_path)) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "validation at step 3 failed: cannot decode image" in line, line
+    assert "checkpoint.pth.tar could not be saved either" in line and "last.pt" not in line

@@ -14,6 +14,7 @@ from inpainting.data import demo as demo_module
 from inpainting.engine.cli import (
     OneLineParser,
     choice,
+    given_options,
     parse_polarity,
     report,
     run_main,
@@ -195,3 +196,14 @@ def test_a_user_error_from_a_dataloader_worker_is_still_one_line(capsys):
     assert run_main("train.py", body) == 2
     assert capsys.readouterr().err == (
         "train.py: error: 8 image files in a row from 'a.jpg' on could not be decoded\n")
+
+
+def test_given_options_are_those_typed_not_the_defaults():
+    parser = OneLineParser(prog="p")
+    parser.add_argument("--size", type=whole_number(1, 10), default=5)
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("-e", action="store_true")
+    assert given_options(parser, []) == set()
+    assert given_options(parser, ["--size=5", "--set", "a=1", "-e"]) == {"size", "overrides",
+                                                                       "e"}
+    assert parser.parse_args([]).size == 5  # the parser itself keeps its defaults

@@ -128,6 +128,10 @@ def test_unknown_key(overrides, message):
         (["masks.hole_range=0.5"],
          "config key 'masks.hole_range' expects list of 2 float, got 0.5"),
         (["optim.milestones=[10, x]"], "config key 'optim.milestones' expects int, got str 'x'"),
+        (["optim.lr=.nan"], "config key 'optim.lr' expects a finite float, got nan"),
+        (["optim.lr=-.inf"], "config key 'optim.lr' expects a finite float, got -inf"),
+        (["masks.hole_range=[0.1, .nan]"],
+         "config key 'masks.hole_range' expects a finite float, got nan"),
     ],
 )
 def test_wrong_type(overrides, message):
@@ -331,3 +335,31 @@ def test_a_folder_or_binary_file_as_config_is_one_line_naming_it(tmp_path):
         text = str(info.value)
         assert f"config file '{binary}'" in text and "\n" not in text, text
         assert "YAML" in text, text
+
+
+def billion_laughs(levels: int = 9) -> str:
+    """The "billion laughs" YAML: each level lists the one above 9 times (9**levels values in
+    about 650 bytes for 9 levels)."""
+    lines = ["a: &a [x, x, x, x, x, x, x, x, x]"]
+    for level in range(1, levels):
+        name, above = chr(ord("a") + level), chr(ord("a") + level - 1)
+        lines.append(f"{name}: &{name} [{', '.join([f'*{above}'] * 9)}]")
+    return "\n".join(lines) + "\n"
+
+
+def test_yaml_aliases_are_refused_before_anything_expands_them(tmp_path):
+    """A 650-byte alias bomb used to grow to gigabytes in the override copy; an alias is now
+    refused where the YAML is read, in a file or in --set."""
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(billion_laughs(), encoding="utf-8")
+    assert len(bomb.read_bytes()) < 700
+    with pytest.raises(ConfigError) as info:
+        load_config(bomb, ["optim.lr=1e-4"])
+    assert str(info.value) == (f"config file '{bomb}' uses the alias *a (line 2); write the "
+                               "values out (configs take no YAML aliases)")
+    with pytest.raises(ConfigError, match=r"^bad override 'masks.hole_range=\[&r 0.1, \*r\]': "
+                                          r"it uses the alias \*r; write the values out"):
+        load_config(None, ["masks.hole_range=[&r 0.1, *r]"])
+    anchored = tmp_path / "anchor.yaml"  # an anchor nobody refers to is harmless
+    anchored.write_text("optim: &o {lr: 1.0e-3}\n", encoding="utf-8")
+    assert load_config(anchored).optim.lr == 1e-3

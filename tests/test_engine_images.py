@@ -142,6 +142,8 @@ def test_every_reader_gives_the_same_upright_pixels(case, tmp_path):
     folder.mkdir()
     path = folder / filename
     expected = write(path)
+    (tmp_path / "class_b").mkdir()  # a classifier's folder needs two classes
+    write(tmp_path / "class_b" / filename)
     height, width = expected.shape[:2]
     white_mask = tmp_path / "known.png"
     Image.fromarray(np.full((height, width), 255, np.uint8)).save(white_mask)

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 import runpy
 import subprocess
 import sys
@@ -291,3 +292,38 @@ def test_a_failure_while_scoring_keeps_its_traceback(setup, tmp_path, monkeypatc
     with pytest.raises(RuntimeError, match="CUDA error"):
         _main()(["--checkpoint", str(checkpoint), "--images", str(images), "--masks-per-bin", "1",
                  "--out", str(tmp_path / "r"), "--device", "cpu", "--workers", "0"])
+
+
+def test_a_mask_set_inverted_against_its_manifest_names_the_polarity(setup, tmp_path):
+    """Files written white = hole under a manifest that says white = known measure 1 minus
+    their listed hole ratios: exit 2 saying which polarity the files have."""
+    from masks.dataset import generate_mask_set
+
+    checkpoint, images = setup
+    masks = tmp_path / "masks"
+    generate_mask_set(masks, 32, [(0.1, 0.2), (0.3, 0.4)], 3, borders=(False,), progress=False)
+    files = sorted(masks.rglob("*.png"))
+    changed = files[0]
+    for path in files:  # the inverted set: every file's white and black swapped
+        Image.fromarray(255 - np.asarray(Image.open(path))).save(path)
+    command = [sys.executable, str(EVALUATE), "--checkpoint", str(checkpoint), "--images",
+               str(images), "--masks", str(masks), "--out", str(tmp_path / "report")]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env=env)
+    assert done.returncode == 2, done.stderr
+    line = done.stderr.strip().splitlines()[-1]
+    name = changed.relative_to(masks).as_posix()
+    assert line.startswith(f"evaluate.py: error: mask '{name}' has 8"), line
+    assert line.endswith(": the files are inverted (hole-white, white = hole); set "
+                         "\"polarity\": \"hole_white\" in the manifest"), line
+    for path in files:  # back to their polarity but one: the files changed
+        Image.fromarray(255 - np.asarray(Image.open(path))).save(path)
+    Image.fromarray(np.full((32, 32), 255, np.uint8)).save(changed)
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env=env)
+    assert done.returncode == 2, done.stderr
+    line = done.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"evaluate.py: error: mask '{name}' has 0.0% holes, manifest "
+                           f"'{masks / 'manifest.json'}' says 1"), line
+    assert line.endswith(": the files changed since it was written; regenerate the set"), line

@@ -105,11 +105,14 @@ def test_cli_writes_pt2_and_refuses_bad_input_in_one_line(checkpoint, tmp_path, 
     not_a_checkpoint.write_text("hello")
     foreign = tmp_path / "foreign.pt"
     torch.save({"weights": torch.zeros(3)}, foreign)
-    for bad in [not_a_checkpoint, foreign, tmp_path / "missing.pt"]:
+    for bad, says in [(not_a_checkpoint, "not a file written by torch.save"),
+                      (foreign, "not a training checkpoint"), (tmp_path / "missing.pt",
+                                                                "does not exist")]:
         capsys.readouterr()
         assert main(["--checkpoint", str(bad), "--format", "onnx", "--out", str(out)]) == 2
         err = capsys.readouterr().err
-        assert err.count("\n") == 1 and "inpainting checkpoint" in err and "Traceback" not in err
+        assert err.count("\n") == 1 and says in err and "Traceback" not in err, err
+        assert f"'{bad}'" in err and len(err) < 200 + len(str(bad)), err
     with pytest.raises(SystemExit) as exit_info:
         main(["--checkpoint", str(checkpoint), "--format", "tflite", "--out", str(out)])
     assert exit_info.value.code == 2

@@ -179,3 +179,29 @@ def test_a_bug_keeps_its_traceback(tmp_path, monkeypatch):
     monkeypatch.setattr("masks.__main__.collect_stats", buggy)
     with pytest.raises(ValueError, match="a bug"):
         main(["stats", str(tmp_path), "--no-progress"])
+
+
+def test_stats_on_a_plain_folder_skips_pictures_with_one_warning(tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for index in range(3):
+        mask = MaskGenerator(32, 32, (0.1, 0.3), rng=index)()
+        cv2.imwrite(str(folder / f"mask{index}.png"), mask * 255)
+    rng = np.random.default_rng(0)
+    for name in ("holiday.jpg", "cat.png"):  # photos left among the masks
+        cv2.imwrite(str(folder / name), rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    done = _cli("stats", folder, "--no-progress", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ("WARNING masks.stats: skipped 2 image(s) that are not black-and-white "
+                           "masks (over 10% grey pixels): cat.png, holiday.jpg\n")
+    assert "3 masks (known_white)" in done.stdout
+    for name in ("holiday.jpg", "cat.png"):  # a folder of pictures only is no mask folder
+        (folder / name).rename(tmp_path / name)
+    for index in range(3):
+        (folder / f"mask{index}.png").unlink()
+        cv2.imwrite(str(folder / f"photo{index}.png"),
+                    rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    done = _cli("stats", folder, "--no-progress", cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.startswith(
+        f"python -m masks stats: error: no black-and-white masks in '{folder}': its 3 images "
+        "are pictures (photo0.png, photo1.png, photo2.png)"), done.stderr

@@ -215,7 +215,10 @@ def _bad_inputs(tmp_path: Path, good: Path) -> dict[str, list[str]]:
 
 def test_bad_inputs_one_line_exit_2(runs, tmp_path, capsys):
     for name, argv in _bad_inputs(tmp_path, runs[0]).items():
-        code = main(argv)
+        try:
+            code = main(argv)
+        except SystemExit as refused:  # refused while parsing (a --plot of no image format)
+            code = refused.code
         err = capsys.readouterr().err
         assert code == 2, name
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, (name, err)
@@ -251,3 +254,16 @@ def test_the_documented_table_matches_the_csv():
                 assert (float(mean), float(diff)) == (rows[cells[0], padding].average,
                                                       rows[cells[0], padding].diff)
     assert checked == 5
+
+
+def test_a_plot_file_of_an_unknown_format_is_refused_before_the_runs_are_read(runs, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "inpainting.tasks.classification.padding_report",
+               *map(str, runs), "--plot", str(tmp_path / "t.xyz")]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+    assert done.returncode == 2 and done.stdout == ""  # no table printed first
+    assert done.stderr == (
+        "python -m inpainting.tasks.classification.padding_report: error: argument --plot: "
+        f"cannot draw to '{tmp_path / 't.xyz'}': the suffix picks the format, one of png, jpg, "
+        "jpeg, webp, gif, bmp, tif, tiff, pdf (see --help)\n")
+    assert not list(tmp_path.glob("t.*"))

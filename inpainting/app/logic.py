@@ -20,7 +20,13 @@ from PIL import Image
 
 from inpainting.engine.errors import UserInputError
 from inpainting.engine.files import atomic_write
-from inpainting.engine.images import ImageDecodeError, image_size, load_image
+from inpainting.engine.images import (
+    MAX_IMAGE_PIXELS,
+    ImageDecodeError,
+    check_image_file,
+    image_size,
+    load_image,
+)
 from inpainting.metrics.baselines import opencv_ns, opencv_telea
 from inpainting.predict.inference import Inpainter
 
@@ -40,7 +46,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 MAX_SIDE = 2048  # longer sides are downscaled to this (pixels)
-MAX_PIXELS = 50_000_000  # larger files are refused before they are decoded
+MAX_PIXELS = MAX_IMAGE_PIXELS  # larger files (photos, painted layers) are refused undecoded
 MODEL_METHOD = "Model"
 # Photos bundled with scikit-image (the demo extra): CC0, by Stefan van der Walt and Rachel
 # Michetti. chelsea.png is one of the demo run's held-out validation photos.
@@ -80,11 +86,8 @@ def load_photo(path: str | os.PathLike, max_side: int = MAX_SIDE,
     """
     name = Path(path).name
     try:
+        check_image_file(path, f"'{name}'", max_pixels)  # from the header, before decoding
         width, height = image_size(path)
-        if width * height > max_pixels:
-            raise UserInputError(
-                f"'{name}' is {width}x{height} = {width * height / 1e6:.0f} megapixels; the "
-                f"limit is {max_pixels / 1e6:g} megapixels, so downscale it first")
         # decode reduced (JPEG: while decoding) but keep the longer side >= max_side
         reduce_to = -(-max_side * min(width, height) // max(width, height))
         array = load_image(path, reduce_to=reduce_to)

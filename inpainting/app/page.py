@@ -7,6 +7,7 @@ server log), so the page never shows a stack trace and the server keeps serving.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 from collections.abc import Callable
@@ -31,9 +32,10 @@ from inpainting.app.logic import (  # noqa: E402
     save_png,
 )
 from inpainting.engine.errors import UserInputError  # noqa: E402
+from inpainting.engine.images import check_image_file  # noqa: E402
 from inpainting.predict.inference import Inpainter  # noqa: E402
 
-__all__ = ["build_page", "serve"]
+__all__ = ["build_page", "check_sizes_before_decoding", "serve"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +47,30 @@ NO_MODEL_NOTE = (
 )
 # Local fonts only: the default theme would have the browser fetch fonts from the internet.
 THEME = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
+
+
+def check_sizes_before_decoding(editor: gr.ImageEditor) -> gr.ImageEditor:
+    """Make ``editor`` refuse an image the browser sends (background, painted layer, composite)
+    that is over :data:`MAX_PIXELS` from its header, before Gradio decodes it: a request can
+    carry a layer of any size, and a small file of 13000x13000 would otherwise cost seconds and
+    400 MB before a handler sees it. The refusal is one line on the page (a ``gr.Error``).
+
+    Wraps the editor's per-image decoding step (a subclass would make Gradio write a ``.pyi``
+    file beside this module).
+    """
+    decode = editor.convert_and_format_image
+
+    def checked(file: Any, flatten_on_white: bool = False) -> Any:
+        if file is not None:
+            source = io.BytesIO(file) if isinstance(file, (bytes, bytearray)) else file.path
+            try:
+                check_image_file(source, "a painted layer", MAX_PIXELS)
+            except UserInputError as error:
+                raise gr.Error(str(error), print_exception=False) from None
+        return decode(file, flatten_on_white)
+
+    editor.convert_and_format_image = checked  # type: ignore[method-assign]
+    return editor
 
 
 def _guarded(handler: Callable[..., tuple], outputs: int) -> Callable[..., tuple]:
@@ -106,7 +132,7 @@ def build_page(inpainter: Inpainter | None, model_label: str, workdir: Path) -> 
         gr.Markdown("## Inpainting with partial convolutions\n"
                     f"{'Model: `' + model_label + '`' if inpainter else NO_MODEL_NOTE}\n\n"
                     f"Photos larger than {MAX_SIDE} px on a side are downscaled; files over "
-                    f"{MAX_PIXELS // 1_000_000} megapixels are refused.")
+                    f"{MAX_PIXELS // 1_000_000} megapixels (painted layers included) are refused.")
         photo = gr.State(None)
         with gr.Row():
             with gr.Column(scale=1):
@@ -124,6 +150,7 @@ def build_page(inpainter: Inpainter | None, model_label: str, workdir: Path) -> 
                                    color_mode="fixed"),
                     eraser=gr.Eraser(default_size="auto"),
                 )
+                check_sizes_before_decoding(editor)
         with gr.Row():
             run = gr.Button("Inpaint", variant="primary", elem_id="inpaint")
             download = gr.DownloadButton("Download result (PNG)", interactive=False,

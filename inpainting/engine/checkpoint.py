@@ -50,6 +50,7 @@ from inpainting.engine.signals import pause_point
 
 __all__ = [
     "CHECKPOINT_VERSION",
+    "DEFAULT_ADVICE",
     "TrainingParts",
     "capture_rng_state",
     "find_checkpoint",
@@ -65,6 +66,8 @@ __all__ = [
 
 CHECKPOINT_VERSION = 1
 _ZIP_MAGIC = b"PK\x03\x04"
+# How a refusal ends unless the caller (a task's command) says what it takes instead.
+DEFAULT_ADVICE = "pass a .pt file written by train.py"
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> None:
@@ -241,20 +244,23 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
     return training_state_of(read_checkpoint_file(path, map_location), path)
 
 
-def training_state_of(raw: Any, path: Path) -> dict[str, Any]:
+def training_state_of(raw: Any, path: Path, advice: str = DEFAULT_ADVICE) -> dict[str, Any]:
     """A file read by :func:`read_checkpoint_file` as the engine's training state: checked,
     its config migrated, unpacked by its task.
 
     Raises:
-        UserInputError: as :func:`load_checkpoint`.
+        UserInputError: as :func:`load_checkpoint`; a refusal ends with ``advice``.
     """
-    state = _checked_state(raw, path)
+    state = _checked_state(raw, path, advice)
     state["config"] = tasks.migrate_config(state["config"])
     return tasks.get(state["config"]["task"]).unpack_checkpoint(state)
 
 
-def read_checkpoint_file(path: Path, map_location: Any = "cpu") -> Any:
-    """``torch.load(path, weights_only=True)``; a file torch cannot read is a UserInputError."""
+def read_checkpoint_file(path: Path, map_location: Any = "cpu",
+                         advice: str = DEFAULT_ADVICE) -> Any:
+    """``torch.load(path, weights_only=True)``; a file torch cannot read is a UserInputError
+    saying what was found (not a torch file, truncated, a foreign pickle), then ``advice``
+    (never torch's own text: it runs to 700 characters and advises ``weights_only=False``)."""
     try:
         with warnings.catch_warnings():  # torch warns on pickles of other protocols: a bad file
             warnings.simplefilter("ignore", UserWarning)
@@ -263,21 +269,21 @@ def read_checkpoint_file(path: Path, map_location: Any = "cpu") -> Any:
         if error.errno != errno.EINVAL:  # torch's zip reader on a truncated file: a bad file
             raise
         raise UserInputError(f"cannot read checkpoint '{path}': {unreadable_reason(path, error)}"
-                             "; pass a .pt file written by train.py") from error
+                             f"; {advice}") from error
     except Exception as error:  # KeyError (a text file), EOFError (empty), RuntimeError
         # (truncated zip), UnpicklingError (foreign pickle): no common type
         raise UserInputError(f"cannot read checkpoint '{path}': {unreadable_reason(path, error)}"
-                             "; pass a .pt file written by train.py") from error
+                             f"; {advice}") from error
 
 
-def _checked_state(state: Any, path: Path) -> dict[str, Any]:
+def _checked_state(state: Any, path: Path, advice: str) -> dict[str, Any]:
     """A loaded checkpoint with a config of this project, or a UserInputError saying why not.
     """
     if not isinstance(state, dict) or not isinstance(state.get("config"), dict):
         owner = tasks.checkpoint_owner(state)  # a foreign format a task reads
         found = f"{owner}, not" if owner else "not"
-        raise UserInputError(f"'{path}' is {found} a training checkpoint of this project; pass a "
-                             ".pt file written by train.py")
+        raise UserInputError(f"'{path}' is {found} a training checkpoint of this project; "
+                             f"{advice}")
     if int(state.get("version", 0)) > CHECKPOINT_VERSION:
         raise UserInputError(f"checkpoint '{path}' has version {state['version']}, newer than "
                              f"this code ({CHECKPOINT_VERSION}); update the package")
@@ -294,8 +300,7 @@ def unreadable_reason(path: Path, error: Exception) -> str:
     if head != _ZIP_MAGIC:  # every checkpoint torch.save writes is a zip archive
         return "not a file written by torch.save"
     if isinstance(error, pickle.UnpicklingError):
-        return ("it holds objects other than tensors and plain types, which are not loaded "
-                "because loading them could run code")
+        return "it holds objects other than tensors and plain types (loading them could run code)"
     return "the file is truncated or corrupt (an unreadable torch zip archive)"
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import os
 import signal
 import sys
@@ -31,6 +32,7 @@ __all__ = [
     "OneLineParser",
     "choice",
     "exit_on_interrupt",
+    "given_options",
     "parse_polarity",
     "report",
     "run_main",
@@ -49,6 +51,19 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def given_options(parser: argparse.ArgumentParser, argv: list[str] | None) -> set[str]:
+    """The ``dest`` of every option ``argv`` sets: what the user typed, not a default.
+
+    For a command whose options, when left out, take their value from elsewhere (a run being
+    resumed) rather than from their defaults. Parses ``argv`` once more with a copy of
+    ``parser`` whose defaults are all suppressed.
+    """
+    probe = copy.deepcopy(parser)
+    for action in probe._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(probe.parse_args(argv)))
 
 
 def report(prog: str, error: BaseException) -> int:
@@ -123,8 +138,13 @@ def exit_on_interrupt(prog: str, active: bool = True) -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def whole_number(minimum: int) -> Callable[[str], int]:
-    """An argparse ``type``: an int >= ``minimum``, else a one-line error naming the value."""
+def whole_number(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type``: an int in ``[minimum, maximum]``, else a one-line error naming
+    the value and the bound (``argument --size: must be <= 4096, got 9000``).
+
+    Every size or count a user controls gets a ``maximum``, so that a typo cannot start work
+    that never ends or fills the memory; name it in the option's help too.
+    """
 
     def parse(text: str) -> int:
         try:
@@ -133,6 +153,8 @@ def whole_number(minimum: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be <= {maximum}, got {value}")
         return value
 
     return parse

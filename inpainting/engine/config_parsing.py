@@ -5,6 +5,13 @@ Nothing here knows the training config's sections; it converts any nested datacl
 ``yaml.safe_load`` (never ``eval``) and reads YAML files, raising ``ConfigError`` with one line
 that names the dotted key.
 
+YAML aliases (``*name``, also ``<<: *name``) are refused in files and overrides alike: a config
+is a few dozen values, and an alias repeats a whole subtree, so nested aliases of a few hundred
+bytes stand for billions of values (the "billion laughs"). ``yaml.safe_load`` shares the
+repeated objects, but every later walk (a copy, an error message, the saved ``config.yaml``)
+expands them. Refusing them where YAML is read bounds every walk at once, at the cost of a
+feature configs have no use for.
+
 Type rules: an ``int`` is accepted where a ``float`` is expected; so is a string that reads as a
 number, because YAML 1.1 loads ``1e-4`` (no dot) as a string. ``true``/``false`` are never
 numbers. Lists are accepted for tuples.
@@ -73,6 +80,8 @@ def _scalar(value: Any, kind: type, key: str) -> Any:
                 raise wrong() from None
         if isinstance(value, (int, float)) and math.isfinite(value):
             return float(value)
+        if isinstance(value, float):  # nan, inf: of the right type, but no setting
+            raise ConfigError(f"config key '{key}' expects a finite float, got {value}")
         raise wrong()
     if isinstance(value, kind):
         return value
@@ -119,13 +128,47 @@ def build_dataclass(cls: type, values: Any, prefix: str = "") -> Any:
     return cls(**kwargs)
 
 
+class _AliasFound(yaml.YAMLError):
+    """The YAML text holds an alias (``*anchor``), which configs do not take."""
+
+    def __init__(self, anchor: str, line: int) -> None:
+        super().__init__(f"alias *{anchor} on line {line}")
+        self.anchor, self.line = anchor, line
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """``yaml.safe_load``'s loader, refusing aliases before anything is built from them."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise _AliasFound(event.anchor, event.start_mark.line + 1)
+        return super().compose_node(parent, index)
+
+
+def _load_yaml(text: str) -> Any:
+    """``yaml.safe_load(text)`` without aliases (see the module docstring).
+
+    Raises:
+        _AliasFound: the text holds an alias.
+        yaml.YAMLError: the text is not valid YAML.
+    """
+    return yaml.load(text, Loader=_NoAliasLoader)  # a SafeLoader: plain types only
+
+
+_ALIAS_FIX = "write the values out (configs take no YAML aliases)"
+
+
 def _parse_override(text: str) -> tuple[list[str], Any]:
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key or any(not part for part in key.split(".")):
         raise ConfigError(f"bad override {text!r}: use --set section.key=value")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = _load_yaml(raw) if raw.strip() else ""
+    except _AliasFound as alias:
+        raise ConfigError(f"bad override {text[:80]!r}: it uses the alias *{alias.anchor}; "
+                          f"{_ALIAS_FIX}") from None
     except yaml.YAMLError:
         raise ConfigError(f"bad override {text!r}: the value is not valid YAML") from None
     return key.split("."), value
@@ -171,8 +214,8 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML config file into a dict (an empty file gives ``{}``).
 
     Raises:
-        ConfigError: a missing file or a folder, binary or invalid YAML, or a top level that
-            is not a mapping; the message names the file.
+        ConfigError: a missing file or a folder, binary or invalid YAML, a YAML alias, or a top
+            level that is not a mapping; the message names the file.
     """
     path = Path(path)
     if path.is_dir():
@@ -181,7 +224,10 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file '{path}' does not exist")
     try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+        values = _load_yaml(path.read_text(encoding="utf-8"))
+    except _AliasFound as alias:
+        raise ConfigError(f"config file '{path}' uses the alias *{alias.anchor} (line "
+                          f"{alias.line}); {_ALIAS_FIX}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"config file '{path}' is not UTF-8 text; pass a YAML file") from None
     except yaml.YAMLError as error:

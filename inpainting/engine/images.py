@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -39,11 +41,14 @@ from inpainting.engine.errors import UserInputError
 
 __all__ = [
     "ALPHA_BACKGROUND",
+    "MAX_IMAGE_PIXELS",
     "ImageDecodeError",
+    "check_image_file",
     "image_size",
     "load_gray",
     "load_image",
     "load_image_and_alpha",
+    "megapixels",
     "open_image",
 ]
 
@@ -259,3 +264,56 @@ def _composite_alpha(rgba: np.ndarray) -> np.ndarray:
     background = np.asarray(ALPHA_BACKGROUND, dtype=np.float32)
     rgb = rgba[:, :, :3].astype(np.float32) * alpha + background * (1.0 - alpha)
     return np.rint(rgb).astype(np.uint8)
+
+
+# How large an image file the tools on a trained model take (predict, the app), checked from
+# the header before a pixel is decoded: a few-kB PNG can hold a 13000x13000 image (500 MB).
+MAX_IMAGE_PIXELS = 50_000_000  # 50 MP: 150 MB as 8-bit RGB, 600 MB as float32
+
+
+def megapixels(pixels: int, limit: int = MAX_IMAGE_PIXELS) -> str:
+    """``pixels`` in megapixels with the decimals that tell it from ``limit`` (``"50.3"``,
+    ``"50.000001"``), so that a refusal never reads "50 megapixels; the limit is 50"."""
+    for decimals in range(7):
+        text = f"{pixels / 1e6:.{decimals}f}"
+        if (float(text) > limit / 1e6) == (pixels > limit) and float(text) * 1e6 != limit:
+            return text
+    return f"{pixels / 1e6:.6f}"
+
+
+def check_image_file(file: str | os.PathLike | IO[bytes], name: str,
+                     max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[int, int] | None:
+    """The ``(width, height)`` of an image file, read from its header; refuse it over the limit.
+
+    Args:
+        file: a path or an open binary file (its position is left at the start).
+        name: how the message names the file (``"'photo.jpg'"``, ``"a painted layer"``).
+        max_pixels: the largest ``width * height`` taken.
+
+    Returns:
+        ``(width, height)``, or None for a file Pillow cannot identify (missing, not an image):
+        the decoder that follows says what is wrong in its own words.
+
+    Raises:
+        UserInputError: more than ``max_pixels`` pixels (one line: the size, the limit, the fix).
+    """
+    try:
+        with warnings.catch_warnings():  # Pillow warns from 89 MP on: the check below decides
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(file) as opened:
+                width, height = opened.size
+    except Image.DecompressionBombError:  # over Pillow's own limit (179 MP): size not given
+        raise UserInputError(
+            f"{name} has more than {megapixels(2 * Image.MAX_IMAGE_PIXELS, max_pixels)} "
+            f"megapixels; the limit is {max_pixels / 1e6:g} megapixels, so downscale it first"
+        ) from None
+    except (OSError, ValueError, SyntaxError, EOFError):  # Pillow's ways of "not an image"
+        return None
+    finally:
+        if hasattr(file, "seek"):
+            file.seek(0)
+    if width * height > max_pixels:
+        raise UserInputError(
+            f"{name} is {width}x{height} = {megapixels(width * height, max_pixels)} megapixels; "
+            f"the limit is {max_pixels / 1e6:g} megapixels, so downscale it first")
+    return width, height

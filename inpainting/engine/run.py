@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import logging
 import random
+import shlex
 import sys
 import time
 from collections.abc import Iterator
@@ -86,7 +87,7 @@ class Session:
         if result.stopped_by:
             saved = run / self.trainer.task.checkpoint_file("last.pt")
             return (f"Stopped by {result.stopped_by} at step {result.step}; checkpoint saved to "
-                    f"{saved}\nResume with: python {prog} --resume {run}")
+                    f"{saved}\nResume with: python {prog} --resume {shlex.quote(str(run))}")
         minutes = (time.time() - self.started) / 60
         budget = self.config.train.max_minutes
         spent = (f" (the train.max_minutes budget of {budget:g} min)"

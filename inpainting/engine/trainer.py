@@ -351,7 +351,8 @@ class Trainer:
             try:
                 saved = f"the training is saved in {self.save('last.pt')} (step {self.step})"
             except Exception as save_error:  # e.g. the same full disk
-                saved = f"last.pt could not be saved either ({one_line(save_error)})"
+                last = self.task.checkpoint_file("last.pt")  # the task's name of it
+                saved = f"{last} could not be saved either ({one_line(save_error)})"
             environment = is_environment_error(error)
             reason = environment_message(error) if environment else one_line(error)
             message = (f"validation at step {self.step} failed: {reason}; {saved}: fix that, "

@@ -49,7 +49,7 @@ from inpainting.engine.cli import (
 )
 from inpainting.engine.errors import EXIT_FAILED, EXIT_OK, UserInputError, one_line
 from inpainting.engine.files import atomic_write, check_output_file
-from inpainting.engine.images import load_image_and_alpha
+from inpainting.engine.images import MAX_IMAGE_PIXELS, check_image_file, load_image_and_alpha
 from inpainting.predict.inference import DEFAULT_TILE_OVERLAP, DEFAULT_TILE_SIZE, Inpainter
 from masks import load_mask
 from masks.io import iter_mask_files
@@ -63,6 +63,8 @@ PROG = "python -m inpainting.predict"
 # --out suffixes that name an image file of another format than the PNG written (refused rather
 # than silently taken as a folder name).
 OTHER_IMAGE_SUFFIXES = tuple(ext for ext in IMAGE_EXTENSIONS if ext != ".png")
+MAX_TILE_SIZE = 16384  # pixels; a tile is never larger than the image (<= MAX_IMAGE_PIXELS)
+MAX_BATCH_SIZE = 256  # tiles per forward pass
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,7 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog=PROG,
         description="Inpaint the holes of images with a trained partial-convolution model.",
-        epilog="With a folder, unusable images are named and skipped, and the exit code is 1.",
+        epilog="With a folder, unusable images are named and skipped, and the exit code is 1.\n"
+               f"limits, checked before any work: images and masks <= "
+               f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels (from the file header); "
+               f"--tile-size <= {MAX_TILE_SIZE}; --batch-size <= {MAX_BATCH_SIZE}.",
     )
     parser.add_argument("--checkpoint", required=True, help="checkpoint .pt file of a run")
     parser.add_argument("--image", required=True, help="image file or folder of images")
@@ -87,12 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="mask files: known-white (white = known, default) or hole-white (white = hole)",
     )
     parser.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
-    parser.add_argument("--tile-size", type=whole_number(1), default=DEFAULT_TILE_SIZE,
-                        help="inpaint images larger than this in overlapping tiles (pixels)")
-    parser.add_argument("--tile-overlap", type=whole_number(0), default=DEFAULT_TILE_OVERLAP,
-                        help="overlap of neighbouring tiles (pixels)")
-    parser.add_argument("--batch-size", type=whole_number(1), default=4,
-                        help="tiles per forward pass")
+    parser.add_argument("--tile-size", type=whole_number(1, MAX_TILE_SIZE),
+                        default=DEFAULT_TILE_SIZE, help="inpaint images larger than this in "
+                        f"overlapping tiles (pixels, <= {MAX_TILE_SIZE})")
+    parser.add_argument("--tile-overlap", type=whole_number(0, MAX_TILE_SIZE - 1),
+                        default=DEFAULT_TILE_OVERLAP,
+                        help="overlap of neighbouring tiles (pixels, < --tile-size)")
+    parser.add_argument("--batch-size", type=whole_number(1, MAX_BATCH_SIZE), default=4,
+                        help=f"tiles per forward pass (<= {MAX_BATCH_SIZE})")
     parser.add_argument("--work-size", type=_work_size, default="auto", metavar="auto|N|0",
                         help="a larger image is inpainted on a crop around its holes resized to "
                              "N px (default auto: the size the checkpoint trained at; 0: the "
@@ -198,6 +205,9 @@ def plan_jobs(image: Path, mask: Path | None, out: Path) -> list[tuple[Path, Pat
 def run_job(inpainter: Inpainter, job: tuple[Path, Path | None, Path], polarity: str) -> None:
     """Inpaint one image file and write the PNG result."""
     image_path, mask_path, out_path = job
+    for path in (image_path, mask_path):  # from the headers, before a pixel is decoded
+        if path is not None:
+            check_image_file(path, f"'{path}'")
     rgb, known = read_inputs(image_path, mask_path, polarity)
     image = np.asarray(Image.fromarray(rgb).convert("L")) if inpainter.channels == 1 else rgb
     result = inpainter(image, known)

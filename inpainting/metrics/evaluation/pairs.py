@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,13 +23,14 @@ import numpy as np
 
 from inpainting.engine.errors import UserInputError
 from inpainting.engine.images import image_size
-from masks.io import iter_mask_files
-from masks.manifest import read_manifest
+from masks.io import hole_ratio, iter_mask_files, load_mask
+from masks.manifest import MaskEntry, read_manifest
 
 __all__ = [
     "MaskRecord",
     "Pair",
     "assign_pairs",
+    "check_hole_ratios",
     "check_mask_sizes",
     "make_pairs",
     "masks_from_folder",
@@ -37,6 +39,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+_MEASURED = 5  # manifest entries whose files are measured against their hole ratio
+_RATIO_TOLERANCE = 0.01  # a file's hole ratio may differ this much (a JPEG, a resave)
 
 
 @dataclass(frozen=True)
@@ -95,8 +100,9 @@ def masks_from_manifest(
         records, and the file polarity.
 
     Raises:
-        UserInputError: If the manifest is missing, malformed or lists no masks, or a listed file
-            is missing.
+        UserInputError: If the manifest is missing, malformed or lists no masks, a listed file
+            is missing, or a few files measured contradict their listed hole ratios (an inverted
+            set says which polarity its files have).
     """
     manifest = Path(manifest)
     content = read_manifest(manifest)
@@ -109,7 +115,38 @@ def masks_from_manifest(
         if not path.is_file():
             raise UserInputError(f"mask '{path}' listed in '{manifest}' does not exist")
         records.append(MaskRecord(path, entry.file, entry.border))
+    check_hole_ratios(manifest, root, content.masks, content.polarity)
     return records, content.polarity
+
+
+def check_hole_ratios(manifest: Path, root: Path, entries: Sequence[MaskEntry],
+                      polarity: str) -> None:
+    """Measure a few files spread over the manifest against their listed hole ratios.
+
+    Raises:
+        UserInputError: a file contradicts its entry: the set is inverted (every file measured
+            has 1 - its listed ratio: the files are of the other polarity; the message says
+            which to set), or the files changed since the manifest was written.
+    """
+    listed = [entry for entry in entries if entry.hole_ratio is not None]
+    if not listed:
+        return
+    picks = [listed[round(i)] for i in np.linspace(0, len(listed) - 1, min(_MEASURED,
+                                                                             len(listed)))]
+    measured = [(entry, hole_ratio(load_mask(root / entry.file, polarity))) for entry in picks]
+    wrong = [(entry, ratio) for entry, ratio in measured
+             if abs(ratio - entry.hole_ratio) > _RATIO_TOLERANCE]
+    if not wrong:
+        return
+    entry, ratio = wrong[0]
+    found = (f"mask '{entry.file}' has {ratio:.1%} holes, manifest '{manifest}' says "
+             f"{entry.hole_ratio:.1%}")
+    if all(abs(ratio + entry.hole_ratio - 1) <= _RATIO_TOLERANCE for entry, ratio in measured):
+        other = "hole_white" if polarity == "known_white" else "known_white"
+        raise UserInputError(f"{found}: the files are inverted ({other.replace('_', '-')}, "
+                             f"white = {'hole' if other == 'hole_white' else 'known'}); set "
+                             f"\"polarity\": \"{other}\" in the manifest")
+    raise UserInputError(f"{found}: the files changed since it was written; regenerate the set")
 
 
 def check_mask_sizes(records: list[MaskRecord], height: int, width: int) -> None:

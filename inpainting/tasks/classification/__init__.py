@@ -18,16 +18,13 @@ from inpainting.engine.config import Config
 from inpainting.engine.distributed import DistInfo
 from inpainting.engine.task import FitResult
 from inpainting.tasks.classification import setup
+from inpainting.tasks.classification.checkpoint import TASK_NAME, describe_checkpoint
 from inpainting.tasks.classification.config import RETIRED_KEYS, ClassificationConfig
-from inpainting.tasks.classification.nvidia import (
-    is_nvidia_main_checkpoint,
-    without_data_parallel_names,
-)
+from inpainting.tasks.classification.nvidia import without_data_parallel_names
 from inpainting.tasks.classification.task import checkpoint_file, drop_metrics_after
 
 __all__ = ["DEFINITION", "ClassificationDefinition"]
 
-TASK_NAME = "classification"
 # Keys whose change decides the network's layers and shapes.
 _NETWORK_KEYS = frozenset({"classifier.arch", "classifier.padding", "classifier.num_classes"})
 
@@ -52,22 +49,7 @@ class ClassificationDefinition:
         return False
 
     checkpoint_file = staticmethod(checkpoint_file)
-
-    @staticmethod
-    def describe_checkpoint(state: Any) -> str | None:
-        """``"a classification checkpoint (arch small_vgg)"`` (ours), or ``"a checkpoint of
-        NVIDIA's main.py (arch pdresnet50)"``; None for anything else."""
-        if not isinstance(state, dict):
-            return None
-        if is_nvidia_main_checkpoint(state):
-            return f"a checkpoint of NVIDIA's main.py (arch {state.get('arch', '?')})"
-        config = state.get("config")
-        if isinstance(config, dict) and config.get("task") == TASK_NAME:
-            classifier = config.get("classifier")
-            arch = state.get("arch") or (classifier.get("arch", "?")
-                                         if isinstance(classifier, dict) else "?")
-            return f"a classification checkpoint (arch {arch})"
-        return None
+    describe_checkpoint = staticmethod(describe_checkpoint)
 
     @staticmethod
     def unpack_checkpoint(state: dict[str, Any]) -> dict[str, Any]:

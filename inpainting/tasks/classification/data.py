@@ -81,9 +81,9 @@ def find_classes(root: str | os.PathLike, role: str = "image") -> list[str]:
         Sorted names of the non-hidden sub-folders.
 
     Raises:
-        UserInputError: ``root`` is missing or not a folder, or has no class folders (the
-            message says so when it holds images directly: a val folder not yet split into
-            class folders).
+        UserInputError: ``root`` is missing or not a folder, or has fewer than 2 class
+            folders (the message says so when it holds images directly: a val folder not yet
+            split into class folders).
     """
     root = Path(root)
     if not root.is_dir():
@@ -100,6 +100,9 @@ def find_classes(root: str | os.PathLike, role: str = "image") -> list[str]:
                 "set, move them into the synset folders of its ground truth)")
         raise UserInputError(f"{role} folder '{root}' has no class folders (one sub-folder "
                              "of images per class)")
+    if len(classes) == 1:  # cross-entropy over one class is 0: nothing would be learnt
+        raise UserInputError(f"{role} folder '{root}' has one class folder ('{classes[0]}'); "
+                             "a classifier needs at least 2 classes (one sub-folder each)")
     if loose:
         logger.warning("%s folder '%s': %d images outside the class folders are ignored",
                        role, root, len(loose))

@@ -17,7 +17,6 @@ ignores it.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import shutil
@@ -31,6 +30,7 @@ from torch import Tensor, nn
 
 from inpainting.engine.errors import UserInputError
 from inpainting.engine.files import atomic_write
+from inpainting.tasks.classification.checkpoint import read_checkpoint
 
 __all__ = [
     "NvidiaCheckpoint",
@@ -168,18 +168,6 @@ class NvidiaCheckpoint:
     padding: str | None = None
 
 
-def _torch_load(path: str | os.PathLike, map_location: Any) -> Any:
-    if not os.path.isfile(path):
-        raise FileNotFoundError(errno.ENOENT, "checkpoint does not exist", os.fspath(path))
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # pickle, zip and weights_only errors have no common type
-        raise UserInputError(
-            f"cannot read {os.fspath(path)!r} as a PyTorch checkpoint with weights_only=True "
-            f"({type(error).__name__}: {' '.join(str(error).split())[:200]})"
-        ) from error
-
-
 def read_nvidia_checkpoint(
     path: str | os.PathLike, map_location: str | torch.device = "cpu"
 ) -> NvidiaCheckpoint:
@@ -196,7 +184,7 @@ def read_nvidia_checkpoint(
         FileNotFoundError: the file does not exist.
         UserInputError: not a readable checkpoint, or one that lacks NVIDIA's keys.
     """
-    raw = _torch_load(path, map_location)
+    raw = read_checkpoint(path, map_location)
     missing = ([k for k in _CHECKPOINT_KEYS if k not in raw] if isinstance(raw, Mapping)
                else list(_CHECKPOINT_KEYS))
     if missing:
@@ -283,7 +271,7 @@ def load_nvidia_checkpoint(
             unexpected keys), or shapes differ.
     """
     if isinstance(path_or_state_dict, (str, os.PathLike)):
-        path_or_state_dict = _torch_load(path_or_state_dict, map_location)
+        path_or_state_dict = read_checkpoint(path_or_state_dict, map_location)
     target = _unwrap(model)
     expected = target.state_dict()
     state = _match_keys(_state_dict_of(path_or_state_dict), expected)
@@ -314,13 +302,6 @@ def without_data_parallel_names(weights: dict[str, Any]) -> dict[str, Any]:
     -> the bare model's; torchvision's ResNets and VGGs have no ``module`` of their own."""
     return {".".join(p for p in key.split(".") if p != "module"): value
             for key, value in weights.items()}
-
-
-def is_nvidia_main_checkpoint(state: Any) -> bool:
-    """True for a file written by NVIDIA's ``main.py`` itself (its keys, no training state of
-    this project)."""
-    return (isinstance(state, Mapping) and "config" not in state
-            and {"epoch", "state_dict", "optimizer"} <= state.keys())
 
 
 def nvidia_resume_state(raw: Mapping[str, Any], config: dict[str, Any],

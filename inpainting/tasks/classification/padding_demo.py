@@ -41,6 +41,7 @@ __all__ = ["CONFIG", "PLOT_NAME", "build_parser", "main", "seed_run_folder"]
 CONFIG = resources.files(__package__) / "padding_demo.yaml"
 PLOT_NAME = "padding_demo.png"
 METRICS = ("top1", "top1_shifted")
+MAX_SEEDS = 100  # runs per padding: 4 x 100 runs is days on a CPU already
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,8 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", default=str(CONFIG), metavar="YAML",
                         help="the run config; the demo sets its padding, seed and run folder "
                              "(default: the demo's own, padding_demo.yaml in this package)")
-    parser.add_argument("--seeds", type=whole_number(1), default=3, metavar="N",
-                        help="runs per padding, seeds 0..N-1 (default: 3)")
+    parser.add_argument("--seeds", type=whole_number(1, MAX_SEEDS), default=3, metavar="N",
+                        help=f"runs per padding, seeds 0..N-1, <= {MAX_SEEDS} (default: 3)")
     parser.add_argument("--out", default="runs/padding_demo-{time}", metavar="DIR",
                         help="folder of the runs, the table's plot; {time} becomes the start "
                              "time (default: runs/padding_demo-{time})")

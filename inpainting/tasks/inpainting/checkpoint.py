@@ -12,13 +12,15 @@ import torch
 from torch import nn
 
 from inpainting import tasks
-from inpainting.engine.checkpoint import find_checkpoint, load_checkpoint, read_checkpoint_file
+from inpainting.engine.checkpoint import find_checkpoint, read_checkpoint_file, training_state_of
 from inpainting.engine.errors import UserInputError
 from inpainting.models import build_model
 
 __all__ = ["TASK_NAME", "describe_checkpoint", "load_model_from_checkpoint"]
 
 TASK_NAME = "inpainting"
+# How a refusal of a checkpoint ends (evaluate.py, predict, the app, export)
+ADVICE = "pass an inpainting checkpoint of train.py (RUN/best.pt) or its run folder"
 
 
 def describe_checkpoint(state: Any) -> str | None:
@@ -57,13 +59,12 @@ def load_model_from_checkpoint(
             inpainting one"), or weights that do not fit the model its config describes.
     """
     file = find_checkpoint(path)
-    raw = read_checkpoint_file(file)
+    raw = read_checkpoint_file(file, advice=ADVICE)
     if describe_checkpoint(raw) is None:
         owner = tasks.checkpoint_owner(raw)
         if owner is not None:
-            raise UserInputError(f"'{file}' is {owner}, not an inpainting one; pass a "
-                                 "checkpoint written by train.py")
-    state = load_checkpoint(file, map_location="cpu")
+            raise UserInputError(f"'{file}' is {owner}, not an inpainting one; {ADVICE}")
+    state = training_state_of(raw, file, ADVICE)
     config = state["config"]
     try:  # on the CPU, so these errors are about the file's content, never the device
         model = build_model(**config["model"])

@@ -6,6 +6,7 @@ exists, and the end-of-run summary.
 from __future__ import annotations
 
 import functools
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,7 +144,9 @@ def summary(config: InpaintingConfig, run_dir: Path, result: FitResult,
     if result.sample_path is not None:
         lines.append(f"Sample grid:  {result.sample_path}")
     test_list = run_dir / "splits" / "test.txt"
-    if test_list.is_file():
-        lines.append(f"Evaluate:     python evaluate.py --checkpoint {run_dir / 'best.pt'} "
-                     f"--images {test_list}")
+    if test_list.is_file():  # a command that runs as printed: quoted, naming a file there is
+        best = run_dir / "best.pt"
+        checkpoint = best if best.is_file() else run_dir / "last.pt"
+        lines.append(f"Evaluate:     python evaluate.py --checkpoint "
+                     f"{shlex.quote(str(checkpoint))} --images {shlex.quote(str(test_list))}")
     return lines

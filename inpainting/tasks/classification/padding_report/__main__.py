@@ -3,12 +3,17 @@ table, draw it."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
 from inpainting.engine.cli import OneLineParser, choice, run_main
 from inpainting.engine.errors import UserInputError
-from inpainting.tasks.classification.padding_report.plot import plot_format, save_plot
+from inpainting.tasks.classification.padding_report.plot import (
+    PLOT_FORMATS,
+    plot_format,
+    save_plot,
+)
 from inpainting.tasks.classification.padding_report.runs import (
     PUBLISHED_CSV,
     load_published,
@@ -18,6 +23,16 @@ from inpainting.tasks.classification.padding_report.table import format_padding_
 
 PROG = "python -m inpainting.tasks.classification.padding_report"
 METRICS = ("top1", "top1_shifted")
+
+
+def _plot_file(text: str) -> Path:
+    """An argparse ``type``: a file whose suffix names a format the plot is written in."""
+    path = Path(text)
+    if path.suffix.lower() not in PLOT_FORMATS:
+        raise argparse.ArgumentTypeError(
+            f"cannot draw to {text!r}: the suffix picks the format, one of "
+            f"{', '.join(ext.lstrip('.') for ext in PLOT_FORMATS)}")
+    return path
 
 
 def build_parser() -> OneLineParser:
@@ -40,8 +55,9 @@ def build_parser() -> OneLineParser:
                                 "shipped with the package)")
     published.add_argument("--no-published", action="store_true",
                            help="leave NVIDIA's ImageNet figures out (runs on other data)")
-    parser.add_argument("--plot", type=Path, default=None, metavar="FILE",
-                        help="also draw the table to this image file (.png)")
+    parser.add_argument("--plot", type=_plot_file, default=None, metavar="FILE",
+                        help="also draw the table to this image file (.png; or "
+                             f"{', '.join(ext.lstrip('.') for ext in PLOT_FORMATS[1:])})")
     parser.add_argument("--metric", action="append", metavar="{top1,top1_shifted}",
                         type=choice({name: name for name in METRICS}),
                         help="the logged accuracy to compare (default: top1); repeat it for "

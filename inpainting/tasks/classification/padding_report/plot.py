@@ -18,11 +18,22 @@ from inpainting.engine.files import atomic_write, check_output_file
 from inpainting.tasks.classification.padding_report.runs import PADDINGS, PublishedRow
 from inpainting.tasks.classification.padding_report.stats import GroupStats
 
-__all__ = ["plot_format", "save_plot"]
+__all__ = ["PLOT_FORMATS", "plot_format", "save_plot"]
 
 COLOURS = {"zero": (110, 110, 110), "partial": (44, 160, 44), "reflect": (31, 119, 180),
            "replicate": (255, 127, 14)}
 PANEL_W, PANEL_H, MARGIN_L, MARGIN_T, MARGIN_B = 420, 260, 70, 40, 40
+
+
+def _plot_formats() -> tuple[str, ...]:
+    """The file suffixes of the picture formats this Pillow writes (of those for a chart)."""
+    Image.init()
+    writable = {ext for ext, name in Image.registered_extensions().items() if name in Image.SAVE}
+    chart = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".pdf")
+    return tuple(ext for ext in chart if ext in writable)
+
+
+PLOT_FORMATS = _plot_formats()  # the suffix of --plot picks the format
 
 
 def _font(size: int) -> ImageFont.ImageFont:
