@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from inpainting.metrics.fid import (
+    _trace_sqrt_product,
     frechet_distance,
     inception_discriminative_scores,
     inception_score,
@@ -45,6 +46,22 @@ def test_fid_equals_pytorch_fid():
         r.mean(0), np.cov(r, rowvar=False), f.mean(0), np.cov(f, rowvar=False))
     assert frechet_distance(real, fake) == pytest.approx(expected, rel=1e-4)
     assert frechet_distance(real, real) == pytest.approx(0, abs=1e-8)
+
+
+@pytest.mark.parametrize("count, repeats", [(20, 1), (300, 1), (300, 30)])
+def test_fid_fast_paths_equal_the_plain_square_root(count, repeats):
+    """Fewer samples than dimensions, positive definite covariances, and a singular real
+    covariance with many samples (test images repeated across masks): every path the
+    automatic choice can take equals S_r^(1/2) S_f S_r^(1/2) from the eigendecomposition."""
+    real, fake = _features(count=count, dim=32)
+    real = real[torch.arange(count) % (count // repeats)]  # count // repeats distinct rows
+    real_centred, fake_centred = real.double() - real.mean(0), fake.double() - fake.mean(0)
+    covariances = (real_centred.T @ real_centred / (count - 1),
+                   fake_centred.T @ fake_centred / (count - 1))
+    plain = _trace_sqrt_product(real_centred, fake_centred, *covariances, method="root")
+    for method in ("auto", "samples", "cholesky"):
+        value = _trace_sqrt_product(real_centred, fake_centred, *covariances, method=method)
+        assert value.item() == pytest.approx(plain.item(), rel=1e-6), method
 
 
 def test_kid_equals_torchmetrics():

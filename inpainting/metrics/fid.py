@@ -61,10 +61,10 @@ def _as_float64(features: Tensor, name: str) -> Tensor:
 def frechet_distance(real: Tensor, fake: Tensor) -> float:
     """FID between two feature sets.
 
-    ``|mu_r - mu_f|^2 + tr(S_r + S_f - 2 (S_r S_f)^(1/2))`` with sample covariances (N - 1, as
-    ``numpy.cov``). The trace of the square root is the sum of the square roots of the
-    eigenvalues of ``S_r^(1/2) S_f S_r^(1/2)``, a symmetric matrix: stabler than ``sqrtm`` of the
-    non-symmetric product, and free of its imaginary round-off.
+    ``|mu_r - mu_f|^2 + tr(S_r) + tr(S_f) - 2 tr((S_r S_f)^(1/2))`` with sample covariances
+    (N - 1, as ``numpy.cov``); the last trace is the sum of the square roots of the eigenvalues
+    of S_r S_f, taken from a symmetric matrix with the same non-zero eigenvalues (see
+    :func:`_trace_sqrt_product`): no ``sqrtm``, no imaginary round-off.
 
     Args:
         real, fake: (N, D) and (M, D) features, N, M >= 2.
@@ -73,15 +73,47 @@ def frechet_distance(real: Tensor, fake: Tensor) -> float:
         The distance (>= 0 up to rounding).
     """
     real, fake = _as_float64(real, "real"), _as_float64(fake, "fake")
-    mean_real, mean_fake = real.mean(dim=0), fake.mean(dim=0)
-    cov_real, cov_fake = torch.cov(real.T), torch.cov(fake.T)  # (D, D), N - 1
-    values, vectors = torch.linalg.eigh(cov_real)
-    root = (vectors * values.clamp_min(0).sqrt()) @ vectors.T  # S_r^(1/2)
-    middle = root @ cov_fake @ root
-    eigen = torch.linalg.eigvalsh((middle + middle.T) / 2).clamp_min(0)
-    distance = ((mean_real - mean_fake).square().sum() + cov_real.trace() + cov_fake.trace()
-                - 2 * eigen.sqrt().sum())
+    real_centred, fake_centred = real - real.mean(dim=0), fake - fake.mean(dim=0)
+    cov_real = real_centred.T @ real_centred / (len(real) - 1)  # (D, D)
+    cov_fake = fake_centred.T @ fake_centred / (len(fake) - 1)
+    trace_root = _trace_sqrt_product(real_centred, fake_centred, cov_real, cov_fake)
+    distance = ((real.mean(dim=0) - fake.mean(dim=0)).square().sum() + cov_real.trace()
+                + cov_fake.trace() - 2 * trace_root)
     return float(distance)
+
+
+def _trace_sqrt_product(real_centred: Tensor, fake_centred: Tensor, cov_real: Tensor,
+                        cov_fake: Tensor, method: str = "auto") -> Tensor:
+    """tr((S_r S_f)^(1/2)) from the eigenvalues (only) of a symmetric matrix similar to S_r S_f.
+
+    With X the centred samples of the smaller set (n rows), S = X^T X / (n - 1) and O the other
+    covariance, the non-zero eigenvalues of S O are those of ``X O X^T / (n - 1)`` (n x n);
+    with a Cholesky factor L L^T = S they are those of ``L^T O L`` (D x D). Eigenvalues alone
+    cost a fraction of an eigendecomposition: at D = 2048 on 2 CPU cores ``eigvalsh`` takes
+    about 4 s and ``eigh`` 9 s (more under load), and ``sqrtm`` of the product 55 s. So:
+    ``samples`` when a set has no more rows than D, else ``cholesky`` of whichever covariance
+    is positive definite, else ``root`` (S^(1/2) by ``eigh``, then S^(1/2) O S^(1/2)).
+    ``method`` forces one, for the tests.
+    """
+    dim = cov_real.shape[0]
+    smaller, other = ((real_centred, cov_fake) if len(real_centred) <= len(fake_centred)
+                      else (fake_centred, cov_real))
+    if method == "samples" or (method == "auto" and len(smaller) <= dim):
+        middle = smaller @ other @ smaller.T / (len(smaller) - 1)
+    else:
+        middle = None
+        if method in ("auto", "cholesky"):
+            for cov, partner in ((cov_real, cov_fake), (cov_fake, cov_real)):
+                factor, info = torch.linalg.cholesky_ex(cov)
+                if info == 0:
+                    middle = factor.T @ partner @ factor
+                    break
+        if middle is None:
+            values, vectors = torch.linalg.eigh(cov_real)
+            root = (vectors * values.clamp_min(0).sqrt()) @ vectors.T  # S_r^(1/2)
+            middle = root @ cov_fake @ root
+    eigen = torch.linalg.eigvalsh((middle + middle.T) / 2).clamp_min(0)
+    return eigen.sqrt().sum()
 
 
 def _poly_mmd(real: Tensor, fake: Tensor) -> float:
