@@ -2,6 +2,7 @@
 
     python evaluate.py --checkpoint RUN/best.pt --images DIR|LIST [--masks DIR] [--manifest FILE]
         [--out REPORT_DIR] [--baseline opencv-telea,opencv-ns] [--batch-size N] [--device auto]
+        [--metrics l1,psnr,ssim,grad-ratio,lpips,fid,...] [--metric-weights NAME=PATH ...]
 
 Without --masks, masks are generated into REPORT_DIR/masks (--masks-per-bin per bin, with and
 without border); a rerun with the same --out reuses them and scores exactly the requested ones.
@@ -31,6 +32,8 @@ PROG = "evaluate.py"
 
 with exit_on_interrupt(PROG):  # Ctrl-C while torch loads (seconds): one line, exit 130
     from inpainting.metrics.evaluation import EvalOptions, evaluate_checkpoint
+    from inpainting.metrics.suite import DEFAULT_METRICS, METRICS, parse_metric_names
+    from inpainting.metrics.weights import WEIGHT_FILES
     from masks import parse_bins
 
 _fit = choice({"center-crop": "center_crop", "resize": "resize", "none": "none"})
@@ -39,6 +42,13 @@ _fit = choice({"center-crop": "center_crop", "resize": "resize", "none": "none"}
 def _bins(text: str) -> tuple:
     try:
         return tuple(parse_bins(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _metrics(text: str) -> tuple[str, ...]:
+    try:
+        return parse_metric_names(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 
@@ -79,6 +89,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="image-decoding processes (2)")
     p.add_argument("--grid-rows", type=whole_number(0), default=4, metavar="N",
                    help="sample rows per bin in the grids (4); 0 writes no grids")
+    p.add_argument("--metrics", type=_metrics, default=DEFAULT_METRICS, metavar="NAMES",
+                   help=f"comma-separated: {', '.join(METRICS)} (default "
+                   f"{','.join(DEFAULT_METRICS)}); see docs/evaluation.md")
+    p.add_argument("--metric-weights", action="append", default=[], metavar="NAME=PATH",
+                   help=f"a local weight file ({', '.join(WEIGHT_FILES)}); repeatable; "
+                   "default: the torch hub cache / the lpips package")
+    p.add_argument("--feature-cache", type=Path, metavar="DIR",
+                   help="cache of the ground truth's Inception features "
+                   "(default ~/.cache/pconv-inpainting/features)")
     return p
 
 
@@ -98,7 +117,8 @@ def evaluate(args: argparse.Namespace) -> int:
         mask_seed=args.mask_seed, image_size=args.image_size, fit=args.fit, bins=args.bins,
         baselines=tuple(name.strip() for name in args.baseline.split(",") if name.strip()),
         batch_size=args.batch_size, device=args.device, workers=args.workers,
-        grid_rows=args.grid_rows,
+        grid_rows=args.grid_rows, metrics=args.metrics,
+        metric_weights=tuple(args.metric_weights), feature_cache=args.feature_cache,
     )
     report = evaluate_checkpoint(options)
     print(report.table)

@@ -247,7 +247,7 @@ def format_table(results: dict[str, Summary],
     span = 8 * len(columns) - 1
     head = f"{'hole ratio':<13}{'border':<8}{'count':>6}"
     lines = [
-        " " * len(head) + "".join(f"  {name[:span]:^{span}}" for name in names),
+        " " * len(head) + "".join(f"  {name[:span]:^{span}}" for name in names if columns),
         head + "".join("  " + cell.format(*(_COLUMNS[c][0] for c in columns)) for _ in names),
     ]
     keyed = {name: {(bin_label(r["bin"]), r["border"]): r for r in results[name].rows}

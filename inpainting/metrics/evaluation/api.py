@@ -41,6 +41,12 @@ from inpainting.metrics.evaluation.report import (
 )
 from inpainting.metrics.evaluation.runner import FITS, EvalSettings, PairDataset, run_evaluation
 from inpainting.metrics.scoring import Summary, aggregate, format_table
+from inpainting.metrics.suite import (
+    DEFAULT_METRICS,
+    MetricSuite,
+    format_set_table,
+    parse_metric_names,
+)
 from inpainting.predict.inference import Inpainter, resolve_device
 from inpainting.tasks.inpainting.checkpoint import load_model_from_checkpoint
 from masks import PAPER_BINS
@@ -65,7 +71,9 @@ class EvalOptions:
 
     ``image_size`` and ``fit`` default to the checkpoint's ``data.image_size`` and
     ``data.eval_mode``; ``polarity`` to the manifest's (else ``known_white``). ``grid_rows``
-    0 writes no sample grids.
+    0 writes no sample grids. ``metrics``: names of ``inpainting.metrics.suite.METRICS``;
+    ``metric_weights``: ``NAME=PATH`` items; ``feature_cache``: the ground truth's Inception
+    features (default ``~/.cache/pconv-inpainting/features``).
     """
 
     checkpoint: Path
@@ -86,8 +94,12 @@ class EvalOptions:
     workers: int = 0
     grid_rows: int = 4
     progress: bool = True
+    metrics: tuple[str, ...] = DEFAULT_METRICS
+    metric_weights: tuple[str, ...] = ()
+    feature_cache: Path | None = None
 
     def __post_init__(self) -> None:
+        parse_metric_names(self.metrics)  # raises UserInputError listing the valid names
         for name in ("masks_per_bin", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -186,7 +198,10 @@ def evaluate_checkpoint(options: EvalOptions) -> EvalReport:
         OSError: The report folder cannot be written (``EnvironmentProblem``).
     """
     baselines = load_baselines(options.baselines)
-    model, config = load_model_from_checkpoint(options.checkpoint, resolve_device(options.device))
+    device = resolve_device(options.device)
+    # weight files are found (or reported missing) before any work
+    suite = MetricSuite(options.metrics, options.metric_weights, device, options.feature_cache)
+    model, config = load_model_from_checkpoint(options.checkpoint, device)
     inpainter = Inpainter(model, device=options.device)
     data_config = config.get("data") or {}
     fit = options.fit or data_config.get("eval_mode") or "center_crop"
@@ -203,14 +218,21 @@ def evaluate_checkpoint(options: EvalOptions) -> EvalReport:
     settings = EvalSettings(height, width, fit, polarity, default_border(min(height, width)),
                             inpainter.channels)
     predictors = {MODEL_KEY: inpainter.predict, **baselines}
+    suite.begin([pair.image for pair in pairs], height, width, fit, inpainter.channels)
     result = run_evaluation(PairDataset(pairs, settings), predictors, options.bins,
                             options.batch_size, options.workers, options.grid_rows,
-                            options.progress)
-    results = {name: aggregate(records, options.bins) for name, records in result.records.items()}
+                            options.progress, suite)
+    set_scores = suite.finish()
+    results = {name: aggregate(records, options.bins, suite.image_columns)
+               for name, records in result.records.items()}
+    for name, scores in set_scores.items():
+        results[name].overall.update(scores)  # over the whole set: the "all" row only
     resolved = {"image_size": [height, width], "fit": fit, "polarity": polarity,
                 "border_px": settings.border_px, "pairs": len(pairs)}
     _write_report(options, results, result, resolved)
-    return EvalReport(results, format_table(results), options.out)
+    table = format_table(results, suite.table_columns)
+    set_table = format_set_table(set_scores, len(pairs))
+    return EvalReport(results, f"{table}\n\n{set_table}" if set_table else table, options.out)
 
 
 def _write_report(options: EvalOptions, results: dict, result: Any, resolved: dict) -> None:
