@@ -17,11 +17,12 @@ INSTALLED = $(PYTHON) -c "import importlib.metadata as m, json, pathlib, sys; \
 	assert pathlib.Path(url['url'].removeprefix('file://')).resolve() == here; \
 	import cv2, PIL, yaml, tensorboard, tqdm, pytest, ruff, skimage; \
 	from importlib.util import find_spec; \
-	assert all(find_spec(n) for n in ('gradio', 'onnx', 'onnxscript', 'onnxruntime', 'playwright'))"
+	assert all(find_spec(n) for n in ('gradio', 'onnx', 'onnxscript', 'onnxruntime', 'playwright', \
+		'torch_fidelity', 'lpips', 'sklearn', 'torchmetrics', 'pytorch_fid'))"
 
 install:
 	@$(PYTHON) -c "import torch, torchvision" 2>/dev/null || $(PIP) install $(TORCH_SPEC)
-	@$(INSTALLED) 2>/dev/null || $(PIP) install -q --disable-pip-version-check -e ".[dev,demo,app]"
+	@$(INSTALLED) 2>/dev/null || $(PIP) install -q --disable-pip-version-check -e ".[dev,demo,app,metrics]"
 
 demo: install
 	$(PYTHON) train.py --config configs/demo.yaml
