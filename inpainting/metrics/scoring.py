@@ -247,9 +247,9 @@ def format_table(results: dict[str, Summary],
     span = 8 * len(columns) - 1
     head = f"{'hole ratio':<13}{'border':<8}{'count':>6}"
     lines = [
-        " " * len(head) + "".join(f"  {name[:span]:^{span}}" for name in names if columns),
+        " " * len(head) + "".join(f"  {name[:span]:^{span}}" for name in names),
         head + "".join("  " + cell.format(*(_COLUMNS[c][0] for c in columns)) for _ in names),
-    ]
+    ] if columns else [head]  # only set metrics asked for: the counts
     keyed = {name: {(bin_label(r["bin"]), r["border"]): r for r in results[name].rows}
              for name in names}
     first = results[names[0]]
@@ -263,5 +263,5 @@ def format_table(results: dict[str, Summary],
             "  " + cell.format(*(_COLUMNS[c][1].format(s[c]) for c in columns))
             for s in summaries
         )
-        lines.append(f"{label:<13}{border:<8}{count:>6}{values}")
+        lines.append(f"{label:<13}{border:<8}{count:>6}{values}".rstrip())
     return "\n".join(lines)
