@@ -232,7 +232,8 @@ class MetricSuite:
         stores the ground truth's features in the cache when they were computed here."""
         if self._truth_key is not None and not self._from_cache:
             self._save_truth()
-        if self._truth_key is not None and len(self._pair_image) < FEATURE_SIZE:
+        if {"fid", "p-ids", "u-ids"} & set(self.set_columns) and (
+                len(self._pair_image) < FEATURE_SIZE):  # KID is unbiased, IS has no covariance
             logger.warning("%d pairs, fewer than the %d Inception features: FID is biased and "
                            "P-IDS/U-IDS are 0 (real and fake are then always linearly "
                            "separable); use thousands of pairs", len(self._pair_image),
