@@ -1,12 +1,16 @@
 """Score a checkpoint per hole-ratio bin, as in Liu et al., ECCV 2018, Table 1.
 
     python evaluate.py --checkpoint RUN/best.pt --images DIR|LIST [--masks DIR] [--manifest FILE]
-        [--out REPORT_DIR] [--baseline opencv-telea,opencv-ns] [--batch-size N] [--device auto]
+        [--out REPORT_DIR] [--baseline opencv-telea,opencv-ns,patchmatch] [--table paper]
         [--metrics l1,psnr,ssim,grad-ratio,lpips,fid,...] [--metric-weights NAME=PATH ...]
+    python evaluate.py --checkpoint RUN/best.pt --images DIR --masks DIR --pair-by-name
+    python evaluate.py --checkpoint RUN/best.pt --lama-dir DIR [--table lama]
 
 Without --masks, masks are generated into REPORT_DIR/masks (--masks-per-bin per bin, with and
 without border); a rerun with the same --out reuses them and scores exactly the requested ones.
-See inpainting/evaluation/ for pairing rules and the report files.
+With --pair-by-name or --lama-dir each image has its own mask, of its size, and each pair is
+scored at that size unless --image-size is given. See inpainting/metrics/evaluation/ for
+pairing rules and the report files.
 
 Exit codes (``inpainting.engine.errors``): 0 done; 2 a problem with the arguments or the data (one
 line on stderr); 3 a file or folder cannot be read or written, or the disk is full (one line);
@@ -31,7 +35,7 @@ from inpainting.engine.errors import EXIT_INTERRUPTED
 PROG = "evaluate.py"
 
 with exit_on_interrupt(PROG):  # Ctrl-C while torch loads (seconds): one line, exit 130
-    from inpainting.metrics.evaluation import EvalOptions, evaluate_checkpoint
+    from inpainting.metrics.evaluation import TABLES, EvalOptions, evaluate_checkpoint
     from inpainting.metrics.suite import DEFAULT_METRICS, METRICS, parse_metric_names
     from inpainting.metrics.weights import WEIGHT_FILES
     from masks import parse_bins
@@ -57,8 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog=PROG, description=__doc__.split("\n")[0])
     p.add_argument("--checkpoint", type=Path, required=True, metavar="CKPT",
                    help="checkpoint .pt of a run, or a run folder (its last.pt)")
-    p.add_argument("--images", type=Path, required=True, metavar="DIR|LIST",
+    p.add_argument("--images", type=Path, metavar="DIR|LIST",
                    help="folder of test images, or a text file listing them")
+    p.add_argument("--lama-dir", type=Path, metavar="DIR",
+                   help="LaMa's evaluation folder: x.png beside x_mask000.png, ... (white = "
+                   "hole); instead of --images/--masks")
+    p.add_argument("--pair-by-name", action="store_true",
+                   help="score each image with the mask of its name in --masks, at its size")
     p.add_argument("--image-root", type=Path, metavar="DIR",
                    help="folder a --images list is relative to (default: the list's folder)")
     p.add_argument("--masks", type=Path, metavar="DIR",
@@ -75,13 +84,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="paper (default) or lo-hi,lo-hi,...")
     p.add_argument("--image-size", type=whole_number(11), metavar="S",
                    help="evaluation size, >= 11 for the SSIM window (default: the "
-                   "checkpoint's data.image_size)")
+                   "checkpoint's data.image_size; each image's own with --pair-by-name or "
+                   "--lama-dir)")
     p.add_argument("--fit", type=_fit, metavar="MODE",
                    help="center-crop | resize | none (default: the checkpoint's data.eval_mode)")
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="report folder (default: RUN_DIR/eval_<checkpoint name>)")
     p.add_argument("--baseline", default="", metavar="NAMES",
-                   help="comma-separated baselines: opencv-telea,opencv-ns")
+                   help="comma-separated baselines: opencv-telea,opencv-ns,patchmatch "
+                   "(patchmatch: pip install '.[patchmatch]')")
+    p.add_argument("--table", type=choice({t: t for t in TABLES}), default="default",
+                   metavar="LAYOUT", help="default (rows per bin) | paper (Liu et al.'s Table 1) "
+                   "| lama (mean ± std per 10 %% hole-ratio bucket)")
     p.add_argument("--batch-size", type=whole_number(1), default=8, metavar="N",
                    help="pairs per batch (8)")
     p.add_argument("--device", default="auto", help="auto (default) | cpu | cuda")
@@ -117,8 +131,9 @@ def evaluate(args: argparse.Namespace) -> int:
         mask_seed=args.mask_seed, image_size=args.image_size, fit=args.fit, bins=args.bins,
         baselines=tuple(name.strip() for name in args.baseline.split(",") if name.strip()),
         batch_size=args.batch_size, device=args.device, workers=args.workers,
-        grid_rows=args.grid_rows, metrics=args.metrics,
-        metric_weights=tuple(args.metric_weights), feature_cache=args.feature_cache,
+        grid_rows=args.grid_rows, lama_dir=args.lama_dir, pair_by_name=args.pair_by_name,
+        table=args.table, metrics=args.metrics, metric_weights=tuple(args.metric_weights),
+        feature_cache=args.feature_cache,
     )
     report = evaluate_checkpoint(options)
     print(report.table)

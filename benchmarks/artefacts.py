@@ -43,8 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # before benchmark
 
 from inpainting.data import list_images, load_image  # noqa: E402
 from inpainting.engine.checkpoint import load_checkpoint
-from inpainting.losses import PixelLoss  # noqa: E402
 from inpainting.models import PConvUNet, build_model  # noqa: E402
+from inpainting.models.losses import PixelLoss  # noqa: E402
 from inpainting.models.masked_norm import MaskedBatchNorm2d  # noqa: E402
 from inpainting.models.prefill import diffusion_fill  # noqa: E402
 from masks import MaskGenerator  # noqa: E402

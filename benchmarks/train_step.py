@@ -4,7 +4,7 @@ One step = forward, the full loss with VGG-16 (Liu et al. 2018, Eq. 1-7), backwa
 update, at 256x256, depth 7, base 64 (the paper's 256x256 network), 2 threads. Variants, timed
 side by side in one run (interleaved repetitions, median):
 
-  pconv   inpainting.models.PConvUNet + inpainting.losses.InpaintingLoss (this project)
+  pconv   inpainting.models.PConvUNet + inpainting.models.losses.InpaintingLoss (this project)
   plain   the same network with every partial conv replaced by a plain nn.Conv2d (the masks are
           ignored) and the same loss: the cost floor of the architecture
   naive   a straightforward implementation: partial conv as a second convolution of a
@@ -45,8 +45,8 @@ from tqdm import tqdm  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from inpainting.engine.memory import keep_freed_memory  # noqa: E402
 from inpainting.layers import PartialConv2d  # noqa: E402
-from inpainting.losses import InpaintingLoss, VGG16Features  # noqa: E402
 from inpainting.models import PConvUNet  # noqa: E402
+from inpainting.models.losses import InpaintingLoss, VGG16Features  # noqa: E402
 from masks import MaskGenerator  # noqa: E402
 
 VARIANTS = ("pconv", "plain", "naive", "naive-frozen")

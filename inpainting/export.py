@@ -4,10 +4,11 @@ Usage::
 
     python -m inpainting.export --checkpoint RUN/best.pt --format onnx --out model.onnx
     python -m inpainting.export --checkpoint RUN --format pt2 --out model.pt2 --composite
+    python -m inpainting.export --checkpoint RUN --format lama-torchscript --out model.pt
 
 The exported graph takes two inputs, in this order:
 
-- ``image``: (B, 3, H, W) float32 in [0, 1] (hole pixels are ignored),
+- ``image``: (B, 3, H, W) float32 in [0, 1] (hole pixels are ignored, NaN and inf included),
 - ``mask``: (B, 1, H, W) float32, 1 = known pixel, 0 = hole,
 
 and returns ``output`` (B, 3, H, W): the network's prediction clamped to [0, 1], or with
@@ -18,17 +19,23 @@ graph reflect-pads any other size up to the next multiple and crops back, as
 are padded to twice that, where ``Inpainter`` pads to ``2 ** depth``). The convention is written
 into the file: ONNX ``metadata_props``, and for ``pt2`` the ``inpainting.json`` extra file
 (``torch.export.load(path, extra_files={"inpainting.json": ""})``).
+
+``lama-torchscript`` is a TorchScript file in LaMa's interface instead (mask int64, 1 = hole;
+returns the composite), a drop-in for LaMa's ``big-lama.pt`` in IOPaint, lama-cleaner and
+InvokeAI: see :mod:`inpainting.predict.lama_torchscript`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import json
 import logging
 import os
 import sys
-import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +45,8 @@ from torch import Tensor, nn
 
 from inpainting.engine.cli import OneLineParser, choice, run_main
 from inpainting.engine.errors import EnvironmentProblem, UserInputError
+from inpainting.engine.files import atomic_write, check_output_file
+from inpainting.predict.lama_torchscript import LAMA_METADATA, save_lama_torchscript
 from inpainting.tasks.inpainting.checkpoint import load_model_from_checkpoint
 
 __all__ = [
@@ -53,9 +62,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-EXPORT_FORMATS = ("onnx", "pt2")
+EXPORT_FORMATS = ("onnx", "pt2", "lama-torchscript")
 METADATA_FILE = "inpainting.json"  # the pt2 extra file holding the convention
 ONNX_OPSET = 18
+_ONNX_LOGGERS = ("onnxscript", "onnx_ir")  # the optimizer and rewriter passes of the exporter
 
 
 def load_inpainting_model(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
@@ -122,7 +132,8 @@ class ExportWrapper(nn.Module):
         """Inpaint a batch.
 
         Args:
-            image: (B, 3, H, W) in [0, 1]; hole pixels are ignored.
+            image: (B, 3, H, W) in [0, 1]; hole pixels are ignored, whatever they hold (NaN
+                and inf included).
             mask: (B, 1, H, W), 1 = known, 0 = hole.
 
         Returns:
@@ -135,8 +146,11 @@ class ExportWrapper(nn.Module):
         padded_w = torch.sym_max((width + self.multiple - 1) // self.multiple, 2) * self.multiple
         rows, cols = reflect_index(height, padded_h), reflect_index(width, padded_w)
         known = mask.to(image.dtype)
+        # where, not image * known: a NaN or inf in a hole times 0 is NaN, which would spread
+        # through the network and, with the composite, into the output's holes
+        image = torch.where(known > 0, image, 0.0)
         # (B, C, H, W) -> (B, C, H', W'): reflect-pad bottom and right, as Inpainter does
-        masked = (image * known).index_select(2, rows).index_select(3, cols)
+        masked = image.index_select(2, rows).index_select(3, cols)
         output, _ = self.model(masked, known.index_select(2, rows).index_select(3, cols))
         # crop back with gathers, not slices: a slice would make the trace guard on whether
         # the size was already a multiple and specialise the graph to that case
@@ -181,21 +195,26 @@ def export_model(
     model: nn.Module, config: dict[str, Any], out: str | os.PathLike, export_format: str,
     composite: bool = False,
 ) -> Path:
-    """Export ``model`` to ``out`` as ONNX or a ``torch.export`` program (``.pt2``).
+    """Export ``model`` to ``out`` as ONNX, a ``torch.export`` program (``.pt2``) or LaMa's
+    TorchScript interface.
 
     Args:
         model: the inpainting network (eval mode, on the CPU).
         config: the checkpoint's resolved config (its ``model`` section goes into the metadata).
-        out: the file to write; its folder is created.
-        export_format: ``"onnx"`` or ``"pt2"``.
-        composite: export the composite instead of the prediction.
+        out: the file to write; its folder is created. It is written atomically: an earlier
+            file there stays intact until the new one is complete.
+        export_format: ``"onnx"``, ``"pt2"`` or ``"lama-torchscript"``.
+        composite: export the composite instead of the prediction (``lama-torchscript``
+            always returns the composite, as LaMa does).
 
     Returns:
         The path written.
 
     Raises:
-        UserInputError: for an unknown format.
-        EnvironmentProblem: ONNX export without onnx or onnxscript installed.
+        UserInputError: for an unknown format, ``out`` is a folder (before any work), or a
+            network lama-torchscript cannot hold.
+        EnvironmentProblem: ONNX export without onnx or onnxscript installed, or ``out``
+            cannot be written (a full disk, a read-only folder); nothing is left behind.
     """
     if export_format not in EXPORT_FORMATS:
         raise UserInputError(f"unknown format {export_format!r} "
@@ -206,17 +225,26 @@ def export_model(
         if missing:
             raise EnvironmentProblem(f"ONNX export needs {' and '.join(missing)}: "
                                      "pip install '.[app]' (or pip install onnx onnxscript)")
-    out = Path(out)
+    out = check_output_file(out, "--out")
     out.parent.mkdir(parents=True, exist_ok=True)
+    if export_format == "lama-torchscript":
+        multiple = 2 ** int(getattr(model, "depth", 0))
+        metadata = {**model_metadata(config, multiple, composite=True), **LAMA_METADATA,
+                    "size": f"any H, W >= 1; reflect-padded inside to multiples of {multiple}"}
+        return save_lama_torchscript(model, out, {METADATA_FILE: json.dumps(metadata)})
     wrapper = ExportWrapper(model, composite=composite).eval()
     metadata = model_metadata(config, wrapper.multiple, composite)
     inputs = _example_inputs(wrapper.multiple)
     with torch.no_grad():
         program = torch.export.export(wrapper, inputs, dynamic_shapes=_dynamic_shapes())
     if export_format == "pt2":
-        torch.export.save(program, out, extra_files={METADATA_FILE: json.dumps(metadata)})
+        # into memory, not to the path: torch.export.save's C++ writer aborts the process on
+        # a full disk; atomic_write turns that into one line and keeps an earlier file intact
+        buffer = io.BytesIO()
+        torch.export.save(program, buffer, extra_files={METADATA_FILE: json.dumps(metadata)})
+        atomic_write(out, buffer.getbuffer())
     else:
-        _save_onnx(program, out, metadata)
+        atomic_write(out, _onnx_bytes(program, metadata))
     return out
 
 
@@ -242,32 +270,38 @@ def _window_sum_pool(x: Tensor, kernel_size: list[int], stride: list[int] | None
     return total / (divisor_override or kernel[0] * kernel[1])
 
 
-def _save_onnx(program: torch.export.ExportedProgram, out: Path,
-               metadata: dict[str, str]) -> None:
-    """Translate an exported program to one ONNX file with the metadata set."""
+def _onnx_bytes(program: torch.export.ExportedProgram, metadata: dict[str, str]) -> bytes:
+    """Translate an exported program to the bytes of one ONNX file with the metadata set."""
     import onnx
 
     table = torch.export.default_decompositions()
     table[torch.ops.aten.avg_pool2d.default] = _window_sum_pool
     program = program.run_decompositions(table)
+    with warnings.catch_warnings(), _quiet_onnx_optimizer():
+        warnings.simplefilter("ignore", UserWarning)  # axis-renaming chatter of the exporter
+        onnx_program = torch.onnx.export(
+            program, f=None, input_names=["image", "mask"], output_names=["output"],
+            opset_version=ONNX_OPSET, dynamo=True, verbose=False,
+        )
+    proto = onnx_program.model_proto
+    onnx.helper.set_model_props(proto, metadata)
+    return proto.SerializeToString()
 
-    # The file is written next to `out` and renamed, so a failure leaves no half-written model.
-    handle, tmp = tempfile.mkstemp(suffix=".onnx.tmp", dir=out.parent)
-    os.close(handle)
+
+@contextlib.contextmanager
+def _quiet_onnx_optimizer() -> Iterator[None]:
+    """Keep the ONNX optimizer's INFO lines (about a hundred per export: removed nodes,
+    folded constants, deduplicated initializers) out of the command's output; its warnings
+    still show."""
+    loggers = [logging.getLogger(name) for name in _ONNX_LOGGERS]
+    levels = [each.level for each in loggers]
+    for each in loggers:
+        each.setLevel(max(each.getEffectiveLevel(), logging.WARNING))
     try:
-        with warnings.catch_warnings():  # axis-renaming chatter of the dynamo exporter
-            warnings.simplefilter("ignore", UserWarning)
-            onnx_program = torch.onnx.export(
-                program, f=None, input_names=["image", "mask"], output_names=["output"],
-                opset_version=ONNX_OPSET, dynamo=True, verbose=False,
-            )
-        proto = onnx_program.model_proto
-        onnx.helper.set_model_props(proto, metadata)
-        onnx.save(proto, tmp)
-        os.replace(tmp, out)
+        yield
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        for each, level in zip(loggers, levels):
+            each.setLevel(level)
 
 
 def build_parser() -> OneLineParser:
@@ -275,8 +309,9 @@ def build_parser() -> OneLineParser:
     parser = OneLineParser(
         prog="python -m inpainting.export",
         description=(
-            "Export a checkpoint as one model file: ONNX (onnxruntime) or a torch.export "
-            "program (.pt2).\n\n"
+            "Export a checkpoint as one model file: ONNX (onnxruntime), a torch.export "
+            "program (.pt2), or lama-torchscript (a drop-in for LaMa's big-lama.pt in IOPaint, "
+            "lama-cleaner and InvokeAI: mask int64 with 1 = hole, returns the composite).\n\n"
             "inputs, in this order: image (B, 3, H, W) float32 in [0, 1]; mask (B, 1, H, W) "
             "float32, 1 = known, 0 = hole\n"
             "output: the prediction clamped to [0, 1], or with --composite "
@@ -289,9 +324,11 @@ def build_parser() -> OneLineParser:
     )
     parser.add_argument("--checkpoint", required=True,
                         help="checkpoint written by train.py (RUN/best.pt) or a run folder")
-    parser.add_argument("--format", dest="export_format", required=True, metavar="{onnx,pt2}",
+    parser.add_argument("--format", dest="export_format", required=True,
+                        metavar="{" + ",".join(EXPORT_FORMATS) + "}",
                         type=choice({name: name for name in EXPORT_FORMATS}),
-                        help="onnx (runs in onnxruntime) or pt2 (a torch.export program)")
+                        help="onnx (runs in onnxruntime), pt2 (a torch.export program) or "
+                             "lama-torchscript (LaMa's interface)")
     parser.add_argument("--out", required=True, help="file to write, e.g. model.onnx")
     parser.add_argument("--composite", action="store_true",
                         help="output mask * image + (1 - mask) * prediction (default: the "
@@ -300,7 +337,8 @@ def build_parser() -> OneLineParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (0 done, 2 bad input, 3 unwritable output)."""
+    """Run the CLI; returns the exit code (0 done, 2 bad input or --out a folder, 3 unwritable
+    output)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 

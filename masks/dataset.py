@@ -33,8 +33,9 @@ import numpy as np
 from tqdm import tqdm
 
 from inpainting.engine.errors import EnvironmentProblem, UserInputError
+from inpainting.engine.files import atomic_write
 from masks.generator import GENERATOR_VERSION, MaskGenerator
-from masks.io import atomic_write_bytes, encode_mask, load_mask, remove_stale_temporaries
+from masks.io import encode_mask, load_mask, remove_stale_temporaries
 from masks.manifest import MANIFEST_NAME, Manifest, MaskEntry, read_manifest, write_manifest
 from masks.presets import PresetGenerator
 
@@ -140,7 +141,7 @@ def _write_job(task: tuple[str, int, int | None, str | None, MaskJob]) -> MaskEn
     mask = make_mask(job, size, border_px, preset)
     path = Path(out, job.file)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, encode_mask(mask))
+    atomic_write(path, encode_mask(mask))
     return _entry(job, mask)
 
 

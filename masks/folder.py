@@ -8,9 +8,9 @@ import os
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from inpainting.engine.errors import UserInputError
+from inpainting.engine.images import ImageDecodeError, open_image
 from masks.augment import Augmentation
 from masks.io import IMAGE_SUFFIXES, check_polarity, iter_mask_files, load_mask, resize_mask
 
@@ -125,13 +125,13 @@ def load_object_mask(path: str | os.PathLike) -> np.ndarray:
         UserInputError: the file cannot be decoded; the message names it.
     """
     try:
-        with Image.open(path) as image:
-            labels = np.asarray(image)
-            if "A" in image.getbands():  # transparency is not a label
-                labels = labels[..., :-1]
-    except Exception as error:  # Pillow raises many types on broken files
+        image = open_image(path)  # the raw labels, upright as the video's frames
+    except ImageDecodeError as error:
         raise UserInputError(f"cannot decode video mask frame '{os.fspath(path)}': "
-                             f"{error or type(error).__name__}") from error
+                             f"{error.reason}") from error
+    labels = np.asarray(image)
+    if "A" in image.getbands():  # transparency is not a label
+        labels = labels[..., :-1]
     hole = labels != 0 if labels.ndim == 2 else np.any(labels != 0, axis=2)
     return (~hole).view(np.uint8)
 

@@ -17,14 +17,14 @@ import cv2
 import numpy as np
 
 from inpainting.engine.errors import UserInputError
+from inpainting.engine.files import TMP_PREFIX, TMP_SUFFIX, atomic_write
+from inpainting.engine.images import load_gray
 
 POLARITIES: tuple[str, ...] = ("known_white", "hole_white")
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp")
 # Grey values >= this count as white when a file is not exactly black and white
 # (JPEG masks, anti-aliased drawings): it is the integer midpoint, i.e. a cut at 127.5.
 WHITE_THRESHOLD = 128
-_TMP_PREFIX = "."
-_TMP_SUFFIX = ".tmp"
 
 
 def check_polarity(polarity: str) -> str:
@@ -60,8 +60,11 @@ def hole_ratio(mask: np.ndarray) -> float:
 def load_mask(path: str | os.PathLike, polarity: str = "known_white") -> np.ndarray:
     """Read a mask image from disk.
 
-    Colour files are converted to grey first. Files that are not exactly black and white are
-    binarised at 127.5: grey values >= 128 are white, lower values black.
+    The file is decoded by the project's one image reader
+    (:func:`inpainting.engine.images.load_gray`), so its EXIF orientation is applied as it is
+    to the photo it was painted on, and colour, alpha and 16-bit files become grey as images
+    do. Files that are not exactly black and white are binarised at 127.5: grey values >= 128
+    are white, lower values black.
 
     Args:
         path: PNG, JPEG or BMP file.
@@ -72,16 +75,11 @@ def load_mask(path: str | os.PathLike, polarity: str = "known_white") -> np.ndar
         uint8 (H, W) mask, 1 = known, 0 = hole.
 
     Raises:
-        UserInputError: If ``polarity`` is unknown or the file cannot be decoded as an image.
-        FileNotFoundError: If ``path`` does not exist.
+        UserInputError: If ``polarity`` is unknown or the file is missing or cannot be decoded
+            as an image (``ImageDecodeError``, naming the file).
     """
     check_polarity(polarity)
-    data = np.fromfile(os.fspath(path), dtype=np.uint8)
-    grey = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None
-    if grey is None:
-        raise UserInputError(f"cannot decode {os.fspath(path)!r} as an image (PNG, JPEG or "
-                             "BMP)")
-    white = grey >= WHITE_THRESHOLD
+    white = load_gray(path) >= WHITE_THRESHOLD
     known = white if polarity == "known_white" else ~white
     return known.view(np.uint8)
 
@@ -109,27 +107,6 @@ def encode_mask(mask: np.ndarray) -> bytes:
     return buffer.tobytes()
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that ``path`` never holds a partial file.
-
-    The bytes go to a hidden temporary file in the same folder, which then replaces ``path``
-    with ``os.replace`` (atomic on POSIX and Windows). The temporary file is removed on error.
-
-    Args:
-        path: Destination file; its folder must exist.
-        data: File contents.
-    """
-    path = Path(path)
-    tmp = path.with_name(f"{_TMP_PREFIX}{path.name}.{os.getpid()}{_TMP_SUFFIX}")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def save_mask(path: str | os.PathLike, mask: np.ndarray) -> None:
     """Write a mask as a lossless single-channel PNG, 255 = known, 0 = hole, atomically.
 
@@ -140,17 +117,17 @@ def save_mask(path: str | os.PathLike, mask: np.ndarray) -> None:
     Raises:
         ValueError: If ``mask`` is not 2-D or not exactly binary.
     """
-    atomic_write_bytes(path, encode_mask(mask))
+    atomic_write(path, encode_mask(mask))
 
 
 def remove_stale_temporaries(folder: str | os.PathLike) -> int:
-    """Delete temporary files left by an interrupted :func:`atomic_write_bytes` under ``folder``.
+    """Delete temporary files left by an interrupted write (``atomic_write``) under ``folder``.
 
     Returns:
         The number of files removed.
     """
     removed = 0
-    for tmp in Path(folder).rglob(f"{_TMP_PREFIX}*{_TMP_SUFFIX}"):
+    for tmp in Path(folder).rglob(f"{TMP_PREFIX}*{TMP_SUFFIX}"):
         tmp.unlink(missing_ok=True)
         removed += 1
     return removed

@@ -46,7 +46,8 @@ from pathlib import Path
 from typing import Any
 
 from inpainting.engine.errors import UserInputError
-from masks.io import atomic_write_bytes, check_polarity
+from inpainting.engine.files import atomic_write
+from masks.io import check_polarity
 
 __all__ = ["MANIFEST_NAME", "MANIFEST_VERSION", "Manifest", "MaskEntry", "read_manifest",
            "write_manifest"]
@@ -137,7 +138,7 @@ def write_manifest(folder: str | os.PathLike, manifest: Manifest) -> bool:
     path = Path(folder) / MANIFEST_NAME
     if path.is_file() and path.read_bytes() == data:
         return False
-    atomic_write_bytes(path, data)
+    atomic_write(path, data)
     return True
 
 

@@ -20,8 +20,9 @@ import numpy as np
 from tqdm import tqdm
 
 from inpainting.engine.errors import UserInputError
+from inpainting.engine.files import atomic_write
 from masks.generator import PAPER_BINS
-from masks.io import atomic_write_bytes, hole_ratio, iter_mask_files, load_mask
+from masks.io import hole_ratio, iter_mask_files, load_mask
 from masks.manifest import MANIFEST_NAME, MaskEntry, read_manifest
 
 CONTACT_SHEET = "contact_sheet.png"
@@ -233,5 +234,5 @@ def write_contact_sheet(
     ok, data = cv2.imencode(".png", sheet)
     if not ok:
         raise ValueError("OpenCV could not encode the contact sheet")
-    atomic_write_bytes(path, data.tobytes())
+    atomic_write(path, data.tobytes())
     return Path(path)

@@ -2,6 +2,13 @@
 the methods, the page handlers' messages, and the command line."""
 
 import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -50,6 +57,16 @@ def test_load_photo_refuses_unreadable_and_huge_files_in_one_line(tmp_path):
     Image.new("RGB", (400, 300)).save(big)
     with pytest.raises(UserInputError, match=r"400x300 .* limit is 0.1 megapixels"):
         load_photo(big, max_pixels=100_000)
+
+
+def test_an_unreadable_upload_is_named_by_its_file_name_not_the_server_copy(tmp_path):
+    server_copy = tmp_path / "gradio" / "3f2a9c" / "holiday.jpg"  # where the server keeps it
+    server_copy.parent.mkdir(parents=True)
+    server_copy.write_bytes(b"not a photo at all")
+    with pytest.raises(UserInputError) as caught:
+        load_photo(server_copy)
+    message = str(caught.value)
+    assert "'holiday.jpg'" in message and str(server_copy.parent) not in message, message
 
 
 def test_known_from_layers_marks_painted_pixels_as_holes():
@@ -147,3 +164,41 @@ def test_cli_refuses_a_checkpoint_that_is_not_an_inpainting_checkpoint(tmp_path,
     with pytest.raises(SystemExit) as exit_info:
         main(["--port", "http"])
     assert exit_info.value.code == 2
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_and_sigterm_both_remove_the_temporary_results(tmp_path, stop):
+    pytest.importorskip("gradio", reason="Gradio is not installed: pip install .[app]")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    temp = tmp_path / "tmp"  # the app's TMPDIR: its results folder goes there
+    temp.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(temp), "OMP_NUM_THREADS": "1"}
+    server = subprocess.Popen([sys.executable, "-m", "inpainting.app", "--port", str(port)],
+                              cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).close()
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, \
+                    server.communicate()[0]
+                time.sleep(0.2)
+        (workdir,) = temp.glob("inpainting-app-*")
+        (workdir / "request" / "inpainted.png").parent.mkdir()
+        (workdir / "request" / "inpainted.png").write_bytes(b"a result")  # as after a request
+        server.send_signal(stop)
+        output, _ = server.communicate(timeout=60)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.communicate()
+    assert server.returncode == 0, output
+    assert not list(temp.glob("inpainting-app-*")), output

@@ -1,12 +1,22 @@
-"""inpainting.metrics.baselines: OpenCV Telea / Navier-Stokes behind the batch interface."""
+"""inpainting.metrics.baselines: OpenCV Telea / Navier-Stokes and PatchMatch behind the batch
+interface (PatchMatch's own checks: test_patchmatch.py)."""
 
 import functools
+import importlib.util
+import sys
 
 import pytest
 import torch
 
+from inpainting.engine.errors import UserInputError
 from inpainting.metrics.baselines import BASELINES, get_baseline, opencv_telea
 from inpainting.metrics.image import psnr
+
+# PatchMatch needs the optional patchmatch extra; the other methods are always there.
+HAS_PATCHMATCH = importlib.util.find_spec("patchmatch_cython") is not None
+METHODS = [pytest.param(name, marks=pytest.mark.skipif(
+    name == "patchmatch" and not HAS_PATCHMATCH, reason="needs the patchmatch extra"))
+    for name in sorted(BASELINES)]
 
 
 def smooth_images(batch: int, channels: int, size: int = 32) -> torch.Tensor:
@@ -29,16 +39,16 @@ def hole_mask(batch: int, size: int = 32) -> torch.Tensor:
 
 
 def test_registry_names():
-    assert set(BASELINES) == {"opencv-telea", "opencv-ns"}
+    assert set(BASELINES) == {"opencv-telea", "opencv-ns", "patchmatch"}
     assert get_baseline("opencv-telea") is opencv_telea
 
 
 def test_unknown_name_lists_the_valid_ones():
-    with pytest.raises(ValueError, match="opencv-ns, opencv-telea"):
+    with pytest.raises(ValueError, match="opencv-ns, opencv-telea, patchmatch"):
         get_baseline("opencv-magic")
 
 
-@pytest.mark.parametrize("name", sorted(BASELINES))
+@pytest.mark.parametrize("name", METHODS)
 @pytest.mark.parametrize("channels", [3, 1])
 def test_fills_holes_close_to_truth_and_keeps_known_pixels(name, channels):
     image = smooth_images(2, channels)
@@ -95,3 +105,10 @@ def test_bad_inputs_raise(bad_image, bad_mask, message):
 def test_bad_radius_raises():
     with pytest.raises(ValueError, match="inpaint_radius"):
         opencv_telea(torch.rand(1, 3, 16, 16), torch.ones(1, 1, 16, 16), inpaint_radius=0)
+
+
+def test_patchmatch_without_its_package_is_one_line_naming_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "patchmatch_cython", None)  # import raises ImportError
+    with pytest.raises(UserInputError, match=r"pip install '\.\[patchmatch\]'") as error:
+        get_baseline("patchmatch")
+    assert "\n" not in str(error.value)

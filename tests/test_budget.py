@@ -1,9 +1,14 @@
-"""train.max_minutes: a time budget ends the run like max_steps does, and resumes add up."""
+"""train.max_minutes: a time budget ends the run like max_steps does, and resumes add up; and
+train.val_baseline."""
+
+import importlib.util
+import sys
 
 import pytest
 from run_helpers import load, run
 
 from inpainting.engine.config import ConfigError
+from inpainting.engine.errors import UserInputError
 from inpainting.tasks import load_config
 
 UNBOUNDED = ["train.max_steps=100000", "train.val_every=100000", "train.ckpt_every=100000",
@@ -44,3 +49,19 @@ def test_validation_table_shows_the_baseline_on_the_same_pairs(tiny_config):
     assert scores["opencv-ns"].overall["count"] == scores["model"].overall["count"] == 6
     assert scores["opencv-ns"].overall["psnr"] > scores["masked input"].overall["psnr"]
     assert "opencv-ns" in result.last_eval.table()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("patchmatch_cython") is None,
+                    reason="needs the patchmatch extra")
+def test_patchmatch_is_a_validation_baseline(tiny_config):
+    _, result = run(tiny_config, ["train.val_baseline=patchmatch", "train.max_steps=1",
+                                  "train.val_every=1"])
+    scores = result.last_eval.scores
+    assert scores["patchmatch"].overall["psnr"] > scores["masked input"].overall["psnr"]
+
+
+def test_a_baseline_without_its_package_stops_at_set_up(tiny_config, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "patchmatch_cython", None)  # import raises ImportError
+    with pytest.raises(UserInputError, match=r"pip install '\.\[patchmatch\]'"):
+        run(tiny_config, ["train.val_baseline=patchmatch"])
+    assert not (tmp_path / "run").exists()  # before anything is written

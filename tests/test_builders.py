@@ -9,8 +9,8 @@ import torch
 from conftest import make_images
 
 from inpainting.engine.optim import build_optimizer, build_scheduler
-from inpainting.losses import InpaintingLoss, PixelLoss, build_loss
 from inpainting.models import PConvUNet, build_model
+from inpainting.models.losses import InpaintingLoss, PixelLoss, build_loss
 from inpainting.tasks import load_config
 from inpainting.tasks.inpainting.data import (
     build_datasets,

@@ -8,14 +8,15 @@ import yaml
 
 from inpainting import tasks
 from inpainting.data import EVAL_MODES, TRAIN_RESIZE_MODES
-from inpainting.engine.config import DEVICES, ConfigError, config_to_dict, save_config
+from inpainting.engine.config import DEVICES, ConfigError, config_to_dict
 from inpainting.engine.config_parsing import apply_overrides
 from inpainting.engine.errors import UserInputError
 from inpainting.engine.optim import OPTIMIZERS, SCHEDULES
+from inpainting.engine.run import save_config
 from inpainting.engine.trainer import AUTOCAST_DTYPES
 from inpainting.metrics.baselines import BASELINES
 from inpainting.models import MODELS, UPSAMPLING_MODES
-from inpainting.models.pconv_unet import NORMS, PREFILLS
+from inpainting.models.pconv_unet import NORMS, PREFILLS, VALUE_RANGES
 from inpainting.tasks import config_from_dict, load_config
 from inpainting.tasks.classification.data import CLASSIFICATION_DATASETS
 from inpainting.tasks.classification.models import CLASSIFIER_NAMES, PADDINGS
@@ -32,6 +33,7 @@ CHOICE_REGISTRIES = {
     "model.upsampling": UPSAMPLING_MODES,
     "model.norm": NORMS,
     "model.prefill": PREFILLS,
+    "model.value_range": VALUE_RANGES,
     "train.val_baseline": BASELINES,
     "data.eval_mode": EVAL_MODES,
     "data.train_resize": TRAIN_RESIZE_MODES,

@@ -18,8 +18,8 @@ from inpainting.engine.errors import UserInputError
 from inpainting.engine.optim import lr_factor
 from inpainting.engine.run import setup_training
 from inpainting.engine.trainer import NonFiniteLossError, Trainer
-from inpainting.losses import PixelLoss
 from inpainting.models import build_model
+from inpainting.models.losses import PixelLoss
 from inpainting.tasks import load_config
 from inpainting.tasks.inpainting.checkpoint import load_model_from_checkpoint
 from inpainting.tasks.inpainting.task import InpaintingTask

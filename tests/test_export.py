@@ -1,6 +1,10 @@
 """Export to ONNX and torch.export (.pt2): same results as PyTorch on any size, clear errors."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +21,7 @@ from inpainting.export import (
 )
 from inpainting.predict.inference import Inpainter, reflect_pad
 
+ROOT = Path(__file__).resolve().parents[1]
 SIZES = [(1, 37, 45), (2, 32, 64)]  # (batch, H, W): not a multiple of 2**depth, and one that is
 
 
@@ -121,3 +126,53 @@ def test_cli_says_how_to_install_onnx_when_it_is_missing(checkpoint, tmp_path, c
     out = tmp_path / "model.onnx"
     assert main(["--checkpoint", str(checkpoint), "--format", "onnx", "--out", str(out)]) == 3
     assert "pip install '.[app]'" in capsys.readouterr().err and not out.exists()
+
+
+def test_an_onnx_export_prints_one_line_not_the_optimizer_log(checkpoint, tmp_path):
+    pytest.importorskip("onnxscript", reason="pip install .[app]")
+    out = tmp_path / "model.onnx"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "inpainting.export", "--checkpoint",
+                           str(checkpoint), "--format", "onnx", "--out", str(out)], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "" and done.stderr.splitlines() == [
+        f"wrote {out} (onnx, any size, padded to multiples of {2 ** DEPTH})"], done.stderr
+    assert out.stat().st_mode & 0o777 == 0o666 & ~_umask()  # not a private 0600 temp file
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def poison_holes(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``image`` with NaN, inf and -inf in turn in every hole pixel (``mask == 0``)."""
+    hole = (mask == 0).expand_as(image)
+    values = torch.tensor([float("nan"), float("inf"), float("-inf")])
+    poisoned = image.clone()
+    poisoned[hole] = values[torch.arange(int(hole.sum())) % 3]
+    return poisoned
+
+
+@pytest.mark.parametrize("export_format, composite", [("pt2", False), ("pt2", True),
+                                                      ("onnx", True)])
+def test_nan_and_inf_in_the_holes_change_nothing(checkpoint, tmp_path, export_format,
+                                                 composite):
+    model, config = load_inpainting_model(checkpoint)
+    if export_format == "onnx":
+        ort = pytest.importorskip("onnxruntime", reason="pip install .[app]")
+        pytest.importorskip("onnxscript", reason="pip install .[app]")
+        path = export_model(model, config, tmp_path / "model.onnx", "onnx", composite)
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+        def run(image, mask):
+            output = session.run(None, {"image": image.numpy(), "mask": mask.numpy()})[0]
+            return torch.from_numpy(output)
+    else:
+        path = export_model(model, config, tmp_path / "model.pt2", "pt2", composite)
+        run = torch.export.load(path).module()
+    image, mask = _batch(2, 37, 45)
+    clean, poisoned = run(image, mask), run(poison_holes(image, mask), mask)
+    assert torch.isfinite(poisoned).all() and torch.equal(poisoned, clean)

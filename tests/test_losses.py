@@ -1,4 +1,4 @@
-"""Tests for inpainting.losses: each term by hand, the VGG-16 extractor, weights, overfitting."""
+"""inpainting.models.losses: each term by hand, the VGG-16 extractor, weights, overfitting."""
 
 import dataclasses
 import logging
@@ -10,7 +10,8 @@ import torchvision
 from torch import nn
 
 from inpainting.engine.errors import EnvironmentProblem, UserInputError
-from inpainting.losses import (
+from inpainting.models import PConvUNet
+from inpainting.models.losses import (
     DEFAULT_WEIGHTS,
     InpaintingLoss,
     VGG16Features,
@@ -22,7 +23,6 @@ from inpainting.losses import (
     total_variation_loss,
     valid_loss,
 )
-from inpainting.models import PConvUNet
 from inpainting.tasks.inpainting.model import LossWeights
 
 # A 1 x 1 x 2 x 2 example worked out by hand; the hole is the top-right pixel.
@@ -274,7 +274,7 @@ def test_bf16_autocast_gives_finite_float32_terms(random_vgg_loss):
 
 
 def test_none_weights_log_a_warning(caplog):
-    with caplog.at_level(logging.WARNING, logger="inpainting.losses.vgg"):
+    with caplog.at_level(logging.WARNING, logger="inpainting.models.losses.vgg"):
         VGG16Features("none")
     assert any("RANDOMLY" in r.getMessage() for r in caplog.records)
 

@@ -59,8 +59,8 @@ def test_second_run_writes_nothing(tmp_path, monkeypatch):
     def no_writes(*args, **kwargs):
         raise AssertionError("the second run wrote a file")
 
-    monkeypatch.setattr(dataset, "atomic_write_bytes", no_writes)
-    monkeypatch.setattr(manifest_module, "atomic_write_bytes", no_writes)
+    monkeypatch.setattr(dataset, "atomic_write", no_writes)
+    monkeypatch.setattr(manifest_module, "atomic_write", no_writes)
     report = _generate(tmp_path)
     assert (report.written, report.kept) == (0, 12)
     assert _snapshot(tmp_path) == before

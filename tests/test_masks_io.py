@@ -56,7 +56,7 @@ def test_grey_and_colour_files_are_binarised_at_128(tmp_path):
 
 
 def test_load_errors(tmp_path):
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(ValueError, match="missing.png"):  # UserInputError: exit 2, one line
         load_mask(tmp_path / "missing.png")
     (tmp_path / "junk.png").write_bytes(b"not an image")
     with pytest.raises(ValueError, match="cannot decode"):

@@ -14,6 +14,7 @@ from metric_weights import random_inception_file, random_lpips_linear_file, rand
 from PIL import Image
 
 from inpainting.engine.errors import UserInputError
+from inpainting.metrics.evaluation import EvalSettings, MaskRecord, Pair, PairDataset
 from inpainting.metrics.inception import FEATURES, LOGITS, build_inception
 from inpainting.metrics.suite import METRICS, MetricSuite
 from inpainting.metrics.weights import ResolvedWeights, file_sha256
@@ -137,14 +138,24 @@ def test_suite_needs_no_ground_truth_for_is_and_lpips_refuses_tiny_images(tmp_pa
                                                                           weight_files):
     given = [f"{name}={path}" for name, path in weight_files.items()]
     suite = MetricSuite(["is"], given, "cpu", tmp_path / "cache")
-    suite.begin([tmp_path / "absent.png"] * 3, 32, 32, "center_crop", 3)  # no file is read
+    suite.begin(_dataset(tmp_path / "absent.png", 3, 32))  # no file is read
     image = torch.rand(3, 3, 32, 32)
     suite.observe_truth([0, 1, 2], image)
     assert suite.observe("model", [0, 1, 2], image, image) == {}
     assert list(suite.finish()["model"]) == ["is"] and not (tmp_path / "cache").exists()
     lpips = MetricSuite(["lpips"], given, "cpu", tmp_path / "cache")
     with pytest.raises(UserInputError, match="lpips needs images of at least 16x16"):
-        lpips.begin([tmp_path / "a.png"], 11, 11, "center_crop", 3)
+        lpips.begin(_dataset(tmp_path / "a.png", 1, 11))
+    own_sizes = _dataset(tmp_path / "a.png", 2, 0)
+    own_sizes.sizes = [(40, 30), (12, 30)]  # --pair-by-name: each pair at its own size
+    with pytest.raises(UserInputError, match="a side of 12"):
+        lpips.begin(own_sizes)
+
+
+def _dataset(image: Path, count: int, size: int) -> PairDataset:
+    """``count`` pairs of one image at ``size`` (0: own sizes, set ``.sizes``)."""
+    pairs = [Pair(image, image.name, MaskRecord(image, f"m{i}.png")) for i in range(count)]
+    return PairDataset(pairs, EvalSettings(size, size, "center_crop" if size else "none"))
 
 
 def test_inception_features_take_grey_and_round_to_8_bits(weight_files):

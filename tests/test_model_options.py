@@ -122,3 +122,20 @@ def test_model_option_config_errors(override, message):
 def test_sync_bn_with_masked_batch_norm_is_a_config_error():
     with pytest.raises(ConfigError, match="sync_bn"):
         load_config(None, ["model.norm=masked_batch", "train.sync_bn=true"])
+
+
+def test_a_symmetric_model_computes_in_minus_one_to_one_and_answers_in_zero_to_one():
+    """value_range: symmetric (mmagic's models) is the unit model on 2x - 1, mapped back."""
+    torch.manual_seed(0)
+    unit = PConvUNet(depth=3, base_channels=4).eval()
+    symmetric = PConvUNet(depth=3, base_channels=4, value_range="symmetric").eval()
+    symmetric.load_state_dict(unit.state_dict())
+    image, mask = torch.rand(2, 3, 32, 32), (torch.rand(2, 1, 32, 32) > 0.3).float()
+    with torch.no_grad():
+        expected = (unit(image * 2 - 1, mask)[0] + 1) / 2
+        output = symmetric(image, mask)[0]
+        noisy = symmetric(torch.where(mask > 0, image, torch.rand_like(image) * 9), mask)[0]
+    assert torch.allclose(output, expected, atol=1e-6)
+    assert torch.equal(output, noisy)  # hole values never matter
+    with pytest.raises(ValueError, match="value_range"):
+        PConvUNet(depth=3, value_range="zero-one")

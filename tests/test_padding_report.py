@@ -208,6 +208,8 @@ def _bad_inputs(tmp_path: Path, good: Path) -> dict[str, list[str]]:
         "no published file": [str(good), "--published", str(tmp_path / "none.csv")],
         "no shifted accuracy": [str(make_run(tmp_path / "plain", "resnet18", "zero", [1.0])),
                                 "--metric", "top1_shifted"],
+        "plot onto a folder": [str(good), "--plot", str(tmp_path)],  # refused, not replaced
+        "plot of no image format": [str(good), "--plot", str(tmp_path / "table.txt")],
     }
 
 
@@ -234,9 +236,9 @@ def test_module_runs_as_command(runs):
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
 
 
-def test_readme_table_matches_the_csv():
-    text = (ROOT / "README.md").read_text()
-    section = text.split("## Partial-convolution padding: the report's table")[1]
+def test_the_documented_table_matches_the_csv():
+    text = (ROOT / "docs" / "padding.md").read_text()
+    section = text.split("## The report's table: padding_report")[1]
     rows = load_published()
     checked = 0
     for line in section.split("\n## ")[0].splitlines():

@@ -1,6 +1,7 @@
 """PartialConv2d / PartialConv3d against the paper's definition and the reference semantics."""
 
 import copy
+import io
 import threading
 import time
 
@@ -81,6 +82,22 @@ def test_fused_and_general_bias_paths_match_the_definition(hole, dims, monkeypat
     for a, b in zip(torch.autograd.grad(out, params, grad),
                     torch.autograd.grad(ref_out, params, grad)):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
+@pytest.mark.filterwarnings(r"ignore:`torch\.jit:FutureWarning")
+def test_a_torchscript_trace_keeps_the_general_path_and_saves():
+    """Traced where every window saw a known pixel (where eager takes the fused pass), the
+    trace still renormalises holes, and it holds no autograd.Function, so it can be saved."""
+    layer = PartialConv2d(3, 5, 3, padding=1, return_mask=True)
+    x, mask = torch.randn(2, 3, 12, 12), torch.ones(2, 1, 12, 12)
+    traced = torch.jit.trace(layer, (x, mask), check_trace=False)
+    torch.jit.save(traced, io.BytesIO())
+    mask[..., 2:10, 2:10] = 0
+    out, new_mask = traced(x, mask)
+    ref_out, ref_mask = dense_reference(layer, x, mask)
+    torch.testing.assert_close(out, ref_out, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(new_mask, ref_mask)
 
 
 @pytest.mark.parametrize("use_mask", [False, True])

@@ -1,5 +1,6 @@
 """Inference: any image size, tiling, exact known pixels, the Python API and the CLI."""
 
+import errno
 import subprocess
 import sys
 from pathlib import Path
@@ -278,3 +279,74 @@ def test_a_folder_where_one_image_lacks_alpha_names_it_and_exits_1(tmp_path, cap
     assert code == 1 and (tmp_path / "out" / "alpha.png").is_file()
     assert "no alpha channel" in err and "1 of 2 images failed" in err, err
     assert not (tmp_path / "out" / "plain.png").exists()
+
+
+def test_an_out_png_that_is_a_folder_is_refused_before_the_work(tmp_path):
+    checkpoint = _checkpoint(tmp_path / "tiny.pt")
+    image, mask = _image_and_mask(20, 30)
+    Image.fromarray(image).save(tmp_path / "x.png")
+    Image.fromarray(mask * 255).save(tmp_path / "hole.png")
+    (tmp_path / "result.png" / "kept").mkdir(parents=True)
+    command = [sys.executable, "-m", "inpainting.predict", "--checkpoint", str(checkpoint),
+               "--image", str(tmp_path / "x.png"), "--mask", str(tmp_path / "hole.png"),
+               "--out", str(tmp_path / "result.png"), "--device", "cpu"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "is a folder" in done.stderr and "Traceback" not in done.stderr
+    assert [p.name for p in (tmp_path / "result.png").iterdir()] == ["kept"]
+
+
+def test_a_full_disk_keeps_the_earlier_result_and_exits_3(tmp_path, capsys, monkeypatch):
+    checkpoint = _checkpoint(tmp_path / "tiny.pt")
+    image, mask = _image_and_mask(20, 30)
+    Image.fromarray(image).save(tmp_path / "x.png")
+    Image.fromarray(mask * 255).save(tmp_path / "hole.png")
+    (tmp_path / "out").mkdir()
+    earlier = tmp_path / "out" / "result.png"
+    earlier.write_bytes(b"an earlier result")
+
+    def full_disk(self, handle, *args, **kwargs):  # half a PNG, then the disk is full
+        handle.write(b"\x89PNG\r\n\x1a\n")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", full_disk)
+    code = main(["--checkpoint", str(checkpoint), "--image", str(tmp_path / "x.png"),
+                 "--mask", str(tmp_path / "hole.png"), "--out", str(earlier), "--device", "cpu"])
+    err = capsys.readouterr().err.strip()
+    assert code == 3 and len(err.splitlines()) == 1, err
+    assert f"cannot write '{earlier}': no space left on device" in err
+    assert earlier.read_bytes() == b"an earlier result"
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["result.png"]
+
+
+def test_nan_and_inf_in_the_holes_change_nothing_whole_or_tiled():
+    image, mask = _image_and_mask(40, 45)
+    tensor = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255  # (1, 3, H, W)
+    known = torch.from_numpy(mask)[None, None].float()  # (1, 1, H, W)
+    hole = (known == 0).expand_as(tensor)
+    poisoned = tensor.clone()
+    poisoned[hole] = torch.tensor([float("nan"), float("inf"), float("-inf")]).repeat(
+        int(hole.sum()) // 3 + 1)[:int(hole.sum())]
+    for tile_size in (1024, 16):  # one pass, and tiles of 16 overlapping by 4
+        inpainter = Inpainter(_tiny_model(), device="cpu", tile_size=tile_size, tile_overlap=4)
+        clean = inpainter.predict_tiled(tensor, known)
+        result = inpainter.predict_tiled(poisoned, known)
+        assert torch.isfinite(result).all() and torch.equal(result, clean), tile_size
+
+
+def test_an_rgba_image_with_a_mask_has_the_holes_of_both_and_says_so(tmp_path, caplog):
+    checkpoint = _checkpoint(tmp_path / "tiny.pt")
+    image, mask = _image_and_mask(24, 32)  # the mask's holes: rows 4-11 and a corner
+    alpha = np.full(mask.shape, 255, np.uint8)
+    alpha[16:20, 20:28] = 0  # transparent where the mask says known
+    Image.fromarray(np.dstack([image, alpha])).save(tmp_path / "cutout.png")
+    Image.fromarray(mask * 255).save(tmp_path / "hole.png")
+    out = tmp_path / "filled.png"
+    with caplog.at_level("INFO"):
+        assert main(["--checkpoint", str(checkpoint), "--image", str(tmp_path / "cutout.png"),
+                     "--mask", str(tmp_path / "hole.png"), "--out", str(out),
+                     "--device", "cpu"]) == 0
+    union = (mask == 1) & (alpha > 0)
+    expected = Inpainter.from_checkpoint(checkpoint, device="cpu")(image, union)
+    np.testing.assert_array_equal(np.asarray(Image.open(out)), expected)
+    assert "32 fully transparent pixels are holes too" in caplog.text, caplog.text

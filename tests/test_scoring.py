@@ -11,6 +11,7 @@ from inpainting.metrics.scoring import (
     aggregate,
     bin_index,
     composite,
+    format_paper_table,
     format_table,
     hole_ratios,
     image_records,
@@ -107,6 +108,28 @@ def test_table_lines_up_methods_row_by_row():
     assert lines[-1].split() == ["overall", "2", "2.50", "25.00", "0.250",
                                  "0.65", "6.50", "0.065"]
     assert len(lines) == 2 + 2 + 1
+
+
+def test_paper_table_has_a_block_of_method_rows_per_metric_and_bin_columns():
+    pm = aggregate([_record(0.05, False, 5.0), _record(0.15, True, 8.0)], BINS)
+    model = aggregate([_record(0.05, False, 30.0), _record(0.15, True, 20.0)], BINS)
+    lines = format_paper_table({"patchmatch": pm, "model": model},
+                               {"patchmatch": "PM", "model": "ours"}).splitlines()
+    assert lines[0].split() == ["(0.01,", "0.1]", "(0.1,", "0.2]", "all"]
+    assert lines[1].split() == ["N", "B", "N", "B"]
+    assert lines[2].split() == ["count", "1", "-", "-", "1", "2"]  # no group: "-"
+    assert [line.strip() for line in lines if not line.startswith(" ")][1:] == [
+        "L1 (%)", "PSNR", "SSIM", "L1 hole (%)"]  # the paper's three first
+    block = lines[lines.index("PSNR") + 1:lines.index("PSNR") + 3]
+    assert [line.split() for line in block] == [["PM", "5.00", "-", "-", "8.00", "6.50"],
+                                               ["ours", "30.00", "-", "-", "20.00", "25.00"]]
+
+
+def test_paper_table_takes_every_metric_column_the_scores_have():
+    with_is = aggregate([_record(0.05, False, 5.0)], BINS)
+    with_is.rows[0]["is"], with_is.overall["is"] = 3.25, 3.25
+    lines = format_paper_table({"model": with_is}).splitlines()
+    assert lines[lines.index("IS") + 1].split() == ["model", "3.250", "-", "3.250"]
 
 
 def test_composite_keeps_known_pixels_bit_for_bit():

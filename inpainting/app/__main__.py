@@ -2,15 +2,21 @@
 
 Without ``--checkpoint`` the page runs the classical OpenCV methods only and says how to get a
 model. A checkpoint that is not an inpainting checkpoint stops the command with one line
-(exit 2) before anything is served.
+(exit 2) before anything is served. Ctrl-C and SIGTERM (``kill``, a service manager,
+``docker stop``) both stop the server, remove its temporary folder of results and exit 0.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import sys
 import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 
 from inpainting.engine.cli import OneLineParser, choice, run_main, whole_number
 from inpainting.engine.errors import EnvironmentProblem
@@ -51,6 +57,28 @@ def load_inpainter(checkpoint: str, device: str) -> Inpainter:
     return Inpainter(model, device=device)
 
 
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Inside the block, SIGTERM raises ``KeyboardInterrupt`` in the main thread, as Ctrl-C does.
+
+    Gradio then closes the server, and every ``with`` block on the way out runs its clean-up
+    (the temporary folder of results), where SIGTERM's default would end the process at once and
+    leave them. Outside the main thread (where Python allows no handlers) it does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; serves until interrupted. Returns the exit code."""
     args = build_parser().parse_args(argv)
@@ -68,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
             logger.info("no --checkpoint: the page runs the classical OpenCV methods only")
         else:
             logger.info("model: %s on %s", args.checkpoint, inpainter.device)
-        with tempfile.TemporaryDirectory(prefix="inpainting-app-") as workdir:
+        with sigterm_as_interrupt(), \
+                tempfile.TemporaryDirectory(prefix="inpainting-app-") as workdir:
             try:
                 serve(inpainter, args.checkpoint or "", args.host, args.port, Path(workdir))
             except OSError as error:

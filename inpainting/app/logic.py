@@ -16,9 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from inpainting.engine.errors import UserInputError
+from inpainting.engine.files import atomic_write
+from inpainting.engine.images import ImageDecodeError, image_size, load_image
 from inpainting.metrics.baselines import opencv_ns, opencv_telea
 from inpainting.predict.inference import Inpainter
 
@@ -60,8 +62,12 @@ def load_photo(path: str | os.PathLike, max_side: int = MAX_SIDE,
                max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, str]:
     """Read an uploaded photo as RGB, downscaled so that its longer side is <= ``max_side``.
 
+    The photo is decoded by the project's one image reader (``load_image``), as ``predict``
+    and training read it: upright by its EXIF orientation, 16-bit and float files rescaled,
+    transparency over white. So the downloaded mask fits the same photo in ``predict --mask``.
+
     Args:
-        path: the uploaded file.
+        path: the uploaded file (a server-side copy; messages name only its file name).
         max_side: longer sides are downscaled to this (aspect ratio kept).
         max_pixels: files with more pixels than this are refused without decoding them.
 
@@ -74,28 +80,27 @@ def load_photo(path: str | os.PathLike, max_side: int = MAX_SIDE,
     """
     name = Path(path).name
     try:
-        with Image.open(path) as opened:
-            width, height = opened.size
-            if width * height > max_pixels:
-                raise UserInputError(
-                    f"'{name}' is {width}x{height} = {width * height / 1e6:.0f} megapixels; the "
-                    f"limit is {max_pixels / 1e6:g} megapixels, so downscale it first")
-            opened.draft("RGB", (max_side, max_side))  # JPEG: decode at a reduced scale
-            image = opened.convert("RGB")
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError,
-            ValueError) as error:
-        if isinstance(error, UserInputError):
-            raise
-        raise UserInputError(f"cannot read '{name}' as an image ({' '.join(str(error).split())});"
-                             " upload a PNG, JPEG, WebP, BMP or TIFF photo") from None
-    note = ""
-    if max(image.size) > max_side:
-        scale = max_side / max(image.size)
-        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-        image = image.resize(size, Image.Resampling.LANCZOS)
-        note = (f"The photo was {width}x{height}; it was downscaled to {size[0]}x{size[1]} "
-                f"(the limit is {max_side} px on the longer side).")
-    return np.asarray(image).copy(), note
+        width, height = image_size(path)
+        if width * height > max_pixels:
+            raise UserInputError(
+                f"'{name}' is {width}x{height} = {width * height / 1e6:.0f} megapixels; the "
+                f"limit is {max_pixels / 1e6:g} megapixels, so downscale it first")
+        # decode reduced (JPEG: while decoding) but keep the longer side >= max_side
+        reduce_to = -(-max_side * min(width, height) // max(width, height))
+        array = load_image(path, reduce_to=reduce_to)
+    except ImageDecodeError as error:
+        # Pillow's reasons name the server's copy of the upload; the page names the user's file
+        reason = " ".join(error.reason.replace(str(path), name).split())
+        raise UserInputError(f"cannot read '{name}' as an image ({reason}); upload a PNG, JPEG, "
+                             "WebP, BMP or TIFF photo") from None
+    if max(width, height) <= max_side:
+        return array, ""
+    scale = max_side / max(width, height)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if (array.shape[1], array.shape[0]) != size:  # the reduced decode is still larger
+        array = np.asarray(Image.fromarray(array).resize(size, Image.Resampling.LANCZOS)).copy()
+    return array, (f"The photo was {width}x{height}; it was downscaled to {size[0]}x{size[1]} "
+                   f"(the limit is {max_side} px on the longer side).")
 
 
 def known_from_layers(layers: Sequence[np.ndarray | None], shape: tuple[int, int]) -> np.ndarray:
@@ -175,6 +180,10 @@ def new_request_folder(workdir: str | os.PathLike, keep_seconds: float = 3600) -
 
 
 def save_png(image: np.ndarray, path: str | os.PathLike) -> Path:
-    """Write a (H, W, 3) or (H, W) uint8 array as a lossless PNG; returns the path."""
-    Image.fromarray(image).save(path, format="PNG")
-    return Path(path)
+    """Write a (H, W, 3) or (H, W) uint8 array as a lossless PNG, atomically; returns the path.
+
+    Raises:
+        EnvironmentProblem: the server cannot write the file (a full disk); nothing is left.
+    """
+    picture = Image.fromarray(image)
+    return atomic_write(path, lambda handle: picture.save(handle, format="PNG"))

@@ -21,6 +21,11 @@ a small set of large photos is decoded once per worker instead of once per sampl
 set costs at most that much memory per worker. The cache holds the decoded file, before any
 random choice, so a sample is the same with or without it.
 
+Paired masks (``masks.PairedMaskSource``, ``masks.source: paired``) are each image's own mask:
+the mask rides through the transform as a fourth channel, so it is cropped, resized and flipped
+exactly as its image, then re-binarised at 50 %. Such images are always decoded at full size
+(the mask has the file's size).
+
 Undecodable files never crash a run (unless ``strict``): the sample falls back to the next
 decodable file in order, logs a warning naming the bad file and reports how many files it
 skipped in ``sample["bad_files"]``, which the default collate turns into a ``(B,)`` tensor that
@@ -44,6 +49,7 @@ from inpainting.data.fixed_masks import FixedMaskSet
 from inpainting.data.io import DECODE_SIDE_MULTIPLE, ImageDecodeError, load_image
 from inpainting.data.transforms import SCALE_FREE_TRAIN_MODES, EvalTransform, TrainTransform
 from inpainting.engine.errors import UserInputError
+from masks.paired import PairedMaskSource
 
 __all__ = [
     "MAX_CONSECUTIVE_BAD_FILES",
@@ -195,8 +201,9 @@ class InpaintingDataset(torch.utils.data.Dataset):
         image_size: side ``S`` of the square samples.
         train: random (seeded) crop and flip if true, else the deterministic ``eval_mode``.
         mask_source: a callable ``(rng) -> uint8 (S, S)`` mask (``masks.MaskGenerator``,
-            ``masks.FolderMaskSource``), or a ``FixedMaskSet`` of size ``S``, whose mask
-            ``index % len(set)`` goes with sample ``index``.
+            ``masks.FolderMaskSource``), a ``FixedMaskSet`` of size ``S``, whose mask
+            ``index % len(set)`` goes with sample ``index``, or a ``PairedMaskSource`` (each
+            image's own mask, transformed with it).
         seed: base seed (>= 0) of all per-sample randomness.
         eval_mode: ``"center_crop"`` or ``"resize"`` (used when ``train`` is false).
         train_resize: training framing, a key of ``TRAIN_RESIZE_MODES``: ``crop``, ``resize``
@@ -227,7 +234,7 @@ class InpaintingDataset(torch.utils.data.Dataset):
         paths: Sequence[str | os.PathLike],
         image_size: int,
         train: bool,
-        mask_source: MaskSource | FixedMaskSet,
+        mask_source: MaskSource | FixedMaskSet | PairedMaskSource,
         seed: int,
         eval_mode: str = "center_crop",
         train_resize: str = "crop",
@@ -261,6 +268,8 @@ class InpaintingDataset(torch.utils.data.Dataset):
             self.transform = EvalTransform(image_size, mode=eval_mode)
         # A bound on the memory of huge files, where it cannot change the sample (module doc).
         self.reduce_to = _reduce_to(image_size, train, train_resize, rrc_scale, eval_mode)
+        if isinstance(mask_source, PairedMaskSource):
+            self.reduce_to = None  # the mask file has the image file's size
         self.cache = DecodeCache(int(decode_cache_mb * 2**20))
 
     def __len__(self) -> int:
@@ -274,7 +283,13 @@ class InpaintingDataset(torch.utils.data.Dataset):
         index = int(index)
         image_rng, mask_rng = sample_rngs(self.seed, self.epoch if self.train else None, index)
         image, path, bad_files = self._load_decodable(index)
+        paired = isinstance(self.mask_source, PairedMaskSource)
+        if paired:  # (H, W, 3) -> (H, W, 4): the mask, 255 = known, as a fourth channel
+            known = self.mask_source.load(path, image.shape[:2])
+            image = np.dstack([image, known * np.uint8(255)])
         image = self.transform(image, image_rng)
+        if paired:  # (S, S, 4) -> (S, S, 3) and the (S, S) mask, re-binarised at 50 %
+            image, mask = np.ascontiguousarray(image[:, :, :3]), (image[:, :, 3] >= 128)
         sample: dict[str, Any] = {
             # (S, S, 3) uint8 -> (3, S, S) float in [0, 1]
             "image": torch.from_numpy(image).permute(2, 0, 1).float().div_(255.0).contiguous(),
@@ -282,7 +297,9 @@ class InpaintingDataset(torch.utils.data.Dataset):
             "path": str(path),
             "bad_files": bad_files,
         }
-        if isinstance(self.mask_source, FixedMaskSet):
+        if paired:
+            mask = mask.view(np.uint8)
+        elif isinstance(self.mask_source, FixedMaskSet):
             mask = self.mask_source[index % len(self.mask_source)]
         else:
             mask = self.mask_source(mask_rng)

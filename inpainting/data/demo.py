@@ -33,6 +33,7 @@ from tqdm import tqdm
 from inpainting.data.io import ImageDecodeError, load_image
 from inpainting.engine.cli import OneLineParser, run_main
 from inpainting.engine.errors import EnvironmentProblem, UserInputError
+from inpainting.engine.files import atomic_write
 
 __all__ = ["DEMO_VERSION", "TRAIN_PHOTOS", "VAL_PHOTOS", "prepare_demo_data", "skimage_photo_dir"]
 
@@ -182,9 +183,7 @@ def prepare_demo_data(root: str | os.PathLike, progress: bool = False) -> tuple[
             if final.exists():  # a stale or partial set from an older or interrupted call
                 shutil.rmtree(final)
             os.replace(Path(tmp) / split, final)
-    marker_tmp = root / f"{_MARKER}.{os.getpid()}.tmp"
-    marker_tmp.write_text(json.dumps({"version": DEMO_VERSION, **counts}) + "\n", "utf-8")
-    os.replace(marker_tmp, root / _MARKER)
+    atomic_write(root / _MARKER, json.dumps({"version": DEMO_VERSION, **counts}) + "\n")
     return train_dir, val_dir
 
 

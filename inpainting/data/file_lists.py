@@ -15,6 +15,7 @@ from pathlib import Path
 
 from inpainting.data.io import IMAGE_EXTENSIONS
 from inpainting.engine.errors import UserInputError
+from inpainting.engine.files import atomic_write
 
 __all__ = ["read_file_list", "write_file_list"]
 
@@ -109,7 +110,10 @@ def write_file_list(paths: Sequence[Path], list_file: Path) -> None:
 
     Args:
         paths: image files.
-        list_file: the ``.txt`` to write (its folder is created).
+        list_file: the ``.txt`` to write (its folder is created), atomically.
+
+    Raises:
+        EnvironmentProblem: the file cannot be written; an earlier file there is intact.
     """
     list_file = Path(list_file)
     list_file.parent.mkdir(parents=True, exist_ok=True)
@@ -118,7 +122,7 @@ def write_file_list(paths: Sequence[Path], list_file: Path) -> None:
     # raise on a link that loops.
     lines = [_list_line(os.path.relpath(Path(p).parent.resolve() / Path(p).name, base))
              for p in paths]
-    list_file.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+    atomic_write(list_file, "".join(f"{line}\n" for line in lines))
 
 
 def _list_line(path: str) -> str:

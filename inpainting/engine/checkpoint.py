@@ -60,6 +60,7 @@ __all__ = [
     "save_checkpoint",
     "training_state",
     "training_state_of",
+    "unreadable_reason",
 ]
 
 CHECKPOINT_VERSION = 1
@@ -258,11 +259,14 @@ def read_checkpoint_file(path: Path, map_location: Any = "cpu") -> Any:
         with warnings.catch_warnings():  # torch warns on pickles of other protocols: a bad file
             warnings.simplefilter("ignore", UserWarning)
             return torch.load(path, map_location=map_location, weights_only=True)
-    except OSError:
-        raise
+    except OSError as error:
+        if error.errno != errno.EINVAL:  # torch's zip reader on a truncated file: a bad file
+            raise
+        raise UserInputError(f"cannot read checkpoint '{path}': {unreadable_reason(path, error)}"
+                             "; pass a .pt file written by train.py") from error
     except Exception as error:  # KeyError (a text file), EOFError (empty), RuntimeError
         # (truncated zip), UnpicklingError (foreign pickle): no common type
-        raise UserInputError(f"cannot read checkpoint '{path}': {_unreadable_reason(path, error)}"
+        raise UserInputError(f"cannot read checkpoint '{path}': {unreadable_reason(path, error)}"
                              "; pass a .pt file written by train.py") from error
 
 
@@ -280,7 +284,7 @@ def _checked_state(state: Any, path: Path) -> dict[str, Any]:
     return state
 
 
-def _unreadable_reason(path: Path, error: Exception) -> str:
+def unreadable_reason(path: Path, error: Exception) -> str:
     """Why ``torch.load`` refused ``path``, in a few words (torch's own text runs to 700
     characters of advice about ``weights_only`` that does not apply to a user's bad file)."""
     with open(path, "rb") as file:

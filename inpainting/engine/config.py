@@ -23,16 +23,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from inpainting.engine.config_parsing import ConfigError, check, check_choice
 from inpainting.engine.optim import OptimConfig
 
-__all__ = ["Config", "ConfigError", "LogConfig", "OptimConfig", "TrainConfig", "config_to_dict",
-           "save_config"]
+__all__ = ["Config", "ConfigError", "LogConfig", "OptimConfig", "TrainConfig", "config_to_dict"]
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
@@ -105,9 +101,3 @@ def config_to_dict(config: Config) -> dict[str, Any]:
         return value
 
     return plain(dataclasses.asdict(config))
-
-
-def save_config(config: Config, path: str | Path) -> None:
-    """Write the resolved config as YAML (every key of the run's own sections)."""
-    text = yaml.safe_dump(config_to_dict(config), sort_keys=False, default_flow_style=None)
-    Path(path).write_text(text, encoding="utf-8")

@@ -105,6 +105,10 @@ def environment_message(error: OSError) -> str:
         errno.EROFS: "choose a path on a writable file system",
         errno.ENOTDIR: "a part of the path is a file, not a folder",
         errno.EEXIST: "a file stands where a folder is needed; move it or choose another path",
+        errno.EFBIG: "a file size limit (ulimit -f, the file system's) refuses it; choose "
+                     "another folder",
+        errno.EISDIR: "a folder stands where the file should be; move it or choose another "
+                      "path",
     }
     fix = fixes.get(error.errno, "check the path")
     return f"{error.strerror.lower()}{':' if path else ''}{path}; {fix}"

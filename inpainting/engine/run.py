@@ -24,11 +24,12 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 from torch import nn
 
 from inpainting import tasks
 from inpainting.engine.checkpoint import find_checkpoint, load_checkpoint
-from inpainting.engine.config import Config, save_config
+from inpainting.engine.config import Config, config_to_dict
 from inpainting.engine.config_parsing import ConfigError, apply_overrides
 from inpainting.engine.devices import check_device_options
 from inpainting.engine.distributed import (
@@ -40,6 +41,7 @@ from inpainting.engine.distributed import (
 )
 from inpainting.engine.ema import ModelEma
 from inpainting.engine.errors import EXIT_FAILED, EXIT_OK, is_environment_error
+from inpainting.engine.files import atomic_write
 from inpainting.engine.memory import keep_freed_memory
 from inpainting.engine.optim import build_optimizer, build_scheduler
 from inpainting.engine.reporting import make_writer, setup_logging
@@ -53,7 +55,7 @@ from inpainting.engine.run_lock import RunLock, acquire_run_lock
 from inpainting.engine.task import FitResult, Prepared, TaskDefinition
 from inpainting.engine.trainer import NonFiniteLossError, Trainer
 
-__all__ = ["Session", "fit_and_report", "setup_training"]
+__all__ = ["Session", "fit_and_report", "save_config", "setup_training"]
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +113,16 @@ def fit_and_report(session: Session, prog: str) -> int:
     if session.dist.is_main:
         print(session.summary(result, prog))
     return EXIT_OK
+
+
+def save_config(config: Config, path: str | Path) -> None:
+    """Write the resolved config as YAML (every key of the run's own sections), atomically.
+
+    Raises:
+        EnvironmentProblem: the file cannot be written; an earlier file there is intact.
+    """
+    text = yaml.safe_dump(config_to_dict(config), sort_keys=False, default_flow_style=None)
+    atomic_write(path, text)
 
 
 def _resolve_config(config_path: str | None, overrides: list[str],

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from inpainting.layers.padding_plan import PaddingPlan, build_padding_plan
-from inpainting.layers.renorm import BorderRenormConv, RenormBias
+from inpainting.layers.renorm import BorderRenormConv, RenormBias, renorm_bias_
 
 __all__ = ["PartialConv2d", "PartialConv3d"]
 
@@ -215,11 +215,14 @@ class _PartialConvMixin:
             else:
                 # Knowing that every window saw a known pixel saves a pass; on the CPU the check
                 # is free, on a GPU it would cost a synchronisation. A traced graph (torch.export,
-                # ONNX, torch.compile) cannot branch on data, so it always takes the general path.
+                # ONNX, torch.compile, TorchScript) cannot branch on data, so it always takes the
+                # general path; a TorchScript trace cannot save an autograd.Function either.
+                tracing = torch.jit.is_tracing()
                 all_valid = (raw.device.type == "cpu" and not torch.compiler.is_compiling()
-                             and bool(valid.all()))
-                out = RenormBias.apply(raw, ratio, self.bias.to(raw.dtype),
-                                       None if all_valid else valid.to(raw.dtype))
+                             and not tracing and bool(valid.all()))
+                renorm = renorm_bias_ if tracing else RenormBias.apply
+                out = renorm(raw, ratio, self.bias.to(raw.dtype),
+                             None if all_valid else valid.to(raw.dtype))
             return out, new_mask
         # (B, C_out, *S) -> (B, G, C_out / G, *S) so each group's ratio broadcasts
         out = raw.unflatten(1, (groups, -1)) * ratio.unsqueeze(2)

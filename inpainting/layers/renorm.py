@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["BorderBox", "BorderRenormConv", "RenormBias", "plan_border_boxes"]
+__all__ = ["BorderBox", "BorderRenormConv", "RenormBias", "plan_border_boxes", "renorm_bias_"]
 
 
 @dataclass(frozen=True)
@@ -198,6 +198,20 @@ def _backward_box_corrections(ctx, grad_out, x, weight, need_x, need_w):
     return grad_x, grad_w
 
 
+def renorm_bias_(raw: Tensor, ratio: Tensor, bias: Tensor, valid: Tensor | None) -> Tensor:
+    """The forward pass of :class:`RenormBias` as plain in-place ops, returning ``raw``.
+
+    For graphs that cannot hold an ``autograd.Function``: a TorchScript trace records one as a
+    Python call it cannot save. With ``valid`` given (the only case a trace takes) autograd
+    differentiates these ops as they stand; ``valid=None`` writes through ``out=``, which it
+    cannot.
+    """
+    bias_view = bias.view((1, -1) + (1,) * (raw.dim() - 2))
+    if valid is None:
+        return torch.addcmul(bias_view, raw, ratio, out=raw)
+    return raw.mul_(ratio).addcmul_(bias_view, valid)
+
+
 class RenormBias(torch.autograd.Function):
     """In place on a fresh conv output: ``out = raw * ratio + bias * valid``.
 
@@ -208,12 +222,7 @@ class RenormBias(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, raw, ratio, bias, valid):
-        dims = raw.dim() - 2
-        bias_view = bias.view((1, -1) + (1,) * dims)
-        if valid is None:
-            torch.addcmul(bias_view, raw, ratio, out=raw)
-        else:
-            raw.mul_(ratio).addcmul_(bias_view, valid)
+        renorm_bias_(raw, ratio, bias, valid)
         ctx.mark_dirty(raw)
         ctx.save_for_backward(ratio, valid)
         return raw

@@ -14,7 +14,9 @@ scorer, two callers):
 2. :func:`image_records`: one plain dict per image, with its hole ratio and border mode.
 3. :func:`aggregate`: means per hole-ratio bin ``(lo, hi]`` (by each image's hole ratio) and
    border mode, plus the overall means.
-4. :func:`format_table`: the paper-style table, methods side by side.
+4. :func:`format_table`: the paper-style table, methods side by side; or
+   :func:`format_paper_table`: the layout of the paper's Table 1 (a block of method rows per
+   metric, a column per bin and border mode).
 
 This module sits below the engine: it imports only ``inpainting.metrics.image`` and
 ``.gradient``.
@@ -35,12 +37,15 @@ from inpainting.metrics.image import l1, psnr, ssim, to_uint8_levels
 
 __all__ = [
     "MASKED_INPUT",
+    "METRIC_DIGITS",
+    "METRIC_LABELS",
     "METRIC_NAMES",
     "Summary",
     "aggregate",
     "bin_index",
     "bin_label",
     "composite",
+    "format_paper_table",
     "format_table",
     "hole_ratios",
     "image_records",
@@ -59,9 +64,6 @@ _SCORERS: dict[str, Callable[[Tensor, Tensor, Tensor], Tensor]] = {
     "grad-ratio": grad_ratio,
 }
 _HOLE_ONLY = ("l1_hole", "grad-ratio")  # NaN for an image without holes
-# Table headers and formats of the per-image metrics
-_COLUMNS = {"l1": ("L1 %", "{:.2f}"), "psnr": ("PSNR", "{:.2f}"), "ssim": ("SSIM", "{:.3f}"),
-            "grad-ratio": ("grad", "{:.3f}"), "lpips": ("LPIPS", "{:.4f}")}
 
 Bins = Sequence[tuple[float, float]]
 
@@ -248,7 +250,7 @@ def format_table(results: dict[str, Summary],
     head = f"{'hole ratio':<13}{'border':<8}{'count':>6}"
     lines = [
         " " * len(head) + "".join(f"  {name[:span]:^{span}}" for name in names),
-        head + "".join("  " + cell.format(*(_COLUMNS[c][0] for c in columns)) for _ in names),
+        head + "".join("  " + cell.format(*(METRIC_LABELS[c] for c in columns)) for _ in names),
     ] if columns else [head]  # only set metrics asked for: the counts
     keyed = {name: {(bin_label(r["bin"]), r["border"]): r for r in results[name].rows}
              for name in names}
@@ -260,8 +262,69 @@ def format_table(results: dict[str, Summary],
                     [results[name].overall for name in names]))
     for label, border, count, summaries in entries:
         values = "".join(
-            "  " + cell.format(*(_COLUMNS[c][1].format(s[c]) for c in columns))
+            "  " + cell.format(*(f"{s[c]:.{METRIC_DIGITS.get(c, 3)}f}" for c in columns))
             for s in summaries
         )
         lines.append(f"{label:<13}{border:<8}{count:>6}{values}".rstrip())
     return "\n".join(lines)
+
+
+# The paper's metrics first, in its order; any other metric column follows in the rows' order.
+_PAPER_METRICS = ("l1", "psnr", "ssim")
+# How the tables name and round a metric column; others keep their key and get 3 decimals.
+METRIC_LABELS = {"l1": "L1 (%)", "l1_hole": "L1 hole (%)", "psnr": "PSNR", "ssim": "SSIM",
+                 "grad-ratio": "grad", "lpips": "LPIPS", "fid": "FID", "kid": "KID", "is": "IS",
+                 "p-ids": "P-IDS", "u-ids": "U-IDS"}
+METRIC_DIGITS = {"l1": 2, "l1_hole": 2, "psnr": 2, "ssim": 3, "lpips": 4, "fid": 2, "kid": 4}
+_NOT_METRICS = ("bin", "border", "count")
+
+
+def _metric_columns(summaries: Sequence[Summary]) -> list[str]:
+    """Every numeric column of the summaries' rows but the group keys, the paper's first."""
+    found: list[str] = []
+    for summary in summaries:
+        for row in [*summary.rows, summary.overall]:
+            found += [key for key, value in row.items() if key not in _NOT_METRICS
+                      and isinstance(value, (int, float)) and key not in found]
+    return [m for m in _PAPER_METRICS if m in found] + [m for m in found
+                                                         if m not in _PAPER_METRICS]
+
+
+def format_paper_table(results: dict[str, Summary], labels: dict[str, str] | None = None) -> str:
+    """The layout of Liu et al., ECCV 2018, Table 1: rows are methods in one block per metric,
+    columns the hole-ratio bins, each with N (no border) and B (border), then ``all``.
+
+    Args:
+        results: method name -> :class:`Summary`, scored on the same images, rows in the given
+            order (the paper lists the classical methods first and its own last).
+        labels: display names of methods (e.g. ``{"patchmatch": "PM"}``); others keep theirs.
+
+    Returns:
+        A multi-line string: the bin labels, ``N``/``B``, the image count per column, then a
+        block per metric column the summaries have (L1 %, PSNR, SSIM first), ``-`` for a
+        group without images.
+    """
+    labels = labels or {}
+    bins = list(dict.fromkeys(bin_label(r["bin"]) for s in results.values() for r in s.rows))
+    bins.sort(key=lambda label: label == "other")  # the images in no bin last
+    keys = [(label, border) for label in bins for border in (False, True)]  # the columns
+    cells = {name: {(bin_label(r["bin"]), r["border"]): r for r in s.rows}
+             for name, s in results.items()}
+    first = next(iter(results))
+    lines = [f"{'':<16}" + "".join(f"{label:^16}" for label in bins) + f"{'all':>8}",
+             f"{'':<16}" + "{:>8}{:>8}".format("N", "B") * len(bins),
+             f"{'count':<16}" + "".join(f"{_count(cells[first].get(k)):>8}" for k in keys)
+             + f"{results[first].overall['count']:>8}"]
+    for metric in _metric_columns(list(results.values())):
+        digits = METRIC_DIGITS.get(metric, 3)
+        lines.append(METRIC_LABELS.get(metric, metric))
+        for name, summary in results.items():
+            values = [cells[name].get(k) for k in keys] + [summary.overall]
+            text = ["-" if r is None or metric not in r else f"{r[metric]:.{digits}f}"
+                    for r in values]
+            lines.append(f"  {labels.get(name, name)[:13]:<14}" + "".join(f"{t:>8}" for t in text))
+    return "\n".join(lines)
+
+
+def _count(row: dict | None) -> str:
+    return "-" if row is None else str(row["count"])

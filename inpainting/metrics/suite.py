@@ -13,6 +13,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -22,6 +23,7 @@ from inpainting.metrics import fid
 from inpainting.metrics.features import FeatureCache, default_cache_dir, image_list_key
 from inpainting.metrics.inception import FEATURES, LOGITS, PREPROCESSING, build_inception
 from inpainting.metrics.perceptual import MIN_SIDE, build_lpips
+from inpainting.metrics.scoring import METRIC_DIGITS, METRIC_LABELS
 from inpainting.metrics.weights import WEIGHT_FILES, parse_metric_weights, resolve_weights
 
 __all__ = [
@@ -38,34 +40,31 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Metric:
-    """One name of ``--metrics``: per ``image`` or over the whole ``set``, what it prefers,
-    the weight files it needs (``inpainting.metrics.weights``) and its table header/format."""
+    """One name of ``--metrics``: per ``image`` or over the whole ``set``, and the weight files
+    it needs (``inpainting.metrics.weights``). docs/evaluation.md says what each prefers."""
 
     name: str
     kind: str
-    prefers: str
     weights: tuple[str, ...]
-    header: str
-    format: str
 
 
 METRICS: dict[str, Metric] = {metric.name: metric for metric in (
-    Metric("l1", "image", "lower", (), "L1 %", "{:.2f}"),
-    Metric("psnr", "image", "higher", (), "PSNR", "{:.2f}"),
-    Metric("ssim", "image", "higher", (), "SSIM", "{:.3f}"),
-    Metric("lpips", "image", "lower", ("vgg16", "lpips-vgg"), "LPIPS", "{:.4f}"),
-    Metric("fid", "set", "lower", ("inception",), "FID", "{:.2f}"),
-    Metric("kid", "set", "lower", ("inception",), "KID", "{:.4f}"),
-    Metric("is", "set", "higher", ("inception",), "IS", "{:.3f}"),
-    Metric("p-ids", "set", "higher", ("inception",), "P-IDS", "{:.3f}"),
-    Metric("u-ids", "set", "higher", ("inception",), "U-IDS", "{:.3f}"),
-    Metric("grad-ratio", "image", "closer to 1", (), "grad", "{:.3f}"),
+    Metric("l1", "image", ()),
+    Metric("psnr", "image", ()),
+    Metric("ssim", "image", ()),
+    Metric("lpips", "image", ("vgg16", "lpips-vgg")),
+    Metric("fid", "set", ("inception",)),
+    Metric("kid", "set", ("inception",)),
+    Metric("is", "set", ("inception",)),
+    Metric("p-ids", "set", ("inception",)),
+    Metric("u-ids", "set", ("inception",)),
+    Metric("grad-ratio", "image", ()),
 )}
 DEFAULT_METRICS: tuple[str, ...] = ("l1", "psnr", "ssim", "grad-ratio")
 # Column order of the table and the CSV files: today's columns first, as before.
 _IMAGE_COLUMNS = ("psnr", "ssim", "l1", "l1_hole", "grad-ratio", "lpips")
 _TABLE_COLUMNS = ("l1", "psnr", "ssim", "grad-ratio", "lpips")
-_SET_COLUMNS = ("fid", "kid", "is", "p-ids", "u-ids")
+_SET_COLUMNS = tuple(name for name, metric in METRICS.items() if metric.kind == "set")
 _NEEDS_TRUTH = {"fid", "kid", "p-ids", "u-ids"}  # IS looks at the fakes only
 FEATURE_SIZE = 2048
 
@@ -149,18 +148,21 @@ class MetricSuite:
         """The columns ``inpainting.metrics.scoring.score`` computes."""
         return tuple(name for name in self.image_columns if name != "lpips")
 
-    def begin(self, images: Sequence[Path], height: int, width: int, fit: str,
-              channels: int) -> None:
-        """Prepare for pairs whose ground truths are ``images`` (one per pair, in order).
+    def begin(self, dataset: Any) -> None:
+        """Prepare for the pairs of ``dataset``, a ``PairDataset`` of
+        ``inpainting.metrics.evaluation.runner`` (its ``pairs``, ``settings`` and ``sizes``).
 
         Loads the ground truth's cached features when a set metric needs them.
 
         Raises:
             UserInputError: ``lpips`` is asked for images below 16 pixels.
         """
-        if self.lpips is not None and min(height, width) < MIN_SIDE:
-            raise UserInputError(f"lpips needs images of at least {MIN_SIDE}x{MIN_SIDE}, the "
-                                 f"evaluation size is {width}x{height}; drop lpips from "
+        settings, images = dataset.settings, [pair.image for pair in dataset.pairs]
+        sides = [side for size in dataset.sizes for side in size] if dataset.sizes else [
+            settings.height, settings.width]
+        if self.lpips is not None and min(sides) < MIN_SIDE:
+            raise UserInputError(f"lpips needs images of at least {MIN_SIDE}x{MIN_SIDE}, an "
+                                 f"evaluated image has a side of {min(sides)}; drop lpips from "
                                  "--metrics or evaluate larger images")
         distinct = list(dict.fromkeys(images))
         index = {image: number for number, image in enumerate(distinct)}
@@ -171,9 +173,10 @@ class MetricSuite:
         if not _NEEDS_TRUTH & set(self.set_columns):
             return
         entries = image_list_key(distinct)
-        self._truth_key = {
-            "images": entries, "height": height, "width": width, "fit": fit,
-            "channels": channels, "preprocessing": PREPROCESSING, "output": FEATURES,
+        self._truth_key = {  # own-size pairs: height = width = 0, each image's size kept
+            "images": entries, "height": settings.height, "width": settings.width,
+            "fit": settings.fit, "channels": settings.channels, "paired": settings.paired,
+            "preprocessing": PREPROCESSING, "output": FEATURES,
             "weights_sha256": self.weights["inception"].sha256, "device": self.device.type,
         }
         cached = self.cache.load(self._truth_key)
@@ -290,8 +293,8 @@ def format_set_table(scores: dict[str, dict[str, float]], pairs: int) -> str:
     width = max(len(method) for method in scores) + 2
     lines = [f"over all {pairs} pairs (FID, KID, IS and IDS compare distributions: a bin has "
              "too few images for a stable 2048-d covariance)",
-             f"{'':<{width}}" + "".join(f"{METRICS[name].header:>9}" for name in names)]
+             f"{'':<{width}}" + "".join(f"{METRIC_LABELS[name]:>9}" for name in names)]
     for method, values in scores.items():
-        cells = "".join(f"{METRICS[name].format.format(values[name]):>9}" for name in names)
+        cells = "".join(f"{values[name]:>9.{METRIC_DIGITS.get(name, 3)}f}" for name in names)
         lines.append(f"{method:<{width}}{cells}")
     return "\n".join(lines)

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from inpainting.engine.errors import EnvironmentProblem, UserInputError
-from inpainting.losses.vgg import imagenet_cache_file
+from inpainting.models.losses.vgg import imagenet_cache_file
 
 __all__ = [
     "WEIGHT_FILES",

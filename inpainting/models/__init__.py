@@ -1,4 +1,5 @@
-"""Inpainting networks, looked up by name with :func:`build_model`."""
+"""Inpainting networks, looked up by name with :func:`build_model`, and the losses they train
+with (:mod:`.losses`: Liu et al., ECCV 2018, Eq. 1-7)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,16 @@ from typing import Any
 from torch import nn
 
 from inpainting.engine.errors import UserInputError
-from inpainting.models.pconv_unet import NORMS, PREFILLS, UPSAMPLING_MODES, PConvUNet
+from inpainting.models.pconv_unet import (
+    NORMS,
+    PREFILLS,
+    UPSAMPLING_MODES,
+    VALUE_RANGES,
+    PConvUNet,
+)
 
-__all__ = ["MODELS", "NORMS", "PREFILLS", "UPSAMPLING_MODES", "PConvUNet", "build_model"]
+__all__ = ["MODELS", "NORMS", "PREFILLS", "UPSAMPLING_MODES", "VALUE_RANGES", "PConvUNet",
+           "build_model"]
 
 # Inpainting networks: name -> constructor; ``model.name`` in a config is checked against these
 # keys.

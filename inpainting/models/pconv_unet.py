@@ -23,11 +23,16 @@ from inpainting.layers import PartialConv2d
 from inpainting.models.masked_norm import NORMS, MaskedBatchNorm2d
 from inpainting.models.prefill import PREFILLS, diffusion_fill
 
-__all__ = ["NORMS", "PREFILLS", "PConvUNet", "UPSAMPLING_MODES", "encoder_channels"]
+__all__ = ["NORMS", "PREFILLS", "PConvUNet", "UPSAMPLING_MODES", "VALUE_RANGES",
+           "encoder_channels"]
 
 # Decoder upsampling (``F.interpolate`` modes); ``model.upsampling`` in a config is checked
 # against this tuple.
 UPSAMPLING_MODES: tuple[str, ...] = ("nearest", "bilinear")
+
+# The range the network computes in: "unit" is the images' own [0, 1]; "symmetric" maps them to
+# [-1, 1] inside the forward pass and the output back (mmagic's PConv models are trained so).
+VALUE_RANGES: tuple[str, ...] = ("unit", "symmetric")
 
 # Kernel sizes of the first encoder layers (Liu et al. 2018); every later layer uses 3x3.
 _ENCODER_KERNELS = (7, 5, 5)
@@ -121,6 +126,9 @@ class PConvUNet(nn.Module):
             :func:`~inpainting.models.prefill.diffusion_fill` of the holes as input and predicts
             a residual on top of it; its last layer starts at zero, so the untrained network
             returns the fill.
+        value_range: "unit" (the images' [0, 1]) or "symmetric": the network computes in
+            [-1, 1] (``2 * image - 1`` in, ``(output + 1) / 2`` out), as mmagic's published
+            PConv models do; the inputs and outputs of ``forward`` stay in [0, 1] either way.
 
     Example:
         >>> model = PConvUNet(depth=7)
@@ -129,7 +137,7 @@ class PConvUNet(nn.Module):
 
     def __init__(self, depth: int = 8, base_channels: int = 64, in_channels: int = 3,
                  upsampling: str = "nearest", freeze_encoder_bn: bool = False,
-                 norm: str = "batch", prefill: str = "none") -> None:
+                 norm: str = "batch", prefill: str = "none", value_range: str = "unit") -> None:
         super().__init__()
         if depth < 1:
             raise ValueError(f"PConvUNet: depth must be >= 1, got {depth}")
@@ -137,13 +145,15 @@ class PConvUNet(nn.Module):
             raise ValueError(f"PConvUNet: base_channels and in_channels must be >= 1, got "
                              f"{base_channels} and {in_channels}")
         for name, value, valid in (("upsampling", upsampling, UPSAMPLING_MODES),
-                                   ("norm", norm, NORMS), ("prefill", prefill, PREFILLS)):
+                                   ("norm", norm, NORMS), ("prefill", prefill, PREFILLS),
+                                   ("value_range", value_range, VALUE_RANGES)):
             if value not in valid:
                 raise ValueError(f"PConvUNet: unknown {name} {value!r} "
                                  f"(valid: {', '.join(valid)})")
         self.depth = depth
         self.in_channels = in_channels
         self.prefill = prefill
+        self.value_range = value_range
         channels = encoder_channels(depth, base_channels)
         kernels = [_ENCODER_KERNELS[i] if i < 3 else 3 for i in range(depth)]
         # input channels of each encoder layer; a prefill doubles the image's
@@ -257,10 +267,14 @@ class PConvUNet(nn.Module):
         """
         self._check_inputs(image, mask)
         mask = mask.float().expand(image.shape[0], -1, -1, -1)  # batch-1 masks broadcast
-        if self.prefill == "none":
+        fill = diffusion_fill(image, mask).to(image.dtype) if self.prefill != "none" else None
+        symmetric = self.value_range == "symmetric"
+        if symmetric:  # hole values stay irrelevant: every partial conv multiplies by the mask
+            image = image * 2 - 1
+            fill = fill * 2 - 1 if fill is not None else None
+        if fill is None:
             inputs, masks = [image], [mask]
         else:  # the fill is known everywhere
-            fill = diffusion_fill(image, mask).to(image.dtype)
             inputs, masks = [image, fill], [mask, torch.ones_like(mask)]
         skips: list[tuple[list[Tensor], list[Tensor]]] = []
         for block in self.encoder:
@@ -269,6 +283,6 @@ class PConvUNet(nn.Module):
             inputs, masks = [x], [x_mask]
         for block, (skip, skip_masks) in zip(reversed(self.decoder), reversed(skips)):
             x, x_mask = block(x, x_mask, skip, skip_masks)
-        if self.prefill != "none":
+        if fill is not None:
             x = fill + x  # the network predicts a residual on the fill
-        return x, x_mask
+        return ((x + 1) / 2 if symmetric else x), x_mask

@@ -11,7 +11,8 @@ path without extension (``photos/a/x.jpg`` <-> ``masks/a/x.png``) and results ar
 ``out/a/x.png``. Results are always lossless PNG: an ``--out`` ending in ``.png`` is a file, one
 ending in another image suffix (``.jpg``, ``.webp``, ...) is refused, anything else is a
 folder. A single mask file is applied to every image. Without ``--mask`` each image must
-be a PNG with an alpha channel, whose fully transparent pixels (alpha 0) are the holes. Mask files
+be a PNG with an alpha channel, whose fully transparent pixels (alpha 0) are the holes; with
+``--mask``, such pixels are holes too (the union, with a line saying so). Mask files
 are white = known by default; ``--polarity hole-white`` reads white = hole. Any image size works
 (see :mod:`inpainting.predict.inference`); known pixels are written back unchanged.
 
@@ -36,10 +37,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 from tqdm import tqdm
 
-from inpainting.data import IMAGE_EXTENSIONS, list_images, load_image
+from inpainting.data import IMAGE_EXTENSIONS, list_images
 from inpainting.engine.cli import (
     OneLineParser,
     parse_polarity,
@@ -47,6 +48,8 @@ from inpainting.engine.cli import (
     whole_number,
 )
 from inpainting.engine.errors import EXIT_FAILED, EXIT_OK, UserInputError, one_line
+from inpainting.engine.files import atomic_write, check_output_file
+from inpainting.engine.images import load_image_and_alpha
 from inpainting.predict.inference import DEFAULT_TILE_OVERLAP, DEFAULT_TILE_SIZE, Inpainter
 from masks import load_mask
 from masks.io import iter_mask_files
@@ -93,38 +96,58 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def alpha_mask(path: Path) -> np.ndarray:
-    """Known-pixel mask from the alpha channel of an image file (alpha 0 = hole).
+def read_inputs(image_path: Path, mask_path: Path | None,
+                polarity: str) -> tuple[np.ndarray, np.ndarray]:
+    """Decode one image and its mask (a mask file, or else the image's alpha channel).
+
+    Both go through the project's one image reader, so an EXIF-rotated photo and a mask
+    painted on it (in the app, say) are read upright alike. With a mask file, the image's
+    fully transparent pixels (alpha 0) are holes too: the holes are the union of both, and a
+    line says so.
 
     Returns:
-        bool (H, W), True = known.
+        ``(rgb, known)``: (H, W, 3) uint8 and bool (H, W), True = known.
 
     Raises:
-        UserInputError: If the file has no alpha channel.
+        UserInputError: an undecodable file, no mask and no alpha channel, or a mask of
+            another size than the image.
     """
-    with Image.open(path) as opened:
-        image = ImageOps.exif_transpose(opened)
-        has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
-        if not has_alpha:
+    rgb, alpha = load_image_and_alpha(image_path)
+    if mask_path is None:
+        if alpha is None:
             raise UserInputError(
-                f"no --mask given and '{path}' has no alpha channel; pass --mask FILE|DIR "
-                "(white = known) or a PNG whose transparent pixels are the holes"
+                f"no --mask given and '{image_path}' has no alpha channel; pass --mask "
+                "FILE|DIR (white = known) or a PNG whose transparent pixels are the holes"
             )
-        return np.asarray(image.convert("RGBA"))[:, :, 3] > 0
+        return rgb, alpha > 0
+    known = load_mask(mask_path, polarity).astype(bool)
+    if known.shape != rgb.shape[:2]:
+        raise UserInputError(
+            f"mask '{mask_path}' is {known.shape[1]}x{known.shape[0]} but image '{image_path}' "
+            f"is {rgb.shape[1]}x{rgb.shape[0]}; use a mask of the image's size"
+        )
+    transparent = int(np.count_nonzero(alpha == 0)) if alpha is not None else 0
+    if transparent:  # their colour is unknown: holes too, beside the mask's
+        logger.info("'%s': its %d fully transparent pixels are holes too, with the holes of "
+                    "the mask '%s'", image_path, transparent, mask_path)
+        known &= alpha > 0
+    return rgb, known
 
 
 def plan_jobs(image: Path, mask: Path | None, out: Path) -> list[tuple[Path, Path | None, Path]]:
     """Pair inputs, masks and outputs: a list of ``(image, mask or None, output)`` paths.
 
     Raises:
-        UserInputError: If a path is missing, ``out`` names a non-PNG image file, or a folder
-            of masks lacks one for an image.
+        UserInputError: If a path is missing, ``out`` names a non-PNG image file or is a
+            folder named ``*.png``, or a folder of masks lacks one for an image.
     """
     if out.suffix.lower() in OTHER_IMAGE_SUFFIXES:
         raise UserInputError(
             f"--out '{out}': outputs are written as lossless PNG; use a .png file name "
             "or a folder"
         )
+    if out.suffix.lower() == ".png":
+        check_output_file(out, "--out")  # a folder named x.png is not replaced by a file
     if not image.exists():
         raise UserInputError(f"--image '{image}' does not exist")
     if mask is not None and not mask.exists():
@@ -161,20 +184,12 @@ def plan_jobs(image: Path, mask: Path | None, out: Path) -> list[tuple[Path, Pat
 def run_job(inpainter: Inpainter, job: tuple[Path, Path | None, Path], polarity: str) -> None:
     """Inpaint one image file and write the PNG result."""
     image_path, mask_path, out_path = job
-    rgb = load_image(image_path)
-    if mask_path is None:
-        known = alpha_mask(image_path)
-    else:
-        known = load_mask(mask_path, polarity).astype(bool)
-    if known.shape != rgb.shape[:2]:
-        raise UserInputError(
-            f"mask '{mask_path}' is {known.shape[1]}x{known.shape[0]} but image '{image_path}' "
-            f"is {rgb.shape[1]}x{rgb.shape[0]}; use a mask of the image's size"
-        )
+    rgb, known = read_inputs(image_path, mask_path, polarity)
     image = np.asarray(Image.fromarray(rgb).convert("L")) if inpainter.channels == 1 else rgb
     result = inpainter(image, known)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(result).save(out_path, format="PNG")
+    picture = Image.fromarray(result)
+    atomic_write(out_path, lambda handle: picture.save(handle, format="PNG"))
 
 
 def inpaint_files(args: argparse.Namespace) -> int:

@@ -208,7 +208,8 @@ class Inpainter:
         """Raw network prediction for a batch, padded to the size divisor and cropped back.
 
         Args:
-            image: (B, C, H, W) in [0, 1]; hole pixels are ignored (zeroed before the model).
+            image: (B, C, H, W) in [0, 1]; hole pixels are ignored, whatever they hold (NaN
+                and inf included: they are set to 0 before the model).
             mask: (B, 1, H, W), 1 = known, 0 = hole.
 
         Returns:
@@ -216,7 +217,8 @@ class Inpainter:
         """
         height, width = image.shape[-2:]
         mask = mask.to(self.device, torch.float32)
-        image = image.to(self.device, torch.float32) * mask
+        # where, not image * mask: a NaN or inf in a hole times 0 is NaN, which would spread
+        image = torch.where(mask > 0, image.to(self.device, torch.float32), 0.0)
         output, _ = self.model(reflect_pad(image, self.multiple), reflect_pad(mask, self.multiple))
         return output[:, :, :height, :width].clamp(0.0, 1.0)
 

@@ -5,6 +5,7 @@ aggregate and the table are ``inpainting.metrics.scoring``'s, shared with traini
 """
 
 from inpainting.metrics.evaluation.api import (
+    TABLES,
     EvalOptions,
     EvalReport,
     evaluate_checkpoint,
@@ -21,6 +22,7 @@ from inpainting.metrics.evaluation.runner import FITS, EvalSettings, PairDataset
 
 __all__ = [
     "FITS",
+    "TABLES",
     "EvalOptions",
     "EvalReport",
     "EvalSettings",

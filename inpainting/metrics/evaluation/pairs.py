@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from inpainting.engine.errors import UserInputError
+from inpainting.engine.images import image_size
 from masks.io import iter_mask_files
 from masks.manifest import read_manifest
 
@@ -113,17 +113,15 @@ def masks_from_manifest(
 
 
 def check_mask_sizes(records: list[MaskRecord], height: int, width: int) -> None:
-    """Check every mask file is ``height x width`` from its header (no decoding).
+    """Check every mask file is ``height x width`` from its header (no decoding), upright as
+    ``load_mask`` reads it (a quarter-turn EXIF orientation swaps the sides).
 
     Raises:
-        UserInputError: Naming the first mask of another size and how to fix it.
+        UserInputError: Naming the first mask of another size and how to fix it, or a mask
+            that is not an image.
     """
     for record in records:
-        try:
-            with Image.open(record.path) as opened:
-                mask_width, mask_height = opened.size
-        except OSError as error:
-            raise UserInputError(f"cannot read mask '{record.path}': {error}") from error
+        mask_width, mask_height = image_size(record.path)
         if (mask_height, mask_width) != (height, width):
             raise UserInputError(
                 f"mask '{record.path}' is {mask_width}x{mask_height} but images are evaluated "

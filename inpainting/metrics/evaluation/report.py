@@ -4,11 +4,15 @@ The rows are those of ``inpainting.metrics.scoring.aggregate`` (Liu et al., ECCV
 per hole-ratio bin and border mode, each with the mean L1 (percent), PSNR (dB) and SSIM over its
 images and their count, and ``overall`` over all images. Masks whose hole ratio is in no bin get
 rows with ``"bin": null``.
+
+Every file is written atomically (``inpainting.engine.files.atomic_write``): a failed write
+leaves the earlier report file intact and raises ``EnvironmentProblem`` (exit code 3).
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -18,6 +22,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from inpainting.engine.files import atomic_write
 from inpainting.metrics.scoring import Summary, bin_index
 
 __all__ = [
@@ -61,23 +66,24 @@ def write_metrics_json(
         },
     }
     text = json.dumps(_json_safe(content), indent=2, allow_nan=False)
-    Path(path).write_text(text + "\n", encoding="utf-8")
+    atomic_write(path, text + "\n")
 
 
 def write_metrics_csv(path: str | os.PathLike, results: dict[str, Summary]) -> None:
     """One line per method and row (``bin`` as ``lo-hi``, ``other`` or ``all``), one column
     per metric; a metric over the whole set (FID...) fills only the ``all`` rows."""
     names = [key for key in next(iter(results.values())).overall if key != "count"]
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["method", "bin", "border", "count", *names])
-        for method, (rows, overall) in results.items():
-            for row in rows:
-                label = "other" if row["bin"] is None else f"{row['bin'][0]:g}-{row['bin'][1]:g}"
-                writer.writerow([method, label, row["border"], row["count"],
-                                 *(row.get(name, "") for name in names)])
-            writer.writerow([method, "all", "all", overall["count"],
-                             *(overall[name] for name in names)])
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(["method", "bin", "border", "count", *names])
+    for method, (rows, overall) in results.items():
+        for row in rows:
+            label = "other" if row["bin"] is None else f"{row['bin'][0]:g}-{row['bin'][1]:g}"
+            writer.writerow([method, label, row["border"], row["count"],
+                             *(row.get(name, "") for name in names)])
+        writer.writerow([method, "all", "all", overall["count"],
+                         *(overall[name] for name in names)])
+    atomic_write(path, text.getvalue())
 
 
 def write_per_image_csv(
@@ -87,13 +93,14 @@ def write_per_image_csv(
     then its metrics (psnr, ssim, l1, l1_hole by default)."""
     columns = [*PER_IMAGE_COLUMNS,
                *(key for key in (records[0] if records else {}) if key not in PER_IMAGE_COLUMNS)]
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(columns)
-        for record in records:
-            index = bin_index(record["hole_ratio"], bins)
-            label = "" if index is None else f"{bins[index][0]:g}-{bins[index][1]:g}"
-            writer.writerow([label if key == "bin" else record[key] for key in columns])
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(columns)
+    for record in records:
+        index = bin_index(record["hole_ratio"], bins)
+        label = "" if index is None else f"{bins[index][0]:g}-{bins[index][1]:g}"
+        writer.writerow([label if key == "bin" else record[key] for key in columns])
+    atomic_write(path, text.getvalue())
 
 
 def _grid_row(sample: dict) -> list[np.ndarray]:
@@ -135,6 +142,7 @@ def save_grids(
                 canvas[top:top + height, left:left + width] = cell
         label = "other" if index is None else f"{bins[index][0]:g}-{bins[index][1]:g}"
         path = folder / f"samples_{label}_{'border' if border else 'no_border'}.png"
-        Image.fromarray(canvas[:, :, 0] if channels == 1 else canvas).save(path)
+        picture = Image.fromarray(canvas[:, :, 0] if channels == 1 else canvas)
+        atomic_write(path, lambda handle, picture=picture: picture.save(handle, format="PNG"))
         written.append(path)
     return written

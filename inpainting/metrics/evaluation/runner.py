@@ -24,6 +24,7 @@ from inpainting.metrics.evaluation.pairs import Pair
 from inpainting.metrics.scoring import METRIC_NAMES, bin_index, hole_ratios, image_records, score
 from inpainting.metrics.suite import MetricSuite
 from masks import load_mask
+from masks.dataset import default_border
 
 __all__ = [
     "FITS",
@@ -33,6 +34,7 @@ __all__ = [
     "Predictor",
     "has_border",
     "run_evaluation",
+    "size_batches",
 ]
 
 logger = logging.getLogger(__name__)
@@ -56,6 +58,10 @@ class EvalSettings:
         border_px: Width of the border that a mask of unknown border mode must leave free of
             holes to count as a "with border" mask.
         channels: 3 for RGB models, 1 for grayscale ones.
+        paired: Each mask belongs to its image (``--pair-by-name``, ``--lama-dir``) and has its
+            size: it is cropped or resized with the image to ``height x width``, or, with fit
+            ``"none"``, the pair keeps its own size (``height``, ``width`` and ``border_px``
+            unused; the border width follows each mask's size).
     """
 
     height: int
@@ -64,6 +70,7 @@ class EvalSettings:
     polarity: str = "known_white"
     border_px: int = 0
     channels: int = 3
+    paired: bool = False
 
 
 def has_border(mask: np.ndarray, border_px: int) -> bool:
@@ -82,20 +89,26 @@ class PairDataset(Dataset):
     A pair that cannot be used (undecodable file, wrong size) yields zero tensors and a
     non-empty ``error``, so the main process can stop with one clear message even when
     DataLoader workers read the files.
+
+    ``sizes`` (``(H, W)`` per pair) is given when pairs keep their own sizes; the loader of
+    :func:`run_evaluation` then batches pairs of one size together.
     """
 
-    def __init__(self, pairs: list[Pair], settings: EvalSettings) -> None:
+    def __init__(self, pairs: list[Pair], settings: EvalSettings,
+                 sizes: list[tuple[int, int]] | None = None) -> None:
         self.pairs = pairs
         self.settings = settings
+        self.sizes = sizes
 
     def __len__(self) -> int:
         return len(self.pairs)
 
     def __getitem__(self, index: int) -> dict:
         s = self.settings
+        height, width = self.sizes[index] if self.sizes else (s.height, s.width)
         sample = {
-            "image": torch.zeros(s.channels, s.height, s.width, dtype=torch.uint8),
-            "mask": torch.zeros(1, s.height, s.width, dtype=torch.uint8),
+            "image": torch.zeros(s.channels, height, width, dtype=torch.uint8),
+            "mask": torch.zeros(1, height, width, dtype=torch.uint8),
             "index": index, "border": False, "error": "",
         }
         try:
@@ -110,6 +123,8 @@ class PairDataset(Dataset):
 
     def _load(self, pair: Pair) -> tuple[np.ndarray, np.ndarray, bool]:
         s = self.settings
+        if s.paired:
+            return self._load_paired(pair)
         mask = load_mask(pair.mask.path, s.polarity)
         if mask.shape != (s.height, s.width):
             raise ValueError(f"mask '{pair.mask.path}' is {mask.shape[1]}x{mask.shape[0]}, "
@@ -132,6 +147,35 @@ class PairDataset(Dataset):
         if border is None:
             border = has_border(mask, s.border_px)
         return image, mask, border
+
+
+    def _load_paired(self, pair: Pair) -> tuple[np.ndarray, np.ndarray, bool]:
+        """A mask of its image's size, both cropped or resized alike (or kept as they are)."""
+        s = self.settings
+        mask = load_mask(pair.mask.path, s.polarity)
+        image = load_image(pair.image)
+        if image.shape[:2] != mask.shape:
+            raise ValueError(f"mask '{pair.mask.path}' is {mask.shape[1]}x{mask.shape[0]} but "
+                             f"its image '{pair.image}' is {image.shape[1]}x{image.shape[0]}; "
+                             "a paired mask must have its image's size")
+        border_px = default_border(min(mask.shape)) if s.fit == "none" else s.border_px
+        if s.fit != "none":  # the mask rides as a 4th channel (255 = known), then re-binarised
+            stacked = EVAL_MODES[s.fit](np.dstack([image, mask * np.uint8(255)]), s.height)
+            image = np.ascontiguousarray(stacked[:, :, :3])
+            mask = (stacked[:, :, 3] >= 128).view(np.uint8)
+        if s.channels == 1:
+            image = np.array(Image.fromarray(image).convert("L"))[:, :, None]
+        border = pair.mask.border  # from a manifest, else measured on the mask
+        return image, mask, has_border(mask, border_px) if border is None else border
+
+
+def size_batches(sizes: list[tuple[int, int]], batch_size: int) -> list[list[int]]:
+    """Indices grouped by size (sizes in order of first appearance), ``batch_size`` at most."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for index, size in enumerate(sizes):
+        groups.setdefault(tuple(size), []).append(index)
+    return [group[start:start + batch_size] for group in groups.values()
+            for start in range(0, len(group), batch_size)]
 
 
 @dataclass
@@ -181,7 +225,11 @@ def run_evaluation(
     Raises:
         UserInputError: The first unusable pair (undecodable file, wrong size), one line.
     """
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
+    if dataset.sizes:  # pairs of their own sizes: a batch holds one size
+        loader = DataLoader(dataset, batch_sampler=size_batches(dataset.sizes, batch_size),
+                            num_workers=workers)
+    else:
+        loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
     result = PairResults(records={name: [] for name in predictors})
     with tqdm(total=len(dataset), unit="img", desc="evaluating", disable=not progress) as bar:
         for batch in loader:
@@ -219,7 +267,9 @@ def _keep_samples(
     for row, ratio in enumerate(ratios):
         key = (bin_index(ratio, bins), bool(batch["border"][row]))
         group = samples.setdefault(key, [])
-        if len(group) >= grid_rows:
+        # a grid's rows share one size: pairs of other sizes are left out of it
+        if len(group) >= grid_rows or (group and group[0]["mask"].shape
+                                       != tuple(batch["mask"].shape[2:])):
             continue
         group.append({
             "image": batch["image"][row].permute(1, 2, 0).numpy(),

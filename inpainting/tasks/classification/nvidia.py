@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from inpainting.engine.errors import UserInputError
+from inpainting.engine.files import atomic_write
 
 __all__ = [
     "NvidiaCheckpoint",
@@ -114,8 +115,8 @@ def save_nvidia_checkpoint(
     is_best: bool,
     filename: str = "checkpoint.pth.tar",
 ) -> Path:
-    """Write ``folder/filename`` (via a ``.tmp`` file and ``os.replace``), and copy it to
-    ``folder/model_best.pth.tar`` when ``is_best``, as NVIDIA's ``save_checkpoint`` does.
+    """Write ``folder/filename`` atomically (``inpainting.engine.files.atomic_write``), and copy
+    it to ``folder/model_best.pth.tar`` when ``is_best``, as NVIDIA's ``save_checkpoint`` does.
 
     Args:
         checkpoint: from :func:`make_nvidia_checkpoint`.
@@ -125,6 +126,10 @@ def save_nvidia_checkpoint(
 
     Returns:
         The path written.
+
+    Raises:
+        EnvironmentProblem: a file cannot be written (a full disk, permissions); the earlier
+            file there is intact and no temporary file is left.
     """
     missing = [k for k in _CHECKPOINT_KEYS if k not in checkpoint]
     if missing:
@@ -132,13 +137,13 @@ def save_nvidia_checkpoint(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / filename
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(dict(checkpoint), tmp)
-    os.replace(tmp, path)
+    # torch.save into atomic_write's handle, not to a path: its C++ writer would abort the
+    # process on a full disk instead of raising
+    atomic_write(path, lambda handle: torch.save(dict(checkpoint), handle))
     if is_best:
-        best_tmp = folder / "model_best.pth.tar.tmp"
-        shutil.copyfile(path, best_tmp)
-        os.replace(best_tmp, folder / "model_best.pth.tar")
+        with open(path, "rb") as written:
+            atomic_write(folder / "model_best.pth.tar",
+                         lambda handle: shutil.copyfileobj(written, handle))
     return path
 
 

@@ -22,6 +22,7 @@ import torch.nn.functional as F  # noqa: N812 (the usual name)
 from torch import Tensor, nn
 
 from inpainting.engine.distributed import sum_over_ranks
+from inpainting.engine.files import atomic_write
 from inpainting.engine.signals import pause_point
 from inpainting.engine.task import ReportContext, ValidationOptions, autocast_context, to_device
 from inpainting.tasks.classification.nvidia import make_nvidia_checkpoint
@@ -271,4 +272,4 @@ def drop_metrics_after(run_dir: str | Path, step: int) -> None:
     records = read_metrics(run_dir)
     kept = [r for r in records if r["step"] <= step]
     if len(kept) != len(records):
-        path.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
+        atomic_write(path, "".join(json.dumps(r) + "\n" for r in kept))

@@ -33,6 +33,7 @@ from inpainting.data.io import ImageDecodeError, list_images, load_image, split_
 from inpainting.engine.config_parsing import ConfigError, check, check_choice
 from inpainting.engine.errors import UserInputError
 from masks import POLARITIES, FolderMaskSource, MaskGenerator, VideoMaskSource, parse_bins
+from masks.paired import PairedMaskSource
 
 __all__ = [
     "MASK_SOURCES",
@@ -69,11 +70,16 @@ def _video_masks(masks: MasksConfig, image_size: int) -> MaskSource:
                            augment=masks.augment)
 
 
+def _paired_masks(masks: MasksConfig, image_size: int) -> PairedMaskSource:
+    return PairedMaskSource(Path(masks.folder).expanduser(), polarity=masks.polarity)
+
+
 # name -> (masks section, image size) -> training mask source; ``masks.source`` names one.
-MASK_SOURCES: dict[str, Callable[[MasksConfig, int], MaskSource]] = {
+MASK_SOURCES: dict[str, Callable[[MasksConfig, int], MaskSource | PairedMaskSource]] = {
     "generator": _generated_masks,
     "folder": _folder_masks,
     "video": _video_masks,
+    "paired": _paired_masks,
 }
 
 
@@ -144,10 +150,11 @@ class MasksConfig:
     """``masks``: training masks (generated, from a folder or from videos' object masks) and the
     fixed validation set."""
 
-    # generator | folder (mask images) | video (a folder per video of frames' object masks)
+    # generator | folder (mask images) | video (a folder per video of frames' object masks) |
+    # paired (each training image's own mask, found by name: masks.paired)
     source: str = "generator"
-    folder: str = ""  # for source: folder or video
-    polarity: str = "known_white"  # of source: folder files: known_white | hole_white
+    folder: str = ""  # for source: folder, video or paired
+    polarity: str = "known_white"  # of folder and paired files: known_white | hole_white
     augment: bool = True  # random rotation/crop/translation/dilation of folder and video masks
     hole_range: tuple[float, float] = (0.01, 0.6)  # training hole ratios (generator)
     border: int = 0  # keep holes this many pixels from the edge (0: anywhere)
@@ -157,7 +164,7 @@ class MasksConfig:
     def __post_init__(self) -> None:
         check_choice("masks.source", self.source, MASK_SOURCES)
         check_choice("masks.polarity", self.polarity, POLARITIES)
-        if self.source in ("folder", "video") and not self.folder.strip():
+        if self.source in ("folder", "video", "paired") and not self.folder.strip():
             raise ConfigError(f"masks.folder must be set when masks.source is '{self.source}'")
         lo, hi = self.hole_range
         check(0.0 <= lo < hi <= 1.0, "masks.hole_range", "[lo, hi] with 0 <= lo < hi <= 1",
@@ -265,11 +272,12 @@ def check_images_decode(paths: list[Path], key: str, strict: bool = False,
                              "...)")
 
 
-def build_mask_source(masks: MasksConfig, image_size: int) -> MaskSource:
+def build_mask_source(masks: MasksConfig, image_size: int) -> MaskSource | PairedMaskSource:
     """The training masks named by ``masks.source`` (a key of ``MASK_SOURCES``).
 
     Returns:
-        A callable ``(rng) -> uint8 (S, S)`` mask, 1 = known, 0 = hole, S = ``image_size``.
+        A callable ``(rng) -> uint8 (S, S)`` mask, 1 = known, 0 = hole, S = ``image_size``;
+        for ``paired``, the ``PairedMaskSource`` the dataset asks for each image's mask.
 
     Raises:
         UserInputError: the mask (or video mask) folder is missing or holds no mask images.
@@ -303,7 +311,8 @@ def build_val_masks(masks: MasksConfig, image_size: int, run_dir: Path | None = 
 
 def build_datasets(
     data: DataConfig, masks: MasksConfig, seed: int, train_paths: list[Path],
-    val_paths: list[Path], val_masks: FixedMaskSet | None, mask_source: MaskSource | None = None,
+    val_paths: list[Path], val_masks: FixedMaskSet | None,
+    mask_source: MaskSource | PairedMaskSource | None = None,
 ) -> tuple[InpaintingDataset, InpaintingDataset | None]:
     """Training set (``data.train_resize`` framing, generated/folder/video masks, a decode cache)
     and validation set (fixed masks).

@@ -1,6 +1,6 @@
 """The ``model`` and ``loss`` config sections and what is built from them: the network
-(``inpainting.models.build_model``), the loss (``inpainting.losses.build_loss``) and the weights
-of ``--init-from``.
+(``inpainting.models.build_model``), the loss (``inpainting.models.losses.build_loss``) and
+the weights of ``--init-from``.
 """
 
 from __future__ import annotations
@@ -13,8 +13,15 @@ from torch import nn
 
 from inpainting.engine.checkpoint import load_checkpoint
 from inpainting.engine.config_parsing import ConfigError, check, check_choice
-from inpainting.losses import DEFAULT_WEIGHTS, build_loss
-from inpainting.models import MODELS, NORMS, PREFILLS, UPSAMPLING_MODES, build_model
+from inpainting.models import (
+    MODELS,
+    NORMS,
+    PREFILLS,
+    UPSAMPLING_MODES,
+    VALUE_RANGES,
+    build_model,
+)
+from inpainting.models.losses import DEFAULT_WEIGHTS, build_loss
 
 __all__ = ["LossConfig", "LossWeights", "ModelConfig", "build_network", "load_init_weights"]
 
@@ -33,11 +40,13 @@ class ModelConfig:
     # Beyond the paper (models/masked_norm.py, models/prefill.py; the defaults are the paper's):
     norm: str = "batch"  # batch | masked_batch (BatchNorm statistics over known positions)
     prefill: str = "none"  # none | diffusion (classical fill as extra input, residual output)
+    value_range: str = "unit"  # unit | symmetric (computes in [-1, 1]: mmagic's PConv models)
 
     def __post_init__(self) -> None:
         check_choice("model.name", self.name, MODELS)
         check_choice("model.norm", self.norm, NORMS)
         check_choice("model.prefill", self.prefill, PREFILLS)
+        check_choice("model.value_range", self.value_range, VALUE_RANGES)
         check(1 <= self.depth <= 10, "model.depth", "in [1, 10]", self.depth)
         check(self.base_channels >= 1, "model.base_channels", ">= 1", self.base_channels)
         check_choice("model.upsampling", self.upsampling, UPSAMPLING_MODES)
@@ -46,7 +55,7 @@ class ModelConfig:
 @dataclass(frozen=True)
 class LossWeights:
     """``loss.weights``: Liu et al., ECCV 2018, Eq. 7; the defaults are the paper's, from
-    ``inpainting.losses.DEFAULT_WEIGHTS`` (one table for the config and the loss)."""
+    ``inpainting.models.losses.DEFAULT_WEIGHTS`` (one table for the config and the loss)."""
 
     valid: float = DEFAULT_WEIGHTS["valid"]
     hole: float = DEFAULT_WEIGHTS["hole"]

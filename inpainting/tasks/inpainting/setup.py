@@ -18,6 +18,7 @@ from inpainting.data import InpaintingDataset, MaskSource, prepare_demo_data, wr
 from inpainting.engine.batches import check_batch_fits, make_train_loader
 from inpainting.engine.distributed import DistInfo, barrier
 from inpainting.engine.task import FitResult
+from inpainting.metrics.baselines import get_baseline
 from inpainting.tasks.inpainting.config import InpaintingConfig
 from inpainting.tasks.inpainting.data import (
     build_datasets,
@@ -30,6 +31,7 @@ from inpainting.tasks.inpainting.data import (
 from inpainting.tasks.inpainting.model import build_network, load_init_weights
 from inpainting.tasks.inpainting.task import InpaintingTask
 from masks import parse_bins
+from masks.paired import PairedMaskSource
 
 __all__ = ["PreparedInpainting", "build_train_loader", "prepare", "summary"]
 
@@ -42,7 +44,7 @@ class PreparedInpainting:
     train_paths: list[Path]
     val_paths: list[Path]
     test_paths: list[Path]
-    mask_source: MaskSource
+    mask_source: MaskSource | PairedMaskSource
     model: nn.Module
     loss: nn.Module
     task: InpaintingTask
@@ -91,10 +93,14 @@ def prepare(config: InpaintingConfig, dist: DistInfo, init_from: str | None
                         "data.val" if config.data.val.strip() else "data.train",
                         strict=config.data.strict, split="validation")
     mask_source = build_mask_source(config.masks, config.data.image_size)
+    if isinstance(mask_source, PairedMaskSource):  # every training image needs its own mask
+        mask_source.check_images(train_paths)
     model, loss = build_network(config.model, config.loss)
     if init_from:
         load_init_weights(model, config.model, init_from)
     train = config.train
+    if train.val_baseline:  # a method's missing package stops here, not at the first validation
+        get_baseline(train.val_baseline)
     task = InpaintingTask(
         parse_bins(config.masks.val_bins), border=config.masks.border > 0,
         grid_size=config.log.grid_size,

@@ -1,7 +1,7 @@
 """The inpainting task at training time: ``model(image * mask, mask) -> (output, final_mask)``
-under the loss of ``inpainting.losses`` (Liu et al., ECCV 2018), validation on fixed masks scored
-per hole-ratio bin (``.validation``) on rank 0, ``best.pt`` by val PSNR, sample grids, and the
-paper's fine-tuning phase (encoder BatchNorm frozen at a lower learning rate).
+under the loss of ``inpainting.models.losses`` (Liu et al., ECCV 2018), validation on fixed
+masks scored per hole-ratio bin (``.validation``) on rank 0, ``best.pt`` by val PSNR, sample
+grids, and the paper's fine-tuning phase (encoder BatchNorm frozen at a lower learning rate).
 
 Mask convention: 1 = known pixel, 0 = hole.
 """

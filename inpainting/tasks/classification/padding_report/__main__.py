@@ -8,7 +8,7 @@ from pathlib import Path
 
 from inpainting.engine.cli import OneLineParser, choice, run_main
 from inpainting.engine.errors import UserInputError
-from inpainting.tasks.classification.padding_report.plot import save_plot
+from inpainting.tasks.classification.padding_report.plot import plot_format, save_plot
 from inpainting.tasks.classification.padding_report.runs import (
     PUBLISHED_CSV,
     load_published,
@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
     def body() -> int:
+        if args.plot is not None:
+            plot_format(args.plot)  # a bad --plot is refused before the runs are read
         folders = [Path(run) for run in args.runs]
         seen = {folder.resolve() for folder in folders}
         if len(seen) != len(folders):

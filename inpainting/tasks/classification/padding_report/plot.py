@@ -13,10 +13,12 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from inpainting.engine.errors import UserInputError
+from inpainting.engine.files import atomic_write, check_output_file
 from inpainting.tasks.classification.padding_report.runs import PADDINGS, PublishedRow
 from inpainting.tasks.classification.padding_report.stats import GroupStats
 
-__all__ = ["save_plot"]
+__all__ = ["plot_format", "save_plot"]
 
 COLOURS = {"zero": (110, 110, 110), "partial": (44, 160, 44), "reflect": (31, 119, 180),
            "replicate": (255, 127, 14)}
@@ -121,8 +123,13 @@ def save_plot(sections: Sequence[tuple[str, Sequence[GroupStats],
             one row per architecture: the metric's name for the titles, the table's groups
             (``.table.group_runs``), and NVIDIA's rows by
             (arch, padding), drawn as open diamonds (None for none).
-        path: the image file; the format follows its suffix.
+        path: the image file; the format follows its suffix. It is written atomically.
+
+    Raises:
+        UserInputError: ``path`` is a folder or has no image suffix Pillow writes.
+        EnvironmentProblem: the file cannot be written; an earlier file there is intact.
     """
+    image_format = plot_format(path)
     rows = [(metric, arch, [g for g in groups if g.arch == arch], published or {})
             for metric, groups, published in sections
             for arch in sorted({group.arch for group in groups})]
@@ -131,4 +138,18 @@ def save_plot(sections: Sequence[tuple[str, Sequence[GroupStats],
     for index, (metric, arch, mine, published) in enumerate(rows):
         _draw_arch(draw, index * PANEL_H, arch, metric, mine, published)
     path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path)
+    atomic_write(path, lambda handle: image.save(handle, format=image_format))
+
+
+def plot_format(path: Path) -> str:
+    """Pillow's format name for the plot file ``path`` (``PNG`` for ``table.png``).
+
+    Raises:
+        UserInputError: ``path`` is a folder, or its suffix is no image format Pillow writes.
+    """
+    check_output_file(path, "--plot")
+    image_format = Image.registered_extensions().get(path.suffix.lower())
+    if image_format is None or image_format not in Image.SAVE:
+        raise UserInputError(f"--plot '{path}': not an image file name Pillow can write; "
+                             "use a .png file")
+    return image_format

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from inpainting.losses.inpainting_loss import (
+from inpainting.models.losses.inpainting_loss import (
     DEFAULT_WEIGHTS,
     InpaintingLoss,
     gram_matrix,
@@ -15,8 +15,12 @@ from inpainting.losses.inpainting_loss import (
     total_variation_loss,
     valid_loss,
 )
-from inpainting.losses.pixel import PIXEL_TERMS, PixelLoss
-from inpainting.losses.vgg import VGG16Features, imagenet_cache_file, load_vgg16_features_state
+from inpainting.models.losses.pixel import PIXEL_TERMS, PixelLoss
+from inpainting.models.losses.vgg import (
+    VGG16Features,
+    imagenet_cache_file,
+    load_vgg16_features_state,
+)
 
 __all__ = [
     "DEFAULT_WEIGHTS",

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 from torch import Tensor, nn
 
-from inpainting.losses.inpainting_loss import hole_loss, total_variation_loss, valid_loss
+from inpainting.models.losses.inpainting_loss import hole_loss, total_variation_loss, valid_loss
 
 __all__ = ["PIXEL_TERMS", "PixelLoss"]
 

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from inpainting.losses.vgg import VGG16Features
+from inpainting.models.losses.vgg import VGG16Features
 
 __all__ = [
     "DEFAULT_WEIGHTS",
