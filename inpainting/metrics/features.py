@@ -7,8 +7,8 @@ are brought to the evaluation size (height, width, fit, channels), the network's
 the weight file's sha256 and the device type. The key's sha256 names the file and the key itself
 is stored beside the features and compared on load, so a stale or foreign file is never used.
 
-Entries are written to a temporary file and moved into place (``os.replace``), so an interrupted
-run leaves no torn entry; a cache that cannot be written only costs the next run the time.
+Entries are written with ``inpainting.engine.files.atomic_write``, so an interrupted run leaves no
+torn entry; a cache that cannot be written only costs the next run the time.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from typing import Any
 
 import torch
 from torch import Tensor
+
+from inpainting.engine.files import atomic_write
 
 __all__ = ["FORMAT_VERSION", "FeatureCache", "default_cache_dir", "image_list_key"]
 
@@ -87,15 +89,13 @@ class FeatureCache:
             The entry's path, or None when it could not be written.
         """
         path = self.path(key)
-        temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        entry = {"key": _canonical(key), "features": features.cpu()}
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"key": _canonical(key), "features": features.cpu()}, temporary)
-            os.replace(temporary, path)
-        except OSError as error:
+            atomic_write(path, lambda handle: torch.save(entry, handle))
+        except OSError as error:  # EnvironmentProblem included
             logger.warning("could not write the feature cache %s (%s); the next run computes "
                            "the ground truth's features again", path, error)
-            temporary.unlink(missing_ok=True)
             return None
         return path
 
