@@ -17,14 +17,15 @@ INSTALLED = $(PYTHON) -c "import importlib.metadata as m, json, pathlib, sys; \
 	assert pathlib.Path(url['url'].removeprefix('file://')).resolve() == here; \
 	import cv2, PIL, yaml, tensorboard, tqdm, pytest, ruff, skimage; \
 	from importlib.util import find_spec; \
-	assert all(find_spec(n) for n in ('gradio', 'onnx', 'onnxscript', 'onnxruntime', 'playwright')); \
+	assert all(find_spec(n) for n in ('gradio', 'onnx', 'onnxscript', 'onnxruntime', 'playwright', \
+		'torch_fidelity', 'lpips', 'sklearn', 'torchmetrics', 'pytorch_fid')); \
 	import platform; \
 	assert find_spec('patchmatch_cython') or not (platform.machine() in ('x86_64', 'AMD64') \
 		or sys.platform == 'darwin')"
 
 install:
 	@$(PYTHON) -c "import torch, torchvision" 2>/dev/null || $(PIP) install $(TORCH_SPEC)
-	@$(INSTALLED) 2>/dev/null || $(PIP) install -q --disable-pip-version-check -e ".[dev,demo,app,patchmatch]"
+	@$(INSTALLED) 2>/dev/null || $(PIP) install -q --disable-pip-version-check -e ".[dev,demo,app,patchmatch,metrics]"
 
 demo: install
 	$(PYTHON) train.py --config configs/demo.yaml

@@ -2,6 +2,7 @@
 
     python evaluate.py --checkpoint RUN/best.pt --images DIR|LIST [--masks DIR] [--manifest FILE]
         [--out REPORT_DIR] [--baseline opencv-telea,opencv-ns,patchmatch] [--table paper]
+        [--metrics l1,psnr,ssim,grad-ratio,lpips,fid,...] [--metric-weights NAME=PATH ...]
     python evaluate.py --checkpoint RUN/best.pt --images DIR --masks DIR --pair-by-name
     python evaluate.py --checkpoint RUN/best.pt --lama-dir DIR [--table lama]
 
@@ -35,6 +36,8 @@ PROG = "evaluate.py"
 
 with exit_on_interrupt(PROG):  # Ctrl-C while torch loads (seconds): one line, exit 130
     from inpainting.metrics.evaluation import TABLES, EvalOptions, evaluate_checkpoint
+    from inpainting.metrics.suite import DEFAULT_METRICS, METRICS, parse_metric_names
+    from inpainting.metrics.weights import WEIGHT_FILES
     from masks import parse_bins
     from masks.dataset import MAX_MASKS, MAX_SIZE, MAX_WORKERS
 
@@ -47,6 +50,13 @@ _fit = choice({"center-crop": "center_crop", "resize": "resize", "none": "none"}
 def _bins(text: str) -> tuple:
     try:
         return tuple(parse_bins(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _metrics(text: str) -> tuple[str, ...]:
+    try:
+        return parse_metric_names(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 
@@ -99,6 +109,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grid-rows", type=whole_number(0, MAX_GRID_ROWS), default=4, metavar="N",
                    help=f"sample rows per bin in the grids, <= {MAX_GRID_ROWS} (4); 0 writes "
                    "no grids")
+    p.add_argument("--metrics", type=_metrics, default=DEFAULT_METRICS, metavar="NAMES",
+                   help=f"comma-separated: {', '.join(METRICS)} (default "
+                   f"{','.join(DEFAULT_METRICS)}); see docs/evaluation.md")
+    p.add_argument("--metric-weights", action="append", default=[], metavar="NAME=PATH",
+                   help=f"a local weight file ({', '.join(WEIGHT_FILES)}); repeatable; "
+                   "default: the torch hub cache / the lpips package")
+    p.add_argument("--feature-cache", type=Path, metavar="DIR",
+                   help="cache of the ground truth's Inception features "
+                   "(default ~/.cache/pconv-inpainting/features)")
     return p
 
 
@@ -119,7 +138,8 @@ def evaluate(args: argparse.Namespace) -> int:
         baselines=tuple(name.strip() for name in args.baseline.split(",") if name.strip()),
         batch_size=args.batch_size, device=args.device, workers=args.workers,
         grid_rows=args.grid_rows, lama_dir=args.lama_dir, pair_by_name=args.pair_by_name,
-        table=args.table,
+        table=args.table, metrics=args.metrics, metric_weights=tuple(args.metric_weights),
+        feature_cache=args.feature_cache,
     )
     report = evaluate_checkpoint(options)
     print(report.table)

@@ -20,7 +20,7 @@ from masks import PAPER_BINS, hole_ratio, load_mask
 
 ROOT = Path(__file__).resolve().parents[1]
 EVALUATE = ROOT / "evaluate.py"
-METRICS = {"psnr", "ssim", "l1", "l1_hole"}
+METRICS = {"psnr", "ssim", "l1", "l1_hole", "grad-ratio"}  # the default --metrics
 
 
 def _main():
@@ -106,7 +106,7 @@ def test_generated_masks_table_json_csv_and_baselines(setup, tmp_path, capsys):
     per_image = list(csv.DictReader(open(out / "per_image.csv")))
     assert len(per_image) == 24
     assert list(per_image[0]) == ["file", "mask", "bin", "border", "hole_ratio", *
-                                  ["psnr", "ssim", "l1", "l1_hole"]]
+                                  ["psnr", "ssim", "l1", "l1_hole", "grad-ratio"]]
     for row in per_image:
         lo, hi = _bin_of(float(row["hole_ratio"]))
         assert row["bin"] == f"{lo:g}-{hi:g}"

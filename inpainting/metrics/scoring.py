@@ -8,7 +8,8 @@ scorer, two callers):
 1. :func:`score`: the prediction is composited with the known pixels of the input and quantised
    to 8 bits, exactly the image a user would save, then scored against the ground truth over the
    whole image (PSNR, SSIM, L1 % as in Liu et al., ECCV 2018, Table 1) and over the hole only
-   (``l1_hole``). The masked input itself (holes black) is scored as the method
+   (``l1_hole``); ``names`` picks the metrics (``grad-ratio`` too,
+   ``inpainting.metrics.gradient``). The masked input itself (holes black) is scored as the method
    :data:`MASKED_INPUT`, whose prediction is zeros: the trivial baseline a model must beat.
 2. :func:`image_records`: one plain dict per image, with its hole ratio and border mode.
 3. :func:`aggregate`: means per hole-ratio bin ``(lo, hi]`` (by each image's hole ratio) and
@@ -17,19 +18,21 @@ scorer, two callers):
    :func:`format_paper_table`: the layout of the paper's Table 1 (a block of method rows per
    metric, a column per bin and border mode).
 
-This module sits below the engine: it imports only ``inpainting.metrics.image``.
+This module sits below the engine: it imports only ``inpainting.metrics.image`` and
+``.gradient``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from inpainting.metrics.gradient import grad_ratio
 from inpainting.metrics.image import l1, psnr, ssim, to_uint8_levels
 
 __all__ = [
@@ -52,6 +55,15 @@ __all__ = [
 
 METRIC_NAMES: tuple[str, ...] = ("psnr", "ssim", "l1", "l1_hole")
 MASKED_INPUT = "masked input"
+# (composite, ground truth, mask 1 = known) -> (B,) scores; the names are CSV columns
+_SCORERS: dict[str, Callable[[Tensor, Tensor, Tensor], Tensor]] = {
+    "psnr": lambda merged, target, known: psnr(merged, target),
+    "ssim": lambda merged, target, known: ssim(merged, target),
+    "l1": lambda merged, target, known: l1(merged, target),
+    "l1_hole": lambda merged, target, known: l1(merged, target, known),
+    "grad-ratio": grad_ratio,
+}
+_HOLE_ONLY = ("l1_hole", "grad-ratio")  # NaN for an image without holes
 
 Bins = Sequence[tuple[float, float]]
 
@@ -82,30 +94,30 @@ def masked_input(image: Tensor, mask: Tensor) -> Tensor:
     return torch.zeros_like(image)
 
 
-def score(image: Tensor, mask: Tensor, prediction: Tensor) -> tuple[dict[str, Tensor], Tensor]:
+def score(
+    image: Tensor, mask: Tensor, prediction: Tensor, names: Sequence[str] = METRIC_NAMES
+) -> tuple[dict[str, Tensor], Tensor]:
     """Metrics of the 8-bit composite of ``prediction`` against ``image``.
 
     Args:
         image: (B, C, H, W) float in [0, 1], the ground truth (a decoded 8-bit image / 255).
         mask: (B, 1, H, W), 1 = known, 0 = hole.
         prediction: (B, C, H, W) float prediction; the scores are computed on its device.
+        names: Which of ``psnr``, ``ssim``, ``l1``, ``l1_hole`` and ``grad-ratio`` to compute.
 
     Returns:
-        ``(metrics, composite)``: ``{"psnr", "ssim", "l1", "l1_hole"}`` -> (B,) tensors (L1 in
-        percent; ``l1_hole`` over hole pixels only, NaN for an image without holes), and the
+        ``(metrics, composite)``: name -> (B,) tensor (L1 in percent; ``l1_hole`` over hole
+        pixels only and ``grad-ratio`` in the hole, NaN for an image without holes), and the
         (B, C, H, W) composite of :func:`composite`.
     """
+    unknown = [name for name in names if name not in _SCORERS]
+    if unknown:
+        raise ValueError(f"unknown metric {unknown[0]!r} (valid: {', '.join(_SCORERS)})")
     device = prediction.device  # score where the model ran: SSIM is cheap on a GPU
     target = image.to(device, torch.float32)
     known = mask.to(device, torch.float32)
     merged = composite(target, known, prediction)
-    metrics = {
-        "psnr": psnr(merged, target),
-        "ssim": ssim(merged, target),
-        "l1": l1(merged, target),
-        "l1_hole": l1(merged, target, known),
-    }
-    return metrics, merged
+    return {name: _SCORERS[name](merged, target, known) for name in names}, merged
 
 
 def hole_ratios(mask: Tensor) -> list[float]:
@@ -136,15 +148,15 @@ def image_records(
             batch); computed here otherwise.
 
     Returns:
-        B dicts ``{"hole_ratio", "border", "psnr", "ssim", "l1", "l1_hole"}``; callers may add
-        keys (file names) for their own reports.
+        B dicts ``{"hole_ratio", "border", **metrics}`` (``psnr``, ``ssim``, ``l1``, ``l1_hole``
+        by default); callers may add keys (file names) for their own reports.
     """
     ratios = hole_ratios(mask) if ratios is None else list(ratios)
     borders = [bool(border)] * len(ratios) if isinstance(border, bool) else list(border)
-    values = {name: metrics[name].double().cpu().tolist() for name in METRIC_NAMES}
+    values = {name: scores.double().cpu().tolist() for name, scores in metrics.items()}
     return [
         {"hole_ratio": ratio, "border": bool(borders[row]),
-         **{name: values[name][row] for name in METRIC_NAMES}}
+         **{name: column[row] for name, column in values.items()}}
         for row, ratio in enumerate(ratios)
     ]
 
@@ -180,25 +192,26 @@ def _mean(values: list[float]) -> float:
     return float(np.mean(values)) if values else math.nan
 
 
-def _summary(records: list[dict]) -> dict[str, Any]:
-    """Means over ``records``; ``l1_hole`` only over images with holes (else it is NaN).
+def _summary(records: list[dict], names: Sequence[str]) -> dict[str, Any]:
+    """Means over ``records``; ``l1_hole`` and ``grad-ratio`` only over images with holes.
 
     A NaN of any other metric (a non-finite prediction) makes its mean NaN, and an ``inf``
     PSNR (a perfect image) makes the PSNR mean ``inf``.
     """
     summary: dict[str, Any] = {"count": len(records)}
-    for name in METRIC_NAMES:
-        chosen = [r for r in records if r["hole_ratio"] > 0] if name == "l1_hole" else records
+    for name in names:
+        chosen = [r for r in records if r["hole_ratio"] > 0] if name in _HOLE_ONLY else records
         summary[name] = _mean([r[name] for r in chosen])
     return summary
 
 
-def aggregate(records: list[dict], bins: Bins) -> Summary:
+def aggregate(records: list[dict], bins: Bins, names: Sequence[str] = METRIC_NAMES) -> Summary:
     """Per-(bin, border mode) means and the overall means of one method.
 
     Args:
         records: per-image dicts of :func:`image_records`.
         bins: hole-ratio bins ``(lo, hi]``; an image goes in the first bin holding its ratio.
+        names: the metrics to average, in the order of the summaries' keys.
 
     Returns:
         The :class:`Summary`.
@@ -213,28 +226,32 @@ def aggregate(records: list[dict], bins: Bins) -> Summary:
             group = groups.get((index, border))
             if group:
                 label = None if index is None else [float(v) for v in bins[index]]
-                rows.append({"bin": label, "border": border, **_summary(group)})
-    return Summary(rows, _summary(records))
+                rows.append({"bin": label, "border": border, **_summary(group, names)})
+    return Summary(rows, _summary(records, names))
 
 
-def format_table(results: dict[str, Summary]) -> str:
+def format_table(results: dict[str, Summary],
+                 columns: Sequence[str] = ("l1", "psnr", "ssim")) -> str:
     """The paper-style table, methods side by side.
 
     Args:
         results: method name -> :class:`Summary` from :func:`aggregate`; all methods are scored
             on the same images, so their rows line up. The first method sets the rows.
+        columns: the per-image metrics shown for each method (``l1``, ``psnr``, ``ssim``,
+            ``grad-ratio``, ``lpips``), in order.
 
     Returns:
-        A multi-line string: hole ratio, border, count, then L1 %, PSNR, SSIM for each method,
-        and an ``overall`` line.
+        A multi-line string: hole ratio, border, count, then the columns (by default L1 %,
+        PSNR, SSIM) for each method, and an ``overall`` line.
     """
     names = list(results)
-    cell = "{:>7} {:>7} {:>7}"
+    cell = " ".join(["{:>7}"] * len(columns))
+    span = 8 * len(columns) - 1
     head = f"{'hole ratio':<13}{'border':<8}{'count':>6}"
     lines = [
-        " " * len(head) + "".join(f"  {name[:23]:^23}" for name in names),
-        head + "".join("  " + cell.format("L1 %", "PSNR", "SSIM") for _ in names),
-    ]
+        " " * len(head) + "".join(f"  {name[:span]:^{span}}" for name in names),
+        head + "".join("  " + cell.format(*(METRIC_LABELS[c] for c in columns)) for _ in names),
+    ] if columns else [head]  # only set metrics asked for: the counts
     keyed = {name: {(bin_label(r["bin"]), r["border"]): r for r in results[name].rows}
              for name in names}
     first = results[names[0]]
@@ -245,10 +262,10 @@ def format_table(results: dict[str, Summary]) -> str:
                     [results[name].overall for name in names]))
     for label, border, count, summaries in entries:
         values = "".join(
-            "  " + cell.format(f"{s['l1']:.2f}", f"{s['psnr']:.2f}", f"{s['ssim']:.3f}")
+            "  " + cell.format(*(f"{s[c]:.{METRIC_DIGITS.get(c, 3)}f}" for c in columns))
             for s in summaries
         )
-        lines.append(f"{label:<13}{border:<8}{count:>6}{values}")
+        lines.append(f"{label:<13}{border:<8}{count:>6}{values}".rstrip())
     return "\n".join(lines)
 
 
@@ -256,8 +273,9 @@ def format_table(results: dict[str, Summary]) -> str:
 _PAPER_METRICS = ("l1", "psnr", "ssim")
 # How the tables name and round a metric column; others keep their key and get 3 decimals.
 METRIC_LABELS = {"l1": "L1 (%)", "l1_hole": "L1 hole (%)", "psnr": "PSNR", "ssim": "SSIM",
-                 "is": "IS"}
-METRIC_DIGITS = {"l1": 2, "l1_hole": 2, "psnr": 2, "ssim": 3}
+                 "grad-ratio": "grad", "lpips": "LPIPS", "fid": "FID", "kid": "KID", "is": "IS",
+                 "p-ids": "P-IDS", "u-ids": "U-IDS"}
+METRIC_DIGITS = {"l1": 2, "l1_hole": 2, "psnr": 2, "ssim": 3, "lpips": 4, "fid": 2, "kid": 4}
 _NOT_METRICS = ("bin", "border", "count")
 
 

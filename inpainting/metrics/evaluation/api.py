@@ -45,6 +45,12 @@ from inpainting.metrics.evaluation.report import (
 )
 from inpainting.metrics.evaluation.runner import FITS, EvalSettings, PairDataset, run_evaluation
 from inpainting.metrics.scoring import Summary, aggregate, format_paper_table, format_table
+from inpainting.metrics.suite import (
+    DEFAULT_METRICS,
+    MetricSuite,
+    format_set_table,
+    parse_metric_names,
+)
 from inpainting.predict.inference import Inpainter, resolve_device
 from inpainting.tasks.inpainting.checkpoint import load_model_from_checkpoint
 from masks import PAPER_BINS
@@ -75,7 +81,9 @@ class EvalOptions:
     ``data.eval_mode``; ``polarity`` to the manifest's (else ``known_white``). ``grid_rows``
     0 writes no sample grids. ``images`` is ``None`` with ``lama_dir``; with ``lama_dir`` or
     ``pair_by_name`` each pair keeps its own size unless ``image_size`` is set. ``table`` is a
-    key of :data:`TABLES`.
+    key of :data:`TABLES`. ``metrics``: names of ``inpainting.metrics.suite.METRICS``;
+    ``metric_weights``: ``NAME=PATH`` items; ``feature_cache``: the ground truth's Inception
+    features (default ``~/.cache/pconv-inpainting/features``).
     """
 
     checkpoint: Path
@@ -99,8 +107,12 @@ class EvalOptions:
     lama_dir: Path | None = None
     pair_by_name: bool = False
     table: str = "default"
+    metrics: tuple[str, ...] = DEFAULT_METRICS
+    metric_weights: tuple[str, ...] = ()
+    feature_cache: Path | None = None
 
     def __post_init__(self) -> None:
+        parse_metric_names(self.metrics)  # raises UserInputError listing the valid names
         if self.table not in TABLES:
             raise ValueError(f"unknown table {self.table!r} (valid: {', '.join(TABLES)})")
         if self.lama_dir is not None and (self.images or self.masks or self.manifest):
@@ -206,7 +218,10 @@ def evaluate_checkpoint(options: EvalOptions) -> EvalReport:
         OSError: The report folder cannot be written (``EnvironmentProblem``).
     """
     baselines = load_baselines(options.baselines)
-    model, config = load_model_from_checkpoint(options.checkpoint, resolve_device(options.device))
+    device = resolve_device(options.device)
+    # weight files are found (or reported missing) before any work
+    suite = MetricSuite(options.metrics, options.metric_weights, device, options.feature_cache)
+    model, config = load_model_from_checkpoint(options.checkpoint, device)
     inpainter = Inpainter(model, device=options.device)
     data_config = config.get("data") or {}
     fit = options.fit or data_config.get("eval_mode") or "center_crop"
@@ -216,16 +231,23 @@ def evaluate_checkpoint(options: EvalOptions) -> EvalReport:
     else:
         dataset = _pool_pairs(options, size, fit, inpainter.channels)
     predictors = {MODEL_KEY: inpainter.predict, **baselines}
+    suite.begin(dataset)
     result = run_evaluation(dataset, predictors, options.bins,
                             options.batch_size, options.workers, options.grid_rows,
-                            options.progress)
-    results = {name: aggregate(records, options.bins) for name, records in result.records.items()}
+                            options.progress, suite)
+    set_scores = suite.finish()
+    results = {name: aggregate(records, options.bins, suite.image_columns)
+               for name, records in result.records.items()}
+    for name, scores in set_scores.items():
+        results[name].overall.update(scores)  # over the whole set: the "all" row only
     settings = dataset.settings
     resolved = {"image_size": "own" if dataset.sizes else [settings.height, settings.width],
                 "fit": settings.fit, "polarity": settings.polarity,
                 "border_px": settings.border_px, "pairs": len(dataset)}
     _write_report(options, results, result, resolved)
-    return EvalReport(results, _format(options.table, results, result.records), options.out)
+    table = _format(options.table, results, result.records, suite.table_columns)
+    set_table = format_set_table(set_scores, len(dataset))
+    return EvalReport(results, f"{table}\n\n{set_table}" if set_table else table, options.out)
 
 
 def _pool_pairs(options: EvalOptions, size: int, fit: str, channels: int) -> PairDataset:
@@ -267,10 +289,11 @@ def _own_mask_pairs(options: EvalOptions, fit: str, channels: int) -> PairDatase
                                            channels, True))
 
 
-def _format(table: str, results: dict[str, Summary], records: dict[str, list[dict]]) -> str:
+def _format(table: str, results: dict[str, Summary], records: dict[str, list[dict]],
+            columns: tuple[str, ...]) -> str:
     """The table of :data:`TABLES`; the paper's and LaMa's list the model last."""
     if table == "default":
-        return format_table(results)
+        return format_table(results, columns)
     order = [name for name in results if name != MODEL_KEY] + [MODEL_KEY]
     if table == "paper":
         return format_paper_table({name: results[name] for name in order}, DISPLAY_NAMES)

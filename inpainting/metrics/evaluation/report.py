@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from inpainting.engine.files import atomic_write
-from inpainting.metrics.scoring import METRIC_NAMES, Summary, bin_index
+from inpainting.metrics.scoring import Summary, bin_index
 
 __all__ = [
     "save_grids",
@@ -32,7 +32,7 @@ __all__ = [
     "write_per_image_csv",
 ]
 
-PER_IMAGE_COLUMNS = ("file", "mask", "bin", "border", "hole_ratio", *METRIC_NAMES)
+PER_IMAGE_COLUMNS = ("file", "mask", "bin", "border", "hole_ratio")  # then the metrics
 _GAP = 4  # pixels between grid cells
 
 
@@ -70,17 +70,19 @@ def write_metrics_json(
 
 
 def write_metrics_csv(path: str | os.PathLike, results: dict[str, Summary]) -> None:
-    """One line per method and row (``bin`` as ``lo-hi``, ``other`` or ``all``)."""
+    """One line per method and row (``bin`` as ``lo-hi``, ``other`` or ``all``), one column
+    per metric; a metric over the whole set (FID...) fills only the ``all`` rows."""
+    names = [key for key in next(iter(results.values())).overall if key != "count"]
     text = io.StringIO()
     writer = csv.writer(text)
-    writer.writerow(["method", "bin", "border", "count", *METRIC_NAMES])
+    writer.writerow(["method", "bin", "border", "count", *names])
     for method, (rows, overall) in results.items():
         for row in rows:
             label = "other" if row["bin"] is None else f"{row['bin'][0]:g}-{row['bin'][1]:g}"
             writer.writerow([method, label, row["border"], row["count"],
-                             *(row[name] for name in METRIC_NAMES)])
+                             *(row.get(name, "") for name in names)])
         writer.writerow([method, "all", "all", overall["count"],
-                         *(overall[name] for name in METRIC_NAMES)])
+                         *(overall[name] for name in names)])
     atomic_write(path, text.getvalue())
 
 
@@ -88,14 +90,16 @@ def write_per_image_csv(
     path: str | os.PathLike, records: list[dict], bins: tuple[tuple[float, float], ...]
 ) -> None:
     """One line per scored pair: file, mask, bin (``lo-hi`` or empty), border, hole_ratio,
-    psnr, ssim, l1, l1_hole."""
+    then its metrics (psnr, ssim, l1, l1_hole by default)."""
+    columns = [*PER_IMAGE_COLUMNS,
+               *(key for key in (records[0] if records else {}) if key not in PER_IMAGE_COLUMNS)]
     text = io.StringIO()
     writer = csv.writer(text)
-    writer.writerow(PER_IMAGE_COLUMNS)
+    writer.writerow(columns)
     for record in records:
         index = bin_index(record["hole_ratio"], bins)
         label = "" if index is None else f"{bins[index][0]:g}-{bins[index][1]:g}"
-        writer.writerow([label if key == "bin" else record[key] for key in PER_IMAGE_COLUMNS])
+        writer.writerow([label if key == "bin" else record[key] for key in columns])
     atomic_write(path, text.getvalue())
 
 

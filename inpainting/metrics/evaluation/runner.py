@@ -21,7 +21,8 @@ from inpainting.data import EVAL_MODES, load_image
 from inpainting.data.io import DECODE_SIDE_MULTIPLE
 from inpainting.engine.errors import UserInputError
 from inpainting.metrics.evaluation.pairs import Pair
-from inpainting.metrics.scoring import bin_index, hole_ratios, image_records, score
+from inpainting.metrics.scoring import METRIC_NAMES, bin_index, hole_ratios, image_records, score
+from inpainting.metrics.suite import MetricSuite
 from masks import load_mask
 from masks.dataset import default_border
 
@@ -202,6 +203,7 @@ def run_evaluation(
     workers: int = 0,
     grid_rows: int = 4,
     progress: bool = True,
+    suite: MetricSuite | None = None,
 ) -> PairResults:
     """Score every pair of ``dataset`` with every predictor.
 
@@ -214,6 +216,8 @@ def run_evaluation(
         workers: DataLoader worker processes decoding the files.
         grid_rows: Samples kept per (bin, border) group for the grids; 0 keeps none.
         progress: Show a tqdm bar.
+        suite: The metrics beyond PSNR, SSIM and L1 (begun on these pairs); None scores those
+            three (and ``l1_hole``).
 
     Returns:
         The per-image records and samples.
@@ -238,8 +242,13 @@ def run_evaluation(
                      for i in batch["index"].tolist()]
             masked, ratios, borders = image * mask, hole_ratios(mask), batch["border"].tolist()
             composites = {}
+            if suite is not None:
+                suite.observe_truth(batch["index"].tolist(), image)
             for name, predictor in predictors.items():
-                metrics, merged = score(image, mask, predictor(masked, mask))
+                metrics, merged = score(image, mask, predictor(masked, mask),
+                                        suite.pixel_names if suite else METRIC_NAMES)
+                if suite is not None:
+                    metrics.update(suite.observe(name, batch["index"].tolist(), image, merged))
                 if grid_rows > 0:
                     composites[name] = merged.mul(255.0).round().to(torch.uint8)
                 records = image_records(metrics, mask, borders, ratios)
