@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from inpainting.engine.checkpoint import unreadable_reason
 from inpainting.engine.errors import EnvironmentProblem, UserInputError
 from inpainting.models.losses.vgg import imagenet_cache_file
 
@@ -210,11 +211,10 @@ def load_state_dict(weights: ResolvedWeights) -> dict[str, Tensor]:
     except OSError:
         raise
     except Exception as error:  # not a torch file, truncated zip, a pickled module: no common type
-        first = (str(error).strip().splitlines() or [""])[0]
         raise UserInputError(
             f"{weights.name} weights {weights.path} cannot be read as a state dict "
-            f"({type(error).__name__}: {first}); give a file saved with "
-            f"torch.save(model.state_dict()), like {WEIGHT_FILES[weights.name].filename}"
+            f"({unreadable_reason(Path(weights.path), error)}); give a saved state dict "
+            f"like {WEIGHT_FILES[weights.name].filename}"
         ) from error
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
         raise UserInputError(f"{weights.name} weights {weights.path} hold no state dict "
