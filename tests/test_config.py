@@ -161,6 +161,12 @@ def test_wrong_type(overrides, message):
         (["data.rrc_scale=[0.8, 0.5]"],
          "data.rrc_scale must be [lo, hi] with 0 < lo <= hi <= 1, got [0.8, 0.5]"),
         (["data.decode_cache_mb=-1"], "data.decode_cache_mb must be >= 0 (0: off), got -1"),
+        (["data.image_size=100000"], "data.image_size must be in [8, 4096], got 100000"),
+        (["data.batch_size=10000000"], "data.batch_size must be in [1, 65536], got 10000000"),
+        (["masks.val_count=1000000"], "masks.val_count must be in [1, 100000], got 1000000"),
+        (["log.grid_size=1000"], "log.grid_size must be in [1, 64], got 1000"),
+        ([*CLASSIFICATION, "classifier.crop_size=100000", "classifier.resize_size=100000"],
+         "classifier.crop_size must be in [8, 4096], got 100000"),
         (["data.random_resized_crop=true", "data.train_resize=resize"],
          "data.random_resized_crop: true contradicts data.train_resize: resize; set only "
          "data.train_resize"),

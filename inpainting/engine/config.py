@@ -77,7 +77,7 @@ class LogConfig:
 
     def __post_init__(self) -> None:
         check(self.image_every >= 0, "log.image_every", ">= 0", self.image_every)
-        check(self.grid_size >= 1, "log.grid_size", ">= 1", self.grid_size)
+        check(1 <= self.grid_size <= 64, "log.grid_size", "in [1, 64]", self.grid_size)
 
 
 @dataclass(frozen=True)

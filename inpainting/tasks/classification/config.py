@@ -35,8 +35,9 @@ class ClassificationDataConfig:
     strict: bool = False  # an undecodable image stops the run instead of being skipped
 
     def __post_init__(self) -> None:
-        check(self.batch_size >= 1, "data.batch_size", ">= 1", self.batch_size)
-        check(self.num_workers >= 0, "data.num_workers", ">= 0", self.num_workers)
+        check(1 <= self.batch_size <= 65_536, "data.batch_size", "in [1, 65536]",
+              self.batch_size)
+        check(0 <= self.num_workers <= 256, "data.num_workers", "in [0, 256]", self.num_workers)
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,8 @@ class ClassifierConfig:
                               f"{self.arch[2:]!r} for padding {self.padding!r}")
         check(self.num_classes >= 0, "classifier.num_classes", ">= 0 (0: from the class "
               "folders)", self.num_classes)
-        check(self.crop_size >= 8, "classifier.crop_size", ">= 8", self.crop_size)
+        check(8 <= self.crop_size <= 4096, "classifier.crop_size", "in [8, 4096]", self.crop_size)
+        check(self.resize_size <= 4096, "classifier.resize_size", "<= 4096", self.resize_size)
         check(self.resize_size >= self.crop_size, "classifier.resize_size",
               f">= classifier.crop_size {self.crop_size}", self.resize_size)
         if self.pretrained and self.init_from:

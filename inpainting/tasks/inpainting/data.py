@@ -33,6 +33,7 @@ from inpainting.data.io import ImageDecodeError, list_images, load_image, split_
 from inpainting.engine.config_parsing import ConfigError, check, check_choice
 from inpainting.engine.errors import UserInputError
 from masks import POLARITIES, FolderMaskSource, MaskGenerator, VideoMaskSource, parse_bins
+from masks.dataset import MAX_MASKS, MAX_SIZE, MAX_WORKERS
 from masks.paired import PairedMaskSource
 
 __all__ = [
@@ -49,6 +50,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+MAX_BATCH = 65_536  # images per process and step: far beyond any memory, a typo's bound
 
 # Validation masks depend only on size, count, bins and border, never on train.seed, so that
 # runs with different seeds are compared on the same masks.
@@ -115,9 +118,12 @@ class DataConfig:
         if self.test.strip() and self.test_fraction > 0:
             raise ConfigError("set either data.test (a test folder or list) or "
                               "data.test_fraction (hold out part of data.train), not both")
-        check(self.image_size >= 8, "data.image_size", ">= 8", self.image_size)
-        check(self.batch_size >= 1, "data.batch_size", ">= 1", self.batch_size)
-        check(self.num_workers >= 0, "data.num_workers", ">= 0", self.num_workers)
+        check(8 <= self.image_size <= MAX_SIZE, "data.image_size", f"in [8, {MAX_SIZE}]",
+              self.image_size)
+        check(1 <= self.batch_size <= MAX_BATCH, "data.batch_size", f"in [1, {MAX_BATCH}]",
+              self.batch_size)
+        check(0 <= self.num_workers <= MAX_WORKERS, "data.num_workers", f"in [0, {MAX_WORKERS}]",
+              self.num_workers)
         check_choice("data.eval_mode", self.eval_mode, EVAL_MODES)
         self._check_train_resize()
         check(self.decode_cache_mb >= 0, "data.decode_cache_mb", ">= 0 (0: off)",
@@ -170,7 +176,8 @@ class MasksConfig:
         check(0.0 <= lo < hi <= 1.0, "masks.hole_range", "[lo, hi] with 0 <= lo < hi <= 1",
                list(self.hole_range))
         check(self.border >= 0, "masks.border", ">= 0", self.border)
-        check(self.val_count >= 1, "masks.val_count", ">= 1", self.val_count)
+        check(1 <= self.val_count <= MAX_MASKS, "masks.val_count", f"in [1, {MAX_MASKS}]",
+              self.val_count)
         try:
             parse_bins(self.val_bins)
         except ValueError as error:
