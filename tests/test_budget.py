@@ -65,3 +65,18 @@ def test_a_baseline_without_its_package_stops_at_set_up(tiny_config, tmp_path, m
     with pytest.raises(UserInputError, match=r"pip install '\.\[patchmatch\]'"):
         run(tiny_config, ["train.val_baseline=patchmatch"])
     assert not (tmp_path / "run").exists()  # before anything is written
+
+
+def test_validation_shows_the_listed_metrics_and_every_baseline(tiny_config):
+    """train.val_metrics picks the table's columns (grad-ratio by default) and val_baseline
+    takes a comma list; PSNR stays in the logs for best.pt."""
+    _, result = run(tiny_config, ["train.val_baseline=opencv-ns,opencv-telea", "train.max_steps=1",
+                                  "train.val_every=1"])
+    table = result.last_eval.table()
+    assert "opencv-ns" in table and "opencv-telea" in table and " grad " in table
+    assert set(result.last_eval.scores) == {"model", "masked input", "opencv-ns", "opencv-telea"}
+    assert "grad-ratio" in result.last_eval.overall and "psnr" in result.last_eval.overall
+    _, result = run(tiny_config, ["train.val_metrics=[psnr]", "train.max_steps=1",
+                                  "train.val_every=1", "train.run_dir=" + str(
+                                      tiny_config.parent / "run2")])
+    assert "SSIM" not in result.last_eval.table() and "PSNR" in result.last_eval.table()

@@ -165,6 +165,12 @@ def test_wrong_type(overrides, message):
         (["data.batch_size=10000000"], "data.batch_size must be in [1, 65536], got 10000000"),
         (["masks.val_count=1000000"], "masks.val_count must be in [1, 100000], got 1000000"),
         (["log.grid_size=1000"], "log.grid_size must be in [1, 64], got 1000"),
+        (["train.val_metrics=[psnr, lpips]"], "train.val_metrics: lpips needs downloaded "
+         "weights and is not scored during training; use evaluate.py --metrics"),
+        (["train.val_metrics=[psnr, sharpness]"],
+         "unknown train.val_metrics 'sharpness' (valid: l1, psnr, ssim, grad-ratio)"),
+        (["train.val_baseline=opencv-ns,photoshop"],
+         "unknown train.val_baseline 'photoshop' (valid: opencv-telea, opencv-ns, patchmatch)"),
         ([*CLASSIFICATION, "classifier.crop_size=100000", "classifier.resize_size=100000"],
          "classifier.crop_size must be in [8, 4096], got 100000"),
         (["data.random_resized_crop=true", "data.train_resize=resize"],

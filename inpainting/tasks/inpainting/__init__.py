@@ -23,7 +23,7 @@ __all__ = ["DEFINITION", "InpaintingDefinition"]
 # Keys of the task's sections whose change on resume is bookkeeping (how data is loaded, a
 # test list for evaluate.py, a baseline scored beside the model).
 _NEUTRAL_KEYS = frozenset({"data.num_workers", "data.decode_cache_mb", "data.demo_root",
-                           "data.test", "train.val_baseline"})
+                           "data.test", "train.val_baseline", "train.val_metrics"})
 
 
 class InpaintingDefinition:

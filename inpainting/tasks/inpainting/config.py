@@ -15,7 +15,10 @@ from inpainting.metrics.baselines import BASELINES
 from inpainting.tasks.inpainting.data import DataConfig, MasksConfig
 from inpainting.tasks.inpainting.model import LossConfig, ModelConfig
 
-__all__ = ["DataConfig", "InpaintingConfig", "InpaintingTrainConfig", "LossConfig",
+# the per-image metrics validation can compute without downloaded weights
+VAL_METRICS = ("l1", "psnr", "ssim", "grad-ratio")
+
+__all__ = ["VAL_METRICS", "DataConfig", "InpaintingConfig", "InpaintingTrainConfig", "LossConfig",
            "MasksConfig", "ModelConfig"]
 
 
@@ -26,14 +29,27 @@ class InpaintingTrainConfig(TrainConfig):
 
     finetune_step: int = 0  # from this step: lr finetune_lr, encoder BN frozen; 0: off
     finetune_lr: float = 5e-5
-    val_baseline: str = ""  # a classical method scored beside the model (opencv-ns); "": none
+    # classical methods scored beside the model, comma-separated (opencv-ns,patchmatch); "": none
+    val_baseline: str = ""
+    # per-image metrics of the validation table (no downloaded weights: lpips, fid, ... are
+    # evaluate.py's); PSNR, SSIM and L1 are always logged
+    val_metrics: tuple[str, ...] = ("l1", "psnr", "ssim", "grad-ratio")
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check(self.finetune_step >= 0, "train.finetune_step", ">= 0 (0: off)", self.finetune_step)
         check(self.finetune_lr > 0.0, "train.finetune_lr", "> 0", self.finetune_lr)
-        if self.val_baseline:
-            check_choice("train.val_baseline", self.val_baseline, BASELINES)
+        for name in self.baselines():
+            check_choice("train.val_baseline", name, BASELINES)
+        for name in self.val_metrics:
+            if name in ("lpips", "fid", "kid", "is", "p-ids", "u-ids"):
+                raise ConfigError(f"train.val_metrics: {name} needs downloaded weights and is "
+                                  "not scored during training; use evaluate.py --metrics")
+            check_choice("train.val_metrics", name, VAL_METRICS)
+
+    def baselines(self) -> tuple[str, ...]:
+        """The names of ``val_baseline``."""
+        return tuple(dict.fromkeys(n.strip() for n in self.val_baseline.split(",") if n.strip()))
 
 
 @dataclass(frozen=True)

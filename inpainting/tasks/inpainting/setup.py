@@ -100,13 +100,13 @@ def prepare(config: InpaintingConfig, dist: DistInfo, init_from: str | None
     if init_from:
         load_init_weights(model, config.model, init_from)
     train = config.train
-    if train.val_baseline:  # a method's missing package stops here, not at the first validation
-        get_baseline(train.val_baseline)
+    for name in train.baselines():  # a missing package stops here, not at the first validation
+        get_baseline(name)
     task = InpaintingTask(
         parse_bins(config.masks.val_bins), border=config.masks.border > 0,
-        grid_size=config.log.grid_size,
-        baselines=[train.val_baseline] if train.val_baseline else [],
-        finetune_step=train.finetune_step, finetune_lr_scale=train.finetune_lr / config.optim.lr)
+        grid_size=config.log.grid_size, baselines=train.baselines(),
+        finetune_step=train.finetune_step, finetune_lr_scale=train.finetune_lr / config.optim.lr,
+        metrics=train.val_metrics)
     return PreparedInpainting(config, train_paths, val_paths, test_paths, mask_source, model,
                               loss, task)
 

@@ -38,6 +38,7 @@ class InpaintingTask:
         border: whether the validation masks keep their holes away from the edge.
         grid_size: samples in the grid written at validation.
         baselines: classical methods (``inpainting.metrics.baselines``) scored beside the model.
+        metrics: the per-image metrics of the validation table (``train.val_metrics``).
         finetune_step: the step the fine-tuning phase starts at (0: none), where the encoder's
             BatchNorm is frozen (Liu et al., ECCV 2018, Sec. 4, "Training Procedure").
         finetune_lr_scale: the phase's learning rate divided by ``optim.lr``.
@@ -48,9 +49,10 @@ class InpaintingTask:
 
     def __init__(self, val_bins: Sequence[tuple[float, float]] = (), border: bool = False,
                  grid_size: int = 4, baselines: Sequence[str] = (), finetune_step: int = 0,
-                 finetune_lr_scale: float = 1.0) -> None:
+                 finetune_lr_scale: float = 1.0,
+                 metrics: Sequence[str] = ("l1", "psnr", "ssim")) -> None:
         self.val_bins, self.border, self.grid_size = list(val_bins), border, grid_size
-        self.baselines = tuple(baselines)
+        self.baselines, self.metrics = tuple(baselines), tuple(metrics)
         self.finetune_step, self.finetune_lr_scale = finetune_step, finetune_lr_scale
         # The validation pairs are fixed, so a classical method scores the same every time.
         self._baseline_scores: dict[str, Any] = {}
@@ -92,7 +94,8 @@ class InpaintingTask:
         pending = tuple(name for name in self.baselines if name not in self._baseline_scores)
         result = evaluate(model, loader, options.device, self.val_bins, options.autocast_dtype,
                           options.channels_last, keep_samples=self.grid_size, border=self.border,
-                          should_stop=options.should_stop, baselines=pending)
+                          should_stop=options.should_stop, baselines=pending,
+                          metrics=self.metrics)
         if result is not None:
             self._baseline_scores.update((name, result.scores[name]) for name in pending)
             result.scores.update((name, self._baseline_scores[name]) for name in self.baselines)

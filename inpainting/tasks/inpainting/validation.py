@@ -27,6 +27,7 @@ from inpainting.engine.task import autocast_context
 from inpainting.metrics.baselines import get_baseline
 from inpainting.metrics.scoring import (
     MASKED_INPUT,
+    METRIC_NAMES,
     Summary,
     aggregate,
     composite,
@@ -57,6 +58,7 @@ class ValidationResult:
     scores: dict[str, Summary]
     samples: tuple[Tensor, Tensor, Tensor] | None = None
     bad_files: int = 0
+    columns: tuple[str, ...] = ("l1", "psnr", "ssim")  # the table's metrics (train.val_metrics)
 
     @property
     def overall(self) -> dict[str, float]:
@@ -66,13 +68,13 @@ class ValidationResult:
     def table(self) -> str:
         """The table of ``inpainting.metrics.scoring.format_table``: model, masked input,
         baselines."""
-        return format_table(self.scores)
+        return format_table(self.scores, self.columns)
 
     def write_scalars(self, writer: Any, step: int) -> None:
         """TensorBoard: ``val/psnr|ssim|l1|l1_hole``, ``val/psnr_masked_input`` and one
         ``val_bins/<metric>_<lo>-<hi>`` per non-empty bin (the validation masks have one border
         mode, so a bin has one row)."""
-        for key in ("psnr", "ssim", "l1", "l1_hole"):
+        for key in dict.fromkeys(("psnr", "ssim", "l1", "l1_hole", *self.columns)):
             writer.add_scalar(f"val/{key}", self.overall[key], step)
         writer.add_scalar("val/psnr_masked_input", self.scores[MASKED_INPUT].overall["psnr"], step)
         for row in self.scores[MODEL].rows:
@@ -94,6 +96,7 @@ def evaluate(
     border: bool = False,
     should_stop: Callable[[], bool] | None = None,
     baselines: Sequence[str] = (),
+    metrics: Sequence[str] = ("l1", "psnr", "ssim"),
 ) -> ValidationResult | None:
     """Score ``model`` and the masked input over a validation loader of ``{"image", "mask"}``.
 
@@ -111,6 +114,8 @@ def evaluate(
             column).
         should_stop: asked after every batch; True aborts the pass (a stop signal).
         baselines: names of ``inpainting.metrics.baselines.BASELINES`` scored on the same pairs.
+        metrics: the table's per-image metrics (``l1``, ``psnr``, ``ssim``, ``grad-ratio``);
+            PSNR, SSIM, L1 and the hole's L1 are always computed (logs, ``best.pt``).
 
     Returns:
         The scores, or None when ``should_stop`` aborted the pass (the model's train/eval mode
@@ -127,6 +132,7 @@ def evaluate(
     picks = spread_indices(len(loader.dataset), keep_samples) if keep_samples else []
     seen = bad_files = 0
     autocast = autocast_context(device, autocast_dtype)
+    names = tuple(dict.fromkeys((*METRIC_NAMES, *metrics)))
     for batch in loader:
         if should_stop is not None and should_stop():
             model.train(was_training)
@@ -138,8 +144,8 @@ def evaluate(
         predictions = {MODEL: output, MASKED_INPUT: masked_input(image, mask)}
         predictions.update((name, fill(image * mask, mask)) for name, fill in methods.items())
         for name, prediction in predictions.items():
-            metrics, _ = score(image, mask, prediction)
-            records[name] += image_records(metrics, mask, border, ratios)
+            scores, _ = score(image, mask, prediction, names)
+            records[name] += image_records(scores, mask, border, ratios)
         rows = [i - seen for i in picks if seen <= i < seen + len(image)]
         if rows:
             kept.append((image[rows].cpu(), mask[rows].cpu(), output[rows].cpu()))
@@ -152,8 +158,8 @@ def evaluate(
     samples = None
     if keep_samples and kept:
         samples = tuple(torch.cat([k[i] for k in kept])[:keep_samples] for i in range(3))
-    return ValidationResult({name: aggregate(r, bins) for name, r in records.items()}, samples,
-                            bad_files)
+    return ValidationResult({name: aggregate(r, bins, names) for name, r in records.items()},
+                            samples, bad_files, tuple(metrics))
 
 
 def _inpaint(model: nn.Module, image: Tensor, mask: Tensor,
