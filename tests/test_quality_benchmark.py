@@ -66,7 +66,9 @@ def test_photos_cpu_recipe_loads_with_a_folder():
     assert config.model.norm == "batch" and config.model.prefill == "diffusion"
 
 
-def test_demo_uses_the_recipe_and_validates_beside_navier_stokes():
+def test_demo_uses_the_recipe_and_validates_beside_navier_stokes_and_patchmatch():
     demo = load_config(REPO / "configs" / "demo.yaml")
-    assert demo.model.prefill == "diffusion" and demo.train.val_baseline == "opencv-ns"
+    assert demo.model.prefill == "diffusion"
+    assert demo.train.baselines() == ("opencv-ns", "patchmatch")
+    assert "grad-ratio" in demo.train.val_metrics
     assert demo.train.max_minutes > 0 and demo.train.finetune_step == 0
