@@ -31,6 +31,7 @@ Mask convention: 1 = known pixel, 0 = hole (mmagic's generator takes the same co
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import os
 import warnings
@@ -77,11 +78,19 @@ def mmagic_key(ours: str) -> str:
     return f"generator.{part}.{level}.{'bn' if module == 'norm' else module}.{leaf}"
 
 
+@functools.cache
+def _our_shapes() -> dict[str, tuple[int, ...]]:
+    """Our key -> shape of ``PConvUNet(depth=7, base_channels=64)``, built once, without
+    weights (on the meta device)."""
+    with torch.device("meta"):
+        model = PConvUNet(depth=DEPTH, base_channels=BASE_CHANNELS)
+    return {key: tuple(value.shape) for key, value in model.state_dict().items()}
+
+
 def _expected() -> dict[str, tuple[int, ...]]:
     """mmagic key -> shape of the published generator (our model at depth 7, 64 channels),
     ``weight_mask_updater`` buffers included."""
-    model = PConvUNet(depth=DEPTH, base_channels=BASE_CHANNELS)
-    shapes = {mmagic_key(key): tuple(value.shape) for key, value in model.state_dict().items()}
+    shapes = {mmagic_key(key): shape for key, shape in _our_shapes().items()}
     for key, shape in list(shapes.items()):
         if key.endswith(".conv.weight"):
             shapes[key.replace(".weight", ".weight_mask_updater")] = shape
@@ -196,8 +205,7 @@ def convert_mmagic_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise UserInputError(f"mmagic checkpoint '{path}' does not exist; pass the .pth file")
     generator = _generator_weights(_read(path), path)
-    ours = {key: generator[mmagic_key(key)].clone() for key in
-            PConvUNet(depth=DEPTH, base_channels=BASE_CHANNELS).state_dict()}
+    ours = {key: generator[mmagic_key(key)].clone() for key in _our_shapes()}
     model = ModelConfig(depth=DEPTH, base_channels=BASE_CHANNELS, value_range="symmetric")
     config = InpaintingConfig(model=model, data=DataConfig(image_size=IMAGE_SIZE,
                                                            eval_mode="resize"))
