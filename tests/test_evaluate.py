@@ -10,11 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from deploy_helpers import tiny_checkpoint
 from PIL import Image
 from run_helpers import run
 
-from inpainting.models import PConvUNet
 from inpainting.predict.inference import Inpainter
 from masks import PAPER_BINS, hole_ratio, load_mask
 
@@ -30,13 +29,9 @@ def _main():
 @pytest.fixture
 def setup(tmp_path):
     """A tiny checkpoint (evaluates at 32x32) and a folder of four images of assorted sizes."""
-    model = PConvUNet(depth=3, base_channels=8)
-    config = {"model": {"name": "pconv_unet", "depth": 3, "base_channels": 8},
-              "data": {"image_size": 32, "eval_mode": "center_crop"}}
     checkpoint = tmp_path / "run" / "best.pt"
     checkpoint.parent.mkdir()
-    torch.save({"model": model.state_dict(), "config": config, "step": 1, "version": 1},
-               checkpoint)
+    tiny_checkpoint(checkpoint)
     images = tmp_path / "images"
     images.mkdir()
     rng = np.random.default_rng(0)

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from deploy_helpers import tiny_checkpoint
 from PIL import Image
 
 from inpainting.metrics.evaluation.lama import format_lama_table, lama_bucket
-from inpainting.models import PConvUNet
 from masks import save_mask
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,11 +37,7 @@ def checkpoint(tmp_path):
     """A tiny model whose checkpoint says 32 px, so an own-size run differs from the default."""
     path = tmp_path / "run" / "best.pt"
     path.parent.mkdir()
-    config = {"model": {"name": "pconv_unet", "depth": 3, "base_channels": 8},
-              "data": {"image_size": 32, "eval_mode": "center_crop"}}
-    torch.save({"model": PConvUNet(depth=3, base_channels=8).state_dict(), "config": config,
-                "step": 1, "version": 1}, path)
-    return path
+    return tiny_checkpoint(path)
 
 
 def _image(size, seed):

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from deploy_helpers import tiny_checkpoint
 from metric_weights import random_inception_file, random_lpips_linear_file, random_vgg16_file
 from PIL import Image
 
@@ -18,7 +19,6 @@ from inpainting.metrics.evaluation import EvalSettings, MaskRecord, Pair, PairDa
 from inpainting.metrics.inception import FEATURES, LOGITS, build_inception
 from inpainting.metrics.suite import METRICS, MetricSuite
 from inpainting.metrics.weights import ResolvedWeights, file_sha256
-from inpainting.models import PConvUNet
 
 ROOT = Path(__file__).resolve().parents[1]
 ALL = ",".join(METRICS)
@@ -36,13 +36,9 @@ def weight_files(tmp_path_factory):
 @pytest.fixture
 def setup(tmp_path):
     """A tiny checkpoint (evaluated at 32x32) and two 40x48 images (Inception is the cost)."""
-    model = PConvUNet(depth=3, base_channels=8)
-    config = {"model": {"name": "pconv_unet", "depth": 3, "base_channels": 8},
-              "data": {"image_size": 32, "eval_mode": "center_crop"}}
     checkpoint = tmp_path / "run" / "best.pt"
     checkpoint.parent.mkdir()
-    torch.save({"model": model.state_dict(), "config": config, "step": 1, "version": 1},
-               checkpoint)
+    tiny_checkpoint(checkpoint)
     images = tmp_path / "images"
     images.mkdir()
     rng = np.random.default_rng(0)
